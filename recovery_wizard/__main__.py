@@ -1,0 +1,4 @@
+from recovery_wizard.cli import main
+
+if __name__ == "__main__":
+    main()

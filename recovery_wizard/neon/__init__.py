@@ -1,0 +1,52 @@
+"""Async Neon API v2 client: one httpx.AsyncClient, typed models, an error tree, retries, an operation waiter.
+
+Never imports ``recovery_wizard.recovery`` or any UI.
+"""
+
+from recovery_wizard.neon.client import UNSET, NeonClient, format_timestamp
+from recovery_wizard.neon.errors import (
+    BadResponseError,
+    ConflictError,
+    ForbiddenError,
+    LockedError,
+    NeonError,
+    NeonHTTPError,
+    NotFoundError,
+    OperationFailedError,
+    OperationTimeoutError,
+    OutcomeUnknownError,
+    PreconditionFailedError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+    UnauthorizedError,
+)
+from recovery_wizard.neon.retry import RetryPolicy
+from recovery_wizard.neon.transport import DEFAULT_API_URL, RetryNotice
+from recovery_wizard.neon.waiter import WaitPolicy, WaitProgress
+
+__all__ = [
+    "DEFAULT_API_URL",
+    "UNSET",
+    "BadResponseError",
+    "ConflictError",
+    "ForbiddenError",
+    "LockedError",
+    "NeonClient",
+    "NeonError",
+    "NeonHTTPError",
+    "NotFoundError",
+    "OperationFailedError",
+    "OperationTimeoutError",
+    "OutcomeUnknownError",
+    "PreconditionFailedError",
+    "RateLimitedError",
+    "RetryNotice",
+    "RetryPolicy",
+    "ServerError",
+    "TransportError",
+    "UnauthorizedError",
+    "WaitPolicy",
+    "WaitProgress",
+    "format_timestamp",
+]

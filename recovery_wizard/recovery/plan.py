@@ -1,0 +1,513 @@
+"""Resolve what a run will do, check it can, and say it in order — all before the first write.
+
+``resolve_plan`` turns options (some missing) into a :class:`Plan`: the project, the damaged branch, the
+moment (inside the restore window), database and role, env files and variables, checks and Prisma. Missing
+choices are asked through the prompter (or refused, with the option that answers them, under ``--yes``).
+The pre-flight checks of docs/neon-api.md run here: in-place needs a root branch without a ``restore``
+restriction or an unfinished snapshot restore; running operations are reported; names must be free.
+Anything wrong raises :class:`UsageError` (exit 2): nothing has been written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from recovery_wizard.neon.models import Branch, Project
+from recovery_wizard.recovery import envfile, prisma
+from recovery_wizard.recovery.outcome import UsageError
+from recovery_wizard.recovery.timepoint import (
+    Moment,
+    RestoreWindow,
+    TimePointError,
+    parse_moment,
+    resolve_zone,
+)
+from recovery_wizard.recovery.verify import is_read_only_sql
+from recovery_wizard.redact import Secret
+
+if TYPE_CHECKING:
+    from recovery_wizard.neon.client import NeonClient
+    from recovery_wizard.recovery.ui import Prompter, Reporter
+
+STRATEGIES = ("new-branch", "in-place")
+# Variable pairs projects really use (pooled, direct), most common first: see docs/prisma.md.
+KNOWN_PAIRS = (
+    ("DATABASE_URL", "DIRECT_URL"),
+    ("DATABASE_URL", "DATABASE_URL_UNPOOLED"),
+    ("POSTGRES_PRISMA_URL", "POSTGRES_URL_NON_POOLING"),
+)
+DRILL_TTL = timedelta(hours=24)
+
+
+@dataclass
+class RunOptions:
+    """Everything a run can be told; None means "not given" (ask, detect or use the default)."""
+
+    command: str  # "restore" or "drill"
+    workdir: Path
+    api_key: Secret | None = None
+    api_url: str | None = None
+    project_id: str | None = None
+    branch: str | None = None
+    at: str | None = None
+    tz: str | None = None
+    strategy: str = "new-branch"
+    name: str | None = None
+    env_files: list[Path] = field(default_factory=list)
+    pooled_var: str | None = None
+    direct_var: str | None = None
+    database: str | None = None
+    role: str | None = None
+    checks: list[str] = field(default_factory=list)
+    prisma: bool | None = None
+    dry_run: bool = False
+    yes: bool = False
+    keep: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """For the journal (resume re-reads it): no API key."""
+        return {
+            "command": self.command,
+            "api_url": self.api_url,
+            "project_id": self.project_id,
+            "branch": self.branch,
+            "at": self.at,
+            "tz": self.tz,
+            "strategy": self.strategy,
+            "name": self.name,
+            "env_files": [str(p) for p in self.env_files],
+            "pooled_var": self.pooled_var,
+            "direct_var": self.direct_var,
+            "database": self.database,
+            "role": self.role,
+            "checks": list(self.checks),
+            "prisma": self.prisma,
+            "keep": self.keep,
+        }
+
+
+@dataclass
+class EnvTarget:
+    """One env file and the variables of it that will point at the restored branch."""
+
+    path: Path
+    pooled_var: str | None
+    direct_var: str | None
+    tracked: bool
+    warnings: list[str]
+
+    @property
+    def variables(self) -> list[str]:
+        return [v for v in (self.pooled_var, self.direct_var) if v]
+
+
+@dataclass
+class Plan:
+    command: str
+    strategy: str
+    project: Project
+    branch: Branch
+    moment: Moment
+    window: RestoreWindow
+    database: str
+    role: str
+    name: str  # the restore (or drill) branch's name, or the backup's name for in-place
+    env_targets: list[EnvTarget]
+    checks: list[str]
+    prisma: prisma.PrismaProject | None
+    children: list[Branch]
+    warnings: list[str]
+    keep: bool = False
+    expires_at: datetime | None = None
+
+    @property
+    def in_place(self) -> bool:
+        return self.strategy == "in-place"
+
+    def actions(self) -> list[str]:
+        """Everything that will happen, in order, in words."""
+        moment = self.moment.describe()
+        lines: list[str] = []
+        if self.command == "drill":
+            expiry = f", expiring at {self.expires_at:%Y-%m-%d %H:%M} UTC" if self.expires_at else ""
+            lines.append(
+                f"Create the throwaway branch {self.name!r} from {self.branch.name!r} as it was at {moment}, "
+                f"with a read-write compute{expiry}; wait for Neon's operations."
+            )
+        elif self.in_place:
+            lines.append(f"Measure the damaged data on {self.branch.name!r} now (read-only), for comparison.")
+            moved = (
+                f"; its child branches ({', '.join(c.name for c in self.children)}) move to the backup"
+                if (self.children)
+                else ""
+            )
+            lines.append(
+                f"Restore {self.branch.name!r} IN PLACE to {moment}. Its current state is kept as the branch "
+                f"{self.name!r}{moved}. Connections to {self.branch.name!r} drop briefly; its connection "
+                "strings stay the same."
+            )
+        else:
+            lines.append(
+                f"Create the branch {self.name!r} from {self.branch.name!r} as it was at {moment}, with a "
+                f"read-write compute; wait for Neon's operations. {self.branch.name!r} is not changed."
+            )
+        checks = f" and run {len(self.checks)} check(s) on both" if self.checks else ""
+        restored = self.branch.name if self.in_place else self.name
+        lines.append(
+            f"Verify: count the rows of every table on the damaged {self.branch.name!r} and the restored "
+            f"{restored!r}{checks}, read-only. A failing check stops the run before any env file changes."
+        )
+        if self.command == "restore":
+            if self.in_place:
+                lines.append(
+                    "Env files: nothing to change (an in-place restore keeps the connection strings)."
+                )
+            for target in self.env_targets:
+                lines.append(
+                    f"Rewrite {', '.join(target.variables)} in {target.path} to point at {self.name!r} "
+                    "(pooled URL for the app, direct URL for tools), after a backup and a masked diff."
+                )
+            if self.prisma is not None:
+                version = self.prisma.version or "unknown version"
+                lines.append(
+                    f"Prisma {version}: back up {self.prisma.schema_path}, `prisma db pull` over the direct URL, "
+                    "show the schema diff, then `prisma generate`."
+                )
+        lines.append(
+            "Write the incident record (report.md) with ids, times, the verification and how to undo."
+        )
+        if self.command == "drill":
+            lines.append(
+                f"Keep {self.name!r} (--keep)."
+                if self.keep
+                else f"Delete the throwaway branch {self.name!r}."
+            )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "strategy": self.strategy,
+            "project": {"id": self.project.id, "name": self.project.name},
+            "branch": {"id": self.branch.id, "name": self.branch.name},
+            "restore_point": self.moment.rfc3339(),
+            "restore_point_input": self.moment.text,
+            "window": {"earliest": self.window.earliest, "now": self.window.now},
+            "database": self.database,
+            "role": self.role,
+            "name": self.name,
+            "env_files": [
+                {"path": str(t.path), "pooled_var": t.pooled_var, "direct_var": t.direct_var}
+                for t in self.env_targets
+            ],
+            "checks": self.checks,
+            "prisma": None
+            if self.prisma is None
+            else {"version": self.prisma.version, "root": str(self.prisma.root)},
+            "children": [c.name for c in self.children],
+            "warnings": self.warnings,
+            "actions": self.actions(),
+            "expires_at": self.expires_at,
+        }
+
+
+def default_name(plan_command: str, strategy: str, branch: Branch, moment: Moment, now: datetime) -> str:
+    """Names that say what they are and when, unique per moment (and per run for backups/drills)."""
+    if plan_command == "drill":
+        return f"drill-{branch.name}-{now:%Y%m%dT%H%M%SZ}"
+    if strategy == "in-place":
+        return f"{branch.name}_old_{now:%Y-%m-%dT%H-%M-%SZ}"  # Neon's own backup naming
+    return f"{branch.name}-restore-{moment.utc:%Y-%m-%dT%H-%M-%SZ}"
+
+
+async def list_projects(client: NeonClient) -> list[Project]:
+    """Every project the key sees, once each, by name. A personal key must name its organizations."""
+    auth = await client.auth_details()
+    if auth.is_personal_key:
+        projects = []
+        for org in await client.organizations():
+            projects += await client.projects(org_id=org.id)
+        projects += await client.projects()
+    else:
+        projects = await client.projects()
+    return sorted({p.id: p for p in projects}.values(), key=lambda p: p.name)
+
+
+async def choose_project(client: NeonClient, options: RunOptions, prompter: Prompter) -> Project:
+    if options.project_id:
+        return await client.project(options.project_id)
+    unique = {p.id: p for p in await list_projects(client)}
+    if not unique:
+        raise UsageError(
+            "The API key sees no Neon project.", hint="Check that the key belongs to the right account."
+        )
+    if len(unique) == 1:
+        only = next(iter(unique.values()))
+        return await client.project(only.id)
+    choice = await prompter.choose(
+        "Which project lost data?",
+        [(f"{p.name} ({p.id})", p.id) for p in sorted(unique.values(), key=lambda p: p.name)],
+        option="--project-id",
+    )
+    return await client.project(choice)
+
+
+async def choose_branch(
+    client: NeonClient, project: Project, options: RunOptions
+) -> tuple[Branch, list[Branch]]:
+    branches = await client.branches(project.id)
+    if options.branch:
+        wanted = options.branch
+        matches = [b for b in branches if b.id == wanted] or [b for b in branches if b.name == wanted]
+        if not matches:
+            names = ", ".join(sorted(b.name for b in branches)[:10])
+            raise UsageError(
+                f"There is no branch {wanted!r} in project {project.name}.",
+                hint=f"Pass --branch with a name or id; branches include: {names}.",
+            )
+        if len(matches) > 1:
+            raise UsageError(
+                f"Several branches are named {wanted!r}: pass its id (br-…) to --branch instead."
+            )
+        branch = matches[0]
+    else:
+        defaults = [b for b in branches if b.default]
+        if not defaults:
+            raise UsageError("The project has no default branch: pass --branch.")
+        branch = defaults[0]
+    return branch, branches
+
+
+async def choose_moment(options: RunOptions, prompter: Prompter, window: RestoreWindow) -> Moment:
+    try:
+        zone = resolve_zone(options.tz)
+    except TimePointError as exc:
+        raise UsageError(
+            str(exc), hint=exc.hint or "Pass an IANA zone name to --tz, e.g. Europe/Amsterdam."
+        ) from None
+    text = options.at or await prompter.text(
+        f"Restore to which moment? (the restore window is {window.describe(zone)}; e.g. '35 minutes ago', "
+        "'2026-11-21 01:29', 'yesterday 23:59')",
+        option="--at",
+    )
+    return read_moment(text, zone, window, now=window.now)
+
+
+def read_moment(text: str, zone: tzinfo, window: RestoreWindow, *, now: datetime) -> Moment:
+    """``text`` as a moment inside ``window``; anything else is a usage error (exit 2), before any write."""
+    try:
+        moment = parse_moment(text, zone=zone, now=now)
+        window.check(moment)
+    except TimePointError as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
+    return moment
+
+
+def _url_identity(url: str | None) -> tuple[str | None, str | None]:
+    """(role, database) named by a connection URL, if it is one."""
+    if not url or "://" not in url:
+        return None, None
+    parts = urlsplit(url)
+    database = unquote(parts.path.lstrip("/")) or None
+    return (unquote(parts.username) if parts.username else None), database
+
+
+def env_targets(options: RunOptions, detected: prisma.PrismaProject | None) -> list[EnvTarget]:
+    paths = list(options.env_files)
+    if not paths:
+        default = options.workdir / ".env"
+        if default.is_file():
+            paths = [default]
+    targets = []
+    for path in paths:
+        path = path if path.is_absolute() else options.workdir / path
+        try:
+            env = envfile.EnvFile.read(path)
+        except envfile.EnvFileError as exc:
+            raise UsageError(str(exc), hint="Pass --env-file with the path of your app's env file.") from None
+        present = {b.key for b in env.bindings}
+        pooled, direct = _pick_variables(options, detected, present)
+        if pooled is None and direct is None:
+            raise UsageError(
+                f"{path} defines none of the connection variables "
+                f"({', '.join(sorted({v for pair in KNOWN_PAIRS for v in pair}))}).",
+                hint="Name them with --pooled-var and --direct-var.",
+            )
+        warnings = envfile.reading_warnings(
+            path,
+            options.workdir,
+            prisma_major=detected.major if detected else None,
+            has_prisma_config=bool(detected and detected.config_path),
+        )
+        targets.append(EnvTarget(path, pooled, direct, envfile.git_tracked(path), warnings))
+    return targets
+
+
+def _pick_variables(
+    options: RunOptions, detected: prisma.PrismaProject | None, present: set[str]
+) -> tuple[str | None, str | None]:
+    if options.pooled_var or options.direct_var:
+        return options.pooled_var, options.direct_var
+    if detected and detected.url_var and detected.url_var in present:
+        direct = detected.direct_var if detected.direct_var in present else None
+        return detected.url_var, direct
+    for pooled, direct in KNOWN_PAIRS:
+        if pooled in present:
+            return pooled, direct if direct in present else None
+    return None, None
+
+
+async def resolve_plan(
+    client: NeonClient,
+    options: RunOptions,
+    prompter: Prompter,
+    reporter: Reporter,
+    *,
+    now: datetime | None = None,
+) -> Plan:
+    if options.strategy not in STRATEGIES:
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {options.strategy!r}.")
+    for sql in options.checks:
+        if not is_read_only_sql(sql):
+            raise UsageError(
+                f"The check {sql!r} is not a single read-only query.",
+                hint="A check must be one SELECT (or WITH … SELECT) that returns true while the data is healthy.",
+            )
+    project = await choose_project(client, options, prompter)
+    now = now or datetime.now(UTC)
+    window = RestoreWindow.from_retention(project.history_retention_seconds, now)
+    branch, branches = await choose_branch(client, project, options)
+    moment = await choose_moment(options, prompter, window)
+    warnings: list[str] = []
+    if window.near_old_edge(moment):
+        warnings.append(
+            f"{moment.describe()} is close to the oldest restorable moment ({window.earliest:%H:%M:%S} UTC): "
+            "Neon may refuse it by the time the request lands."
+        )
+
+    detected = prisma.detect(options.workdir) if options.command == "restore" else None
+    use_prisma: prisma.PrismaProject | None = None
+    if options.command == "restore" and options.prisma is not False and detected is not None:
+        if detected.binary is None:
+            message = f"Prisma is used in {options.workdir} but its CLI is not installed (node_modules/.bin/prisma)."
+            if options.prisma:
+                raise UsageError(message, hint="Run `npm install` first, or pass --no-prisma.")
+            warnings.append(
+                message + " The Prisma step will be skipped: run `npm install`, then `prisma db pull`."
+            )
+        else:
+            use_prisma = detected
+    elif options.prisma and detected is None:
+        raise UsageError(f"--prisma was given but no Prisma schema or config was found in {options.workdir}.")
+
+    targets = (
+        env_targets(options, detected)
+        if options.command == "restore" and options.strategy != "in-place"
+        else []
+    )
+    for target in targets:
+        warnings += target.warnings
+
+    current_url = None
+    for target in targets:
+        env = envfile.EnvFile.read(target.path)
+        current_url = env.get(target.direct_var or "") or env.get(target.pooled_var or "")
+        if current_url:
+            break
+    url_role, url_db = _url_identity(current_url)
+    # Independent reads, at once: each round trip is on the critical path of a 2 a.m. restore.
+    found_databases, found_roles, recent = await asyncio.gather(
+        client.databases(project.id, branch.id),
+        client.roles(project.id, branch.id),
+        _recent_operations(client, project.id),
+    )
+    databases = [d.name for d in found_databases]
+    roles = [r.name for r in found_roles]
+    database = options.database or (url_db if url_db in databases else None)
+    if database is None:
+        database = await _only_or_ask(prompter, "database", databases, "--database", branch.name)
+    elif database not in databases:
+        raise UsageError(
+            f"Branch {branch.name!r} has no database {database!r}; it has: {', '.join(databases)}."
+        )
+    role = options.role or (url_role if url_role in roles else None)
+    if role is None:
+        role = await _only_or_ask(prompter, "role", roles, "--role", branch.name)
+    elif role not in roles:
+        raise UsageError(f"Branch {branch.name!r} has no role {role!r}; it has: {', '.join(roles)}.")
+
+    strategy = "new-branch" if options.command == "drill" else options.strategy
+    children = [b for b in branches if b.parent_id == branch.id]
+    if strategy == "in-place":
+        _check_in_place(branch)
+    name = options.name or default_name(options.command, strategy, branch, moment, now)
+    if any(b.name == name for b in branches):
+        raise UsageError(
+            f"A branch named {name!r} already exists.",
+            hint="Pass --name with a new name, or resume the run that created it (restore --resume).",
+        )
+    running = [op for op in recent if not op.terminal]
+    if running:
+        warnings.append(
+            f"{len(running)} Neon operation(s) are still running on the project ({running[0].action}…): "
+            "the restore will wait for them (Neon answers 423 until they finish)."
+        )
+    return Plan(
+        command=options.command,
+        strategy=strategy,
+        project=project,
+        branch=branch,
+        moment=moment,
+        window=window,
+        database=database,
+        role=role,
+        name=name,
+        env_targets=targets,
+        checks=list(options.checks),
+        prisma=use_prisma,
+        children=children,
+        warnings=warnings,
+        keep=options.keep,
+        expires_at=(now + DRILL_TTL).replace(microsecond=0) if options.command == "drill" else None,
+    )
+
+
+async def _recent_operations(client: NeonClient, project_id: str) -> list[Any]:
+    found = []
+    async for op in client.iter_operations(project_id, page_size=50):
+        found.append(op)
+        if len(found) >= 50:
+            break
+    return found
+
+
+async def _only_or_ask(prompter: Prompter, what: str, names: list[str], option: str, branch: str) -> str:
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise UsageError(f"Branch {branch!r} has no {what}.")
+    return await prompter.choose(f"Which {what} on {branch!r}?", [(n, n) for n in names], option=option)
+
+
+def _check_in_place(branch: Branch) -> None:
+    if not branch.is_root:
+        raise UsageError(
+            f"Branch {branch.name!r} is not a root branch: Neon restores only root branches in place to a moment.",
+            hint="Use --strategy new-branch (the default): it creates a branch at that moment instead.",
+        )
+    restriction = branch.restriction("restore")
+    if restriction is not None:
+        raise UsageError(
+            f"Neon does not allow restoring {branch.name!r} right now: {restriction.reason or 'restricted'}.",
+            hint="Use --strategy new-branch, or resolve the restriction in the Neon Console first.",
+        )
+    if branch.restore_status and branch.restore_status not in ("finalized", "completed"):
+        raise UsageError(
+            f"Branch {branch.name!r} came from a snapshot restore that is not finalized ({branch.restore_status}).",
+            hint="Finalize or cancel that restore in the Neon Console first, or use --strategy new-branch.",
+        )

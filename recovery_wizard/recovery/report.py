@@ -1,0 +1,239 @@
+"""The incident record: ``report.md`` in the run directory, written from the journal and the run's results.
+
+Written for the morning after: what happened when (UTC), with which ids, the moment chosen and why, the
+verification, what was changed, what the restore lost, and how to undo each change. Every line goes through
+``redact``: the record can be pasted into a ticket.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recovery_wizard.redact import redact
+
+if TYPE_CHECKING:
+    from recovery_wizard.recovery.runner import RunResult
+
+_EVENT_WORDS = {
+    ("run", "start"): "Run started",
+    ("run", "resume"): "Run resumed",
+    ("run", "end"): "Run ended",
+}
+_STEP_WORDS = {
+    "measure": "damaged data measured",
+    "restore": "restore",
+    "verify": "verification",
+    "prisma": "Prisma",
+    "cleanup": "drill branch deletion",
+}
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _timeline(result: RunResult) -> list[str]:
+    lines = []
+    for record in result.journal.records:
+        if record.kind == "run":
+            what = _EVENT_WORDS.get((record.kind, record.event), record.event)
+            if record.event == "end":
+                what += f" ({record.data.get('status')})"
+        else:
+            step = record.step or ""
+            name = _STEP_WORDS.get(step.split(":")[0], step)
+            if step.startswith("env:"):
+                name = f"env file {record.data.get('path', '')}".strip()
+            what = f"{name}: {record.event}"
+            details = {
+                k: v
+                for k, v in record.data.items()
+                if k in ("branch_id", "branch_name", "backup_id", "name", "ok")
+            }
+            if details:
+                what += " (" + ", ".join(f"{k} {v}" for k, v in details.items()) + ")"
+        lines.append(f"| {_when(record.at)} | {what} |")
+    return lines
+
+
+def render_report(result: RunResult) -> str:
+    plan = result.plan
+    out: list[str] = []
+    title = "Restore drill" if plan and plan.command == "drill" else "Incident record: data restore"
+    out.append(f"# {title}: {plan.project.name if plan else 'unknown project'}")
+    out.append("")
+    out.append(f"- **Run**: `{result.journal.run_id}` — status **{result.status}**")
+    if plan is not None:
+        out.append(f"- **Project**: {plan.project.name} (`{plan.project.id}`)")
+        out.append(f"- **Damaged branch**: {plan.branch.name} (`{plan.branch.id}`)")
+        out.append(f"- **Strategy**: {plan.strategy}")
+        out.append(f"- **Restore point**: {plan.moment.describe()} — asked for as “{plan.moment.text}”")
+        out.append(f"- **Restore window then**: {plan.window.describe(plan.moment.zone)}")
+        out.append(f"- **Database / role**: {plan.database} / {plan.role}")
+    if result.restore_branch is not None:
+        label = "Restored branch" if plan and not plan.in_place else "Restored (in place)"
+        out.append(f"- **{label}**: {result.restore_branch.name} (`{result.restore_branch.id}`)")
+    if result.backup_branch:
+        out.append(
+            f"- **Backup of the damaged state**: {result.backup_branch['name']} (`{result.backup_branch['id']}`)"
+        )
+    if result.error is not None:
+        out.append(f"- **Stopped at**: {result.error}")
+        if result.error.hint:
+            out.append(f"- **Next**: {result.error.hint}")
+    out.append(f"- **Neon API requests**: {result.requests}")
+    out += ["", "## Timeline (UTC)", "", "| time | event |", "|---|---|", *_timeline(result)]
+
+    if plan is not None:
+        out += ["", "## The moment chosen, and why", ""]
+        out.append(
+            f"The data was restored as it was at **{plan.moment.rfc3339()}** ({plan.moment.describe()}), "
+            f"given as “{plan.moment.text}”. Everything written to {plan.branch.name} after that moment is not "
+            "in the restored data (see below)."
+        )
+
+    if result.search:
+        search = result.search
+        probes = search.get("probes", [])
+        out += ["", "## How the moment was found", ""]
+        out.append(
+            f"`find-moment` bisected the canary `{search.get('canary')}` over the history: it last held at "
+            f"{search.get('last_good')} and failed from {search.get('first_bad')} ({len(probes)} looks at the "
+            f"past, nothing restored; run `{search.get('run_id')}`)."
+        )
+        if probes:
+            out += ["", "| moment (UTC) | canary | lens |", "|---|---|---|"]
+            for p in probes:
+                verdict = "holds" if p.get("holds") else ("fails" if p.get("holds") is False else "error")
+                out.append(f"| {p.get('at')} | {verdict} | {p.get('lens')} |")
+    if result.timeline:
+        out += ["", "## The project around the restore point (control plane, UTC)", ""]
+        for event in result.timeline:
+            out.append(f"- {event['at']}: {event['summary']}")
+
+    out += ["", "## Verification", ""]
+    verification = result.verification
+    if verification is None:
+        out.append("Not run.")
+    else:
+        out += ["| table | damaged | restored | change |", "|---|---:|---:|---:|"]
+        for table in verification.get("tables", []):
+            name = table["table"] if table["schema"] == "public" else f"{table['schema']}.{table['table']}"
+            damaged = count_cell(table.get("damaged"))
+            restored = count_cell(table.get("restored"))
+            delta = table.get("delta")
+            out.append(f"| {name} | {damaged} | {restored} | {'' if not delta else f'{delta:+d}'} |")
+        tables = verification.get("tables", [])
+        if any(
+            side and not side.get("exact", True)
+            for t in tables
+            for side in (t.get("damaged"), t.get("restored"))
+        ):
+            out.append("")
+            out.append("Counts marked ~ are planner estimates (large tables).")
+        for check in verification.get("checks", []):
+            mark = "passed" if check.get("passed") else "FAILED"
+            damaged, restored = _outcome(check.get("damaged")), _outcome(check.get("restored"))
+            out.append(f"- Check `{check['sql']}` {mark} (damaged: {damaged}; restored: {restored})")
+
+    out += ["", "## Data written after the restore point (not in the restored data)", ""]
+    if result.lost:
+        out.append("Rows on the damaged branch created or updated after the restore point:")
+        for lost in result.lost:
+            out.append(f"- {lost['table']}: {lost['rows']} row(s) (by {', '.join(lost['columns'])})")
+        out.append("")
+        out.append(
+            "Re-enter or copy these from the damaged branch"
+            + (f" (kept as {result.backup_branch['name']})" if result.backup_branch else "")
+            + " if they matter. Deletions and tables without timestamp columns cannot be listed this way."
+        )
+    else:
+        out.append(
+            "None found in tables with createdAt/updatedAt-style columns. Deletions and tables without such "
+            "columns cannot be listed this way."
+        )
+
+    out += ["", "## What was changed", ""]
+    changed = False
+    if result.restore_branch is not None and plan is not None and not plan.in_place:
+        state = "deleted again (drill)" if result.deleted else "created"
+        out.append(f"- Neon branch {result.restore_branch.name} (`{result.restore_branch.id}`) {state}.")
+        changed = True
+    if result.backup_branch and plan is not None:
+        out.append(
+            f"- {plan.branch.name} restored in place; its previous state is the branch "
+            f"{result.backup_branch['name']} (`{result.backup_branch['id']}`)."
+        )
+        changed = True
+    for env in result.env_files:
+        out.append(f"- {env['path']}: {', '.join(env['variables'])} rewritten (backup: `{env['backup']}`).")
+        changed = True
+    if result.prisma:
+        out.append(
+            f"- Prisma {result.prisma.get('version')}: schema pulled ({result.prisma.get('models')} models, backup "
+            f"`{result.prisma.get('schema_backup')}`) and client generated."
+        )
+        changed = True
+    if not changed:
+        out.append("Nothing.")
+
+    out += ["", "## How to undo", ""]
+    out += undo_lines(result)
+    return redact("\n".join(out).rstrip() + "\n")
+
+
+def _outcome(outcome: dict[str, Any] | None) -> str:
+    if not outcome:
+        return "not run"
+    if outcome.get("error"):
+        return f"error: {outcome['error']}"
+    return str(outcome.get("value"))
+
+
+def count_cell(side: dict[str, Any] | None) -> str:
+    """A row count as the record and the wizard show it: `—` when missing, `~` when estimated."""
+    if not side:
+        return "—"
+    return f"{side['rows']}" + ("" if side.get("exact", True) else "~")
+
+
+def undo_lines(result: RunResult) -> list[str]:
+    """How to undo each change the run made, one line each."""
+    plan = result.plan
+    lines = []
+    if result.env_files:
+        lines.append("- Put the env files back: `recovery-wizard env rollback` (restores the backups above).")
+    if result.prisma:
+        lines.append(
+            f"- Put schema.prisma back from `{result.prisma.get('schema_backup')}`, then `prisma generate`."
+        )
+    if plan is not None and result.backup_branch:
+        lines.append(
+            f"- Undo the in-place restore: restore {plan.branch.name} from the backup branch "
+            f"{result.backup_branch['name']} (Neon Console → Branches → {plan.branch.name} → Restore → "
+            f"from {result.backup_branch['name']}, or `POST …/branches/{plan.branch.id}/restore` with "
+            f"`source_branch_id: {result.backup_branch['id']}`)."
+        )
+    elif result.restore_branch is not None and not result.deleted and plan is not None:
+        lines.append(
+            f"- Delete the restored branch when it is no longer needed: "
+            f"`neonctl branches delete {result.restore_branch.id}` (after pointing the app back at "
+            f"{plan.branch.name})."
+        )
+    return lines or ["Nothing to undo."]
+
+
+def write_report(result: RunResult) -> Path:
+    path = result.journal.run_dir / "report.md"
+    text = render_report(result)
+    result.journal.run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".md.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,818 @@
+"""The runbook's steps and the runner that drives them, journalled and resumable.
+
+Each step is an object that can describe itself (for the plan and the TUI's "why" panel) and run. Every
+step first asks the journal what already happened: ``done`` → reuse its result; ``begin`` without ``done``
+(a crash in the middle of its side effect) → reconcile with the world before doing anything, so a resumed
+run never creates a second branch or writes a file twice. The headless CLI and the TUI both call
+:func:`run`; they differ only in the prompter and reporter they pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recovery_wizard.neon.errors import BadResponseError, NeonError, OutcomeUnknownError
+from recovery_wizard.neon.models import Branch, EndpointType
+from recovery_wizard.neon.waiter import WaitProgress
+from recovery_wizard.recovery import envfile, prisma, verify
+from recovery_wizard.recovery.journal import Journal
+from recovery_wizard.recovery.lostwrites import LostRows, lost_writes
+from recovery_wizard.recovery.outcome import (
+    CancelledError,
+    RunError,
+    StepFailedError,
+    UsageError,
+    VerificationFailedError,
+)
+from recovery_wizard.recovery.plan import EnvTarget, Plan, RunOptions, resolve_plan
+from recovery_wizard.recovery.timepoint import Moment, RestoreWindow, parse_moment, resolve_zone
+from recovery_wizard.redact import Secret
+
+if TYPE_CHECKING:
+    from recovery_wizard.neon.client import NeonClient
+    from recovery_wizard.recovery.ui import Prompter, Reporter
+
+# The incident record lists the project's events this close to the restore point, at most this many.
+TIMELINE_SPAN = timedelta(hours=6)
+TIMELINE_MAX = 40
+# How many times to ask for the restore branch when each answer is lost and the branch never appears.
+CREATE_ATTEMPTS = 2
+# After an unknown outcome, how long to look for the thing we asked for before concluding it was not made.
+RECONCILE_ATTEMPTS = 4
+RECONCILE_PAUSE = 1.5
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a step is, for the plan, the learn panel and the incident record."""
+
+    key: str
+    title: str
+    what: str
+    why: str
+    console: str  # the Neon Console or psql way to do it by hand
+
+
+STEP_INFO: dict[str, StepInfo] = {
+    info.key: info
+    for info in (
+        StepInfo(
+            "plan",
+            "Plan and pre-flight",
+            "Resolve the project, the damaged branch, the moment, the database and role, the env files.",
+            "Nothing is written before you have seen exactly what will happen; wrong input is refused here.",
+            "Console: Branches → your branch → Restore; read the restore window under Settings → Storage.",
+        ),
+        StepInfo(
+            "measure",
+            "Measure the damaged data",
+            "Count the rows of every table on the damaged branch, read-only, before an in-place restore.",
+            "An in-place restore overwrites the branch: measure now to compare afterwards.",
+            "psql \"$DIRECT_URL\" -c 'SELECT relname, n_live_tup FROM pg_stat_user_tables'",
+        ),
+        StepInfo(
+            "restore",
+            "Restore",
+            "Create a branch at the chosen moment (or restore the branch in place) and wait for Neon.",
+            "Neon keeps every change within the restore window; a branch at a moment is an exact copy then.",
+            "neonctl branches create --parent main@2026-11-21T01:29:59Z --name main-restore",
+        ),
+        StepInfo(
+            "verify",
+            "Verify",
+            "Compare row counts of damaged and restored side by side and run your checks, read-only.",
+            "A restore to the wrong moment looks fine until someone counts: prove the data is back first.",
+            'psql "$RESTORED_DIRECT_URL" -c \'SELECT count(*) FROM "User"\'',
+        ),
+        StepInfo(
+            "env",
+            "Point the app at it",
+            "Rewrite the pooled and direct connection strings in your env files, with backups.",
+            "The app keeps writing to the damaged branch until its DATABASE_URL changes.",
+            "Console: the restored branch → Connect → copy the pooled and direct strings into .env.",
+        ),
+        StepInfo(
+            "prisma",
+            "Prisma",
+            "Run the project's own `prisma db pull` over the direct URL, then `prisma generate`.",
+            "The Prisma Client must match the restored schema (an incident is often a migration).",
+            "npx --no-install prisma db pull && npx --no-install prisma generate",
+        ),
+        StepInfo(
+            "cleanup",
+            "Clean up",
+            "Delete the drill's throwaway branch.",
+            "A drill leaves nothing behind but its report.",
+            "neonctl branches delete <drill branch>",
+        ),
+        StepInfo(
+            "report",
+            "Write the incident record",
+            "report.md: what was done, when, with which ids, what the restore lost, and how to undo it.",
+            "At 2 a.m. nobody remembers the ids the next morning: write them down as they happen.",
+            "Write it by hand from the Console's Operations page.",
+        ),
+    )
+}
+
+
+@dataclass
+class RunResult:
+    """What a run did: the ``--json`` result and the report's material."""
+
+    journal: Journal
+    plan: Plan | None = None
+    status: str = "running"
+    restore_branch: Branch | None = None
+    endpoint_id: str | None = None
+    backup_branch: dict[str, str] | None = None
+    verification: dict[str, Any] | None = None
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    env_files: list[dict[str, Any]] = field(default_factory=list)
+    prisma: dict[str, Any] | None = None
+    deleted: bool = False
+    error: RunError | None = None
+    report_path: Path | None = None
+    requests: int = 0
+    step: str = ""  # the step running now: a failure is blamed on it, not on the last one journalled
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    search: dict[str, Any] | None = None  # the find-moment search that chose the restore point, if any
+
+    def to_dict(self) -> dict[str, Any]:
+        plan = self.plan
+        restore = None
+        if self.restore_branch is not None:
+            restore = {"id": self.restore_branch.id, "name": self.restore_branch.name}
+        return {
+            "status": self.status,
+            "run_id": self.journal.run_id,
+            "command": plan.command if plan else None,
+            "strategy": plan.strategy if plan else None,
+            "project": {"id": plan.project.id, "name": plan.project.name} if plan else None,
+            "branch": {"id": plan.branch.id, "name": plan.branch.name} if plan else None,
+            "restore_point": plan.moment.rfc3339() if plan else None,
+            "restore_branch": restore,
+            "backup_branch": self.backup_branch,
+            "deleted": self.deleted,
+            "env_files": self.env_files,
+            "checks": (self.verification or {}).get("checks", []),
+            "verification": self.verification,
+            "lost_writes": self.lost,
+            "prisma": self.prisma,
+            "report": str(self.report_path) if self.report_path else None,
+            "timeline": self.timeline,
+            "moment_search": None
+            if self.search is None
+            else {k: v for k, v in self.search.items() if k != "probes"},
+            "error": None if self.error is None else {"message": str(self.error), "hint": self.error.hint},
+            "requests": self.requests,
+        }
+
+
+class Runner:
+    def __init__(
+        self,
+        client: NeonClient,
+        plan: Plan,
+        journal: Journal,
+        prompter: Prompter,
+        reporter: Reporter,
+        *,
+        yes: bool,
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.journal = journal
+        self.prompter = prompter
+        self.reporter = reporter
+        self.yes = yes
+        self.result = RunResult(journal, plan)
+        self.damaged: verify.Measurement | None = None
+        self._created_endpoint: str | None = None
+
+    @property
+    def project_id(self) -> str:
+        return self.plan.project.id
+
+    def _progress(self, what: str) -> Any:
+        def show(progress: WaitProgress) -> None:
+            self.reporter.progress(
+                f"{what}: {progress.finished}/{progress.total} operations done, {progress.elapsed:.0f} s"
+            )
+
+        return show
+
+    async def _wait(self, operations: list[Any], what: str) -> None:
+        if operations:
+            await self.client.wait_for_operations(
+                self.project_id, operations, on_progress=self._progress(what)
+            )
+
+    async def _find_branch(self, name: str) -> Branch | None:
+        matches = [b for b in await self.client.branches(self.project_id, search=name) if b.name == name]
+        return matches[0] if matches else None
+
+    async def _reconcile(self, name: str) -> Branch | None:
+        """After an unknown outcome: did Neon make the branch ``name``? Look a few times before saying no."""
+        for attempt in range(RECONCILE_ATTEMPTS):
+            found = await self._find_branch(name)
+            if found is not None:
+                return found
+            if attempt < RECONCILE_ATTEMPTS - 1:
+                await asyncio.sleep(RECONCILE_PAUSE)
+        return None
+
+    async def _wait_ready(self, branch: Branch) -> Branch:
+        """A branch found by reconciling: wait until its operations (which we did not see) finish."""
+        pending = [op for op in await self.client.operations(self.project_id) if op.branch_id == branch.id]
+        await self._wait([op for op in pending if not op.terminal], "restore")
+        return await self.client.branch(self.project_id, branch.id)
+
+    # --- restore: new branch --------------------------------------------------------------------------
+
+    async def restore_new_branch(self) -> None:
+        self.result.step = "restore"
+        plan, journal = self.plan, self.journal
+        done = journal.done("restore")
+        if done is not None:
+            self.result.restore_branch = await self.client.branch(
+                self.project_id, str(done.data["branch_id"])
+            )
+            self.result.endpoint_id = done.data.get("endpoint_id")
+            return
+        self.reporter.step("restore", STEP_INFO["restore"].title)
+        branch: Branch | None = None
+        if journal.begun_not_done("restore") is not None:
+            self.reporter.info(
+                f"Resuming: looking for the branch {plan.name!r} the interrupted run asked for."
+            )
+            branch = await self._reconcile(plan.name)
+            if branch is not None:
+                branch = await self._wait_ready(branch)
+        else:
+            journal.append(
+                "step",
+                "begin",
+                "restore",
+                name=plan.name,
+                parent_id=plan.branch.id,
+                at=plan.moment.utc,
+                expires_at=plan.expires_at,
+            )
+        if branch is None:
+            branch = await self._create_branch()
+        endpoint_id = await self._ensure_endpoint(branch)
+        self.result.restore_branch = branch
+        self.result.endpoint_id = endpoint_id
+        journal.append(
+            "step", "done", "restore", branch_id=branch.id, branch_name=branch.name, endpoint_id=endpoint_id
+        )
+        self.reporter.info(f"Branch {branch.name} ({branch.id}) is ready.")
+
+    async def _create_branch(self) -> Branch:
+        plan = self.plan
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                created = await self.client.create_branch(
+                    self.project_id,
+                    parent_id=plan.branch.id,
+                    name=plan.name,
+                    parent_timestamp=plan.moment.utc,
+                    endpoints=[EndpointType.READ_WRITE],
+                    expires_at=plan.expires_at,
+                )
+                break
+            except (OutcomeUnknownError, BadResponseError) as exc:
+                # Lost or unreadable, the answer to a create may hide a branch that exists: look first.
+                self.reporter.warn(f"Neon's answer was lost; checking whether {plan.name!r} was created…")
+                found = await self._reconcile(plan.name)
+                if found is not None:
+                    return await self._wait_ready(found)
+                if attempt == CREATE_ATTEMPTS:
+                    raise StepFailedError(
+                        "restore",
+                        f"Neon's answers to creating {plan.name!r} were lost {attempt} times and the branch "
+                        f"does not exist. The last answer: {exc}",
+                        hint="Check the project's operations in the Neon Console (or Neon's status page), "
+                        "then run `recovery-wizard restore --resume`.",
+                    ) from None
+                self.reporter.info(f"{plan.name!r} was not created; asking again.")
+        self.reporter.info(f"Creating {plan.name} ({created.branch.id}) at {plan.moment.describe()}…")
+        await self._wait(created.operations, "restore")
+        # The answer named the compute it made: no need to ask for it again.
+        self._created_endpoint = next(
+            (e.id for e in created.endpoints if e.type == EndpointType.READ_WRITE), None
+        )
+        return created.branch
+
+    async def _ensure_endpoint(self, branch: Branch) -> str:
+        if self._created_endpoint is not None:
+            return self._created_endpoint
+        endpoints = await self.client.endpoints(self.project_id, branch.id)
+        writable = [e for e in endpoints if e.type == EndpointType.READ_WRITE] or endpoints
+        if writable:
+            return writable[0].id
+        made = await self.client.create_endpoint(self.project_id, branch.id)
+        await self._wait(made.operations, "compute")
+        return made.endpoint.id
+
+    # --- restore: in place ----------------------------------------------------------------------------
+
+    async def measure_damaged(self) -> None:
+        """In place: the damaged data is about to be overwritten, so measure it first (read-only)."""
+        self.result.step = "measure"
+        self.reporter.step("measure", STEP_INFO["measure"].title)
+        url = await self._uri(self.plan.branch.id, None, pooled=False)
+        self.damaged = await verify.measure(url, self.plan.checks)
+        self.result.lost = [r.to_dict() for r in await self._lost(url)]
+        self.journal.append("step", "done", "measure", lost_writes=self.result.lost)
+
+    async def restore_in_place(self) -> None:
+        self.result.step = "restore"
+        plan, journal = self.plan, self.journal
+        done = journal.done("restore")
+        if done is not None:
+            self.result.restore_branch = await self.client.branch(self.project_id, plan.branch.id)
+            self.result.backup_branch = {"id": str(done.data["backup_id"]), "name": plan.name}
+            return
+        if journal.begun_not_done("restore") is None:
+            # Before the first write (or again on resume: the data is still the damaged data).
+            await self.measure_damaged()
+        self.reporter.step("restore", STEP_INFO["restore"].title)
+        backup: Branch | None = None
+        if journal.begun_not_done("restore") is not None:
+            self.reporter.info(f"Resuming: looking for the backup {plan.name!r} of the interrupted restore.")
+            backup = await self._reconcile(plan.name)
+        else:
+            if not self.yes and not await self.prompter.type_to_confirm(
+                f"This overwrites every database on {plan.branch.name!r} with its state at "
+                f"{plan.moment.describe()}.",
+                plan.branch.name,
+            ):
+                raise CancelledError("The in-place restore was cancelled; nothing was changed.")
+            journal.append(
+                "step",
+                "begin",
+                "restore",
+                target_id=plan.branch.id,
+                at=plan.moment.utc,
+                preserve_under_name=plan.name,
+            )
+        if backup is None:
+            try:
+                result = await self.client.restore_branch(
+                    self.project_id,
+                    plan.branch.id,
+                    source_branch_id=plan.branch.id,
+                    source_timestamp=plan.moment.utc,
+                    preserve_under_name=plan.name,
+                )
+            except (OutcomeUnknownError, BadResponseError):
+                self.reporter.warn("Neon's answer was lost; checking whether the restore happened…")
+                backup = await self._reconcile(plan.name)
+                if backup is None:
+                    raise StepFailedError(
+                        "restore",
+                        "Neon's answer to the in-place restore was lost and its backup branch does not exist.",
+                        hint="Check the project's operations in the Neon Console, then run `restore --resume`.",
+                    ) from None
+            else:
+                self.reporter.info(f"Restoring {plan.branch.name} in place to {plan.moment.describe()}…")
+                await self._wait(result.operations, "restore")
+                backup = await self._find_branch(plan.name)
+        if backup is None:
+            raise StepFailedError(
+                "restore", f"The restore finished but its backup branch {plan.name!r} was not found."
+            )
+        self.result.restore_branch = await self.client.branch(self.project_id, plan.branch.id)
+        self.result.backup_branch = {"id": backup.id, "name": backup.name}
+        journal.append("step", "done", "restore", backup_id=backup.id, backup_name=backup.name)
+        self.reporter.info(
+            f"{plan.branch.name} is restored; its old state is kept as {backup.name} ({backup.id})."
+        )
+
+    # --- verify ---------------------------------------------------------------------------------------
+
+    async def _uri(self, branch_id: str, endpoint_id: str | None, *, pooled: bool) -> Secret:
+        return await self.client.connection_uri(
+            self.project_id,
+            branch_id=branch_id,
+            endpoint_id=endpoint_id,
+            database_name=self.plan.database,
+            role_name=self.plan.role,
+            pooled=pooled,
+        )
+
+    async def _lost(self, damaged_url: Secret) -> list[LostRows]:
+        try:
+            return await lost_writes(damaged_url, self.plan.moment.utc)
+        except Exception as exc:  # the record is a nicety: never fail a restore over it
+            self.reporter.warn(f"Could not list the writes after the restore point: {exc}")
+            return []
+
+    async def verify(self) -> None:
+        self.result.step = "verify"
+        done = self.journal.done("verify")
+        recorded = self.journal.done("timeline")
+        if recorded is not None:
+            self.result.timeline = list(recorded.data.get("events", []))
+        if done is not None:
+            self.result.verification = dict(done.data["verification"])
+            self.result.lost = list(done.data.get("lost_writes", []))
+            if not done.data.get("ok", False):
+                raise VerificationFailedError(self._verify_failure_message())
+            return
+        self.reporter.step("verify", STEP_INFO["verify"].title)
+        assert self.result.restore_branch is not None
+        # The timeline for the record is read while the data is measured: it is off the critical path.
+        timeline = asyncio.ensure_future(self._collect_timeline())
+        if self.plan.in_place:
+            restored_url = await self._uri(
+                self.result.restore_branch.id, self.result.endpoint_id, pooled=False
+            )
+            damaged = self.damaged
+            restored = await verify.measure(restored_url, self.plan.checks)
+            measured = self.journal.done("measure")
+            if damaged is None and measured is not None:
+                # Resumed after the restore: the damaged data is gone, but what it lost was recorded.
+                self.result.lost = list(measured.data.get("lost_writes", []))
+        else:
+            restored_url, damaged_url = await asyncio.gather(
+                self._uri(self.result.restore_branch.id, self.result.endpoint_id, pooled=False),
+                self._uri(self.plan.branch.id, None, pooled=False),
+            )
+            damaged, restored, lost = await asyncio.gather(
+                verify.measure(damaged_url, self.plan.checks),
+                verify.measure(restored_url, self.plan.checks),
+                self._lost(damaged_url),
+            )
+            self.result.lost = [r.to_dict() for r in lost]
+        await timeline
+        verification = verify.compare(damaged, restored, self.plan.checks)
+        self.result.verification = verification.to_dict()
+        self.reporter.show("Verification", render_verification(verification))
+        self.journal.append(
+            "step",
+            "done",
+            "verify",
+            ok=verification.ok,
+            verification=self.result.verification,
+            lost_writes=self.result.lost,
+        )
+        if not verification.ok:
+            raise VerificationFailedError(self._verify_failure_message())
+
+    async def _collect_timeline(self) -> None:
+        """The project's events around the restore point, for the incident record (best effort)."""
+        from recovery_wizard.recovery.timeline import build_timeline
+
+        moment = self.plan.moment.utc
+        try:
+            events = await build_timeline(self.client, self.plan.project, self.plan.window, incident=None)
+        except NeonError as exc:
+            self.reporter.warn(f"Could not read the project's timeline for the record: {exc}")
+            return
+        near = [
+            e for e in events if abs(e.at - moment) <= TIMELINE_SPAN and e.kind not in ("now", "window-start")
+        ]
+        self.result.timeline = [e.to_dict() for e in near[:TIMELINE_MAX]]
+        self.journal.append("step", "done", "timeline", events=self.result.timeline)
+
+    def _verify_failure_message(self) -> str:
+        failed = [c["sql"] for c in (self.result.verification or {}).get("checks", []) if not c.get("passed")]
+        return (
+            f"Verification failed: {len(failed)} check(s) did not pass on the restored data ({'; '.join(failed)}). "
+            "No env file was touched."
+        )
+
+    # --- env files ------------------------------------------------------------------------------------
+
+    async def rewrite_env(self) -> None:
+        self.result.step = "env"
+        if self.plan.in_place or not self.plan.env_targets:
+            return
+        self.reporter.step("env", STEP_INFO["env"].title)
+        assert self.result.restore_branch is not None
+        branch_id, endpoint_id = self.result.restore_branch.id, self.result.endpoint_id
+        pooled, direct = await asyncio.gather(
+            self._uri(branch_id, endpoint_id, pooled=True), self._uri(branch_id, endpoint_id, pooled=False)
+        )
+        backup_dir = self.journal.run_dir / "env-backups"
+        for index, target in enumerate(self.plan.env_targets):
+            self.result.env_files.append(await self._rewrite_one(index, target, pooled, direct, backup_dir))
+
+    async def _rewrite_one(
+        self, index: int, target: EnvTarget, pooled: Secret, direct: Secret, backup_dir: Path
+    ) -> dict[str, Any]:
+        key = f"env:{index}"
+        summary = {"path": str(target.path), "variables": target.variables}
+        done = self.journal.done(key)
+        if done is not None:
+            return {**summary, "backup": done.data.get("backup")}
+        env = envfile.EnvFile.read(target.path)
+        begun = self.journal.begun_not_done(key)
+        if begun is not None:
+            if env.digest == begun.data.get("after"):
+                self.journal.append("step", "done", key, backup=begun.data.get("backup"))
+                return {**summary, "backup": begun.data.get("backup")}
+            if env.digest != begun.data.get("before"):
+                raise StepFailedError(
+                    "env",
+                    f"{target.path} changed since the interrupted run read it; it was not touched again.",
+                    hint=f"Compare it with the backup in {begun.data.get('backup')}, then re-run.",
+                )
+        changes: dict[str, str] = {}
+        if target.pooled_var:
+            changes[target.pooled_var] = envfile.merge_url(env.get(target.pooled_var), pooled.reveal())
+        if target.direct_var:
+            changes[target.direct_var] = envfile.merge_url(env.get(target.direct_var), direct.reveal())
+        new_text = env.rewritten(changes)
+        self.reporter.show(f"Changes to {target.path}", envfile.masked_diff(target.path, env.text, new_text))
+        if not self.yes and not await self.prompter.confirm(
+            f"Write these changes to {target.path}?", default=True
+        ):
+            raise CancelledError(f"{target.path} was not changed (cancelled).")
+        backup_path = envfile.backup(env, backup_dir)
+        # `after` is what the file will hold: on resume it tells a finished write from one never started.
+        self.journal.append(
+            "step",
+            "begin",
+            key,
+            path=target.path,
+            before=env.digest,
+            after=_digest_of(new_text),
+            backup=backup_path,
+        )
+        envfile.write_atomic(env, new_text)
+        self.journal.append(
+            "step", "done", key, path=target.path, backup=backup_path, written=_digest_of(new_text)
+        )
+        self.reporter.info(f"Rewrote {', '.join(target.variables)} in {target.path} (backup: {backup_path}).")
+        return {**summary, "backup": str(backup_path)}
+
+    # --- prisma ---------------------------------------------------------------------------------------
+
+    async def run_prisma(self) -> None:
+        self.result.step = "prisma"
+        project = self.plan.prisma
+        if project is None or self.plan.command != "restore":
+            return
+        finished = self.journal.done("prisma")
+        if finished is not None:
+            self.result.prisma = dict(finished.data)
+            return
+        self.reporter.step("prisma", STEP_INFO["prisma"].title)
+        assert self.result.restore_branch is not None
+        direct = await self._uri(self.result.restore_branch.id, self.result.endpoint_id, pooled=False)
+        self.journal.append("step", "begin", "prisma", root=project.root)
+        try:
+            pulled = await prisma.db_pull(
+                project,
+                direct,
+                backup_dir=self.journal.run_dir / "prisma",
+                on_output=self.reporter.output,
+                write=self.yes,
+            )
+            if not self.yes:
+                self.reporter.show("Schema changes from `prisma db pull`", pulled.diff or "(no changes)")
+                if pulled.diff and await self.prompter.confirm(
+                    "Write the pulled schema to schema.prisma?", default=True
+                ):
+                    pulled = await prisma.db_pull(
+                        project,
+                        direct,
+                        backup_dir=self.journal.run_dir / "prisma",
+                        on_output=self.reporter.output,
+                        write=True,
+                    )
+            await prisma.generate(project, on_output=self.reporter.output, url=direct)
+        except prisma.PrismaError as exc:
+            self.journal.append("step", "failed", "prisma", error=str(exc))
+            raise StepFailedError("prisma", str(exc), hint=exc.hint) from None
+        self.result.prisma = {
+            "version": project.version,
+            "models": pulled.models,
+            "schema_backup": str(pulled.backup_path),
+            "schema_written": pulled.written,
+            "diff": pulled.diff,
+        }
+        self.journal.append("step", "done", "prisma", **self.result.prisma)
+
+    # --- drill cleanup --------------------------------------------------------------------------------
+
+    async def cleanup(self) -> None:
+        self.result.step = "cleanup"
+        if self.plan.command != "drill" or self.result.restore_branch is None:
+            return
+        if self.plan.keep:
+            self.reporter.info(f"Keeping {self.result.restore_branch.name} (--keep).")
+            return
+        if self.journal.done("cleanup") is not None:
+            self.result.deleted = True
+            return
+        self.reporter.step("cleanup", STEP_INFO["cleanup"].title)
+        branch = self.result.restore_branch
+        self.journal.append("step", "begin", "cleanup", branch_id=branch.id)
+        try:
+            deleted = await self.client.delete_branch(self.project_id, branch.id)
+        except OutcomeUnknownError:
+            deleted = None
+        if deleted is not None:
+            await self._wait(deleted.operations, "cleanup")
+        self.result.deleted = True
+        self.journal.append("step", "done", "cleanup", branch_id=branch.id)
+        self.reporter.info(f"Deleted the drill branch {branch.name}.")
+
+
+def _digest_of(text: str) -> str:
+    """The digest of ``text`` as written (UTF-8; a BOM is part of the text), as EnvFile.digest computes it."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def render_verification(verification: verify.Verification) -> str:
+    """Damaged and restored side by side, as a plain-text table (the CLI and the report use it)."""
+    rows = [("table", "damaged", "restored", "")]
+    for t in verification.tables:
+        damaged = "—" if t.damaged is None else f"{t.damaged.rows}{'' if t.damaged.exact else '~'}"
+        restored = "—" if t.restored is None else f"{t.restored.rows}{'' if t.restored.exact else '~'}"
+        delta = "" if t.delta in (None, 0) else f"{t.delta:+d}"
+        rows.append((f"{t.schema}.{t.table}" if t.schema != "public" else t.table, damaged, restored, delta))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    for check in verification.checks:
+        mark = "PASS" if check.restored.passed else "FAIL"
+        damaged = "—" if check.damaged is None else (check.damaged.value or check.damaged.error or "NULL")
+        lines.append(
+            f"{mark}  {check.sql}  (damaged: {damaged}, restored: {check.restored.value or check.restored.error})"
+        )
+    if any(
+        not side.exact for t in verification.tables for side in (t.damaged, t.restored) if side is not None
+    ):
+        lines.append("~ = planner estimate (large table)")
+    return "\n".join(lines)
+
+
+async def run(
+    client: NeonClient,
+    options: RunOptions,
+    prompter: Prompter,
+    reporter: Reporter,
+    *,
+    resume: Journal | None = None,
+) -> RunResult:
+    """Plan, confirm, and run every step, journalled; always writes the incident record once it started."""
+    if resume is not None:
+        journal = resume
+        plan = await plan_from_journal(client, journal, options)
+        journal.append("run", "resume")
+        reporter.info(f"Resuming run {journal.run_id}.")
+    else:
+        reporter.step("plan", STEP_INFO["plan"].title)
+        plan = await resolve_plan(client, options, prompter, reporter)
+        reporter.show("Plan", "\n".join(f"{i}. {line}" for i, line in enumerate(plan.actions(), start=1)))
+        for warning in plan.warnings:
+            reporter.warn(warning)
+        if options.dry_run:
+            journal = Journal(options.workdir / ".recovery-wizard" / "dry-run")  # never written
+            return RunResult(journal, plan, status="dry-run")
+        if not options.yes and not await prompter.confirm("Go ahead?", default=False):
+            raise CancelledError("Cancelled before any change.")
+        journal = begin_run(options, plan)
+    runner = Runner(client, plan, journal, prompter, reporter, yes=options.yes)
+    result = runner.result
+    linked = journal.done("find-moment")
+    result.search = dict(linked.data) if linked is not None else None
+    try:
+        if plan.in_place:
+            await runner.restore_in_place()
+        else:
+            await runner.restore_new_branch()
+        try:
+            await runner.verify()
+        finally:
+            if plan.command == "drill":
+                await runner.cleanup()
+        await runner.rewrite_env()
+        await runner.run_prisma()
+        result.status = "done"
+    except RunError as exc:
+        result.status, result.error = exc.status, exc
+    except NeonError as exc:
+        fail(result, exc)
+    finally:
+        if result.status != "running":
+            finish_run(result, client)
+    return result
+
+
+def begin_run(options: RunOptions, plan: Plan, search: dict[str, Any] | None = None) -> Journal:
+    """The run directory and the journal's first record (the resolved plan, which --resume re-reads).
+
+    ``search`` is the find-moment result that chose the restore point (the TUI passes its own); otherwise
+    the latest find-moment run in this directory whose last good moment is the plan's moment is linked.
+    """
+    search = search or find_search(options.workdir, plan.moment.utc)
+    journal = Journal.create(options.workdir)
+    journal.append("run", "start", command=options.command, options=options.to_dict(), plan=plan.to_dict())
+    if search is not None:
+        journal.append("step", "done", "find-moment", **search)
+    return journal
+
+
+def find_search(workdir: Path, moment: datetime) -> dict[str, Any] | None:
+    """The find-moment run (newest first) whose last_good is ``moment`` (to the millisecond), with its probes."""
+    from recovery_wizard.recovery.journal import list_runs
+
+    for run_dir in reversed(list_runs(workdir)):
+        journal = Journal.open(run_dir)
+        start, end = (
+            journal.start,
+            next((r for r in journal.records if r.kind == "run" and r.event == "end"), None),
+        )
+        if (
+            start is None
+            or start.data.get("command") != "find-moment"
+            or end is None
+            or "last_good" not in end.data
+        ):
+            continue
+        last_good = datetime.fromisoformat(str(end.data["last_good"]).replace("Z", "+00:00"))
+        if abs(last_good - moment) <= timedelta(milliseconds=1):
+            probes = [r.data for r in journal.records if r.step == "probe" and r.event == "done"]
+            return {
+                "run_id": journal.run_id,
+                "canary": start.data.get("canary"),
+                "last_good": end.data["last_good"],
+                "first_bad": end.data.get("first_bad"),
+                "probes": probes,
+            }
+    return None
+
+
+def fail(result: RunResult, exc: NeonError) -> None:
+    """A Neon failure during a step: the run stops there, resumable."""
+    result.status = "failed"
+    result.error = StepFailedError(
+        result.step or _current_step(result.journal),
+        str(exc),
+        hint=(exc.hint + " " if exc.hint else "") + "Then run `recovery-wizard restore --resume`.",
+    )
+
+
+def finish_run(result: RunResult, client: NeonClient) -> None:
+    """Write the incident record and close the journal (whatever the status)."""
+    from recovery_wizard.recovery.report import write_report
+
+    result.requests = client.requests_sent
+    result.report_path = write_report(result)
+    result.journal.append("run", "end", status=result.status, report=result.report_path)
+
+
+def _current_step(journal: Journal) -> str:
+    for record in reversed(journal.records):
+        if record.kind == "step" and record.step:
+            return record.step.split(":")[0]
+    return "plan"
+
+
+async def plan_from_journal(client: NeonClient, journal: Journal, options: RunOptions) -> Plan:
+    """The plan of an interrupted run, exactly as it was resolved (its moment is not re-parsed)."""
+    start = journal.start
+    if start is None:
+        raise UsageError(f"Run {journal.run_id} has no plan to resume.")
+    saved = start.data["plan"]
+    project = await client.project(saved["project"]["id"])
+    branch = await client.branch(project.id, saved["branch"]["id"])
+    zone = resolve_zone(start.data["options"].get("tz"))
+    moment = parse_moment(saved["restore_point"], zone=zone, now=datetime.now(UTC))
+    moment = Moment(moment.utc, saved.get("restore_point_input") or moment.text, zone)
+    window = RestoreWindow.from_retention(project.history_retention_seconds, datetime.now(UTC))
+    detected = prisma.detect(options.workdir) if saved.get("prisma") else None
+    targets = [
+        EnvTarget(Path(t["path"]), t.get("pooled_var"), t.get("direct_var"), False, [])
+        for t in saved.get("env_files", [])
+    ]
+    expires = saved.get("expires_at")
+    return Plan(
+        command=saved["command"],
+        strategy=saved["strategy"],
+        project=project,
+        branch=branch,
+        moment=moment,
+        window=window,
+        database=saved["database"],
+        role=saved["role"],
+        name=saved["name"],
+        env_targets=targets,
+        checks=list(saved.get("checks", [])),
+        prisma=detected,
+        children=[],
+        warnings=[],
+        keep=bool(start.data["options"].get("keep")),
+        expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
+    )

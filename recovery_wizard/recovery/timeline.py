@@ -1,0 +1,76 @@
+"""One time axis for the question "restore to when?": the restore window, the project's control-plane
+operations (paged ``GET /operations``, newest first), branch events (created, reset or restored) and the
+incident time the user states.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from recovery_wizard.recovery.timepoint import RestoreWindow
+
+if TYPE_CHECKING:
+    from recovery_wizard.neon.client import NeonClient
+    from recovery_wizard.neon.models import Project
+
+# A busy project has thousands of operations a week; the newest ones are the ones an incident is near.
+MAX_OPERATIONS = 500
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str  # window-start, operation, branch-created, branch-reset, incident, now
+    summary: str
+    ref: str = ""  # an id: operation, branch
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "kind": self.kind, "summary": self.summary, "ref": self.ref}
+
+
+async def build_timeline(
+    client: NeonClient, project: Project, window: RestoreWindow, *, incident: datetime | None = None
+) -> list[Event]:
+    events = [
+        Event(window.earliest, "window-start", "oldest restorable moment"),
+        Event(window.now, "now", "now"),
+    ]
+    if incident is not None:
+        events.append(Event(incident, "incident", "the incident (as you stated it)"))
+    seen = 0
+    async for op in client.iter_operations(project.id, page_size=200):
+        if op.created_at is None or op.created_at < window.earliest or seen >= MAX_OPERATIONS:
+            break
+        seen += 1
+        where = f" on {op.branch_id}" if op.branch_id else ""
+        events.append(Event(op.created_at, "operation", f"{op.action} ({op.status}){where}", op.id))
+    for branch in await client.branches(project.id):
+        if branch.created_at is not None and branch.created_at >= window.earliest:
+            events.append(
+                Event(branch.created_at, "branch-created", f"branch {branch.name} created", branch.id)
+            )
+        if branch.last_reset_at is not None and branch.last_reset_at >= window.earliest:
+            events.append(
+                Event(branch.last_reset_at, "branch-reset", f"branch {branch.name} reset/restored", branch.id)
+            )
+    return sorted(events, key=lambda e: e.at, reverse=True)
+
+
+def render_timeline(events: list[Event], zone: tzinfo) -> str:
+    """Newest first, UTC and local, one line each."""
+    marks = {
+        "incident": "!!",
+        "window-start": "|<",
+        "now": ">|",
+        "branch-created": "+b",
+        "branch-reset": "~b",
+    }
+    lines = []
+    for event in events:
+        local = event.at.astimezone(zone)
+        lines.append(
+            f"{marks.get(event.kind, '  ')} {event.at:%Y-%m-%d %H:%M:%S} UTC  ({local:%H:%M:%S} local)  {event.summary}"
+        )
+    return "\n".join(lines)

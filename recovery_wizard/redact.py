@@ -1,0 +1,167 @@
+"""The one helper that keeps secrets out of output.
+
+Every printer, logger, journal, report and exception message in the project goes through here:
+
+- :class:`Secret` wraps an API key, a password or a connection URI so that ``str``, ``repr``, f-strings,
+  logging and tracebacks with locals show a mask; only :meth:`Secret.reveal` hands out the value, and only
+  code that must send it (an HTTP header, a libpq connection) calls it.
+- :func:`mask_url` masks the password in a Postgres URL or libpq key/value string.
+- :func:`redact` scrubs free text: every Postgres URL in it, plus every value ever wrapped in a ``Secret``.
+- :class:`RedactingFilter` applies :func:`redact` to log records.
+
+Why a registry of live secret values: a secret can leak through a path that does not know it holds one
+(an error message from a library that echoes a connection string, a user's SQL). Scrubbing the known values
+from everything we print closes those paths too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Final
+
+MASK: Final = "****"
+
+# Secrets shorter than this are not scrubbed from free text: replacing "a" or "12" everywhere would mangle
+# output while protecting nothing (such a value is not a credential worth the name).
+_MIN_SCRUB_LEN: Final = 6
+
+_registry_lock = threading.Lock()
+_registry: set[str] = set()
+
+# scheme://[user[:password]@]host...  The userinfo ends at the LAST '@' before the path, because passwords
+# may contain a raw '@' (invalid, but seen in hand-written .env files) while hosts never do.
+_URL_RE: Final = re.compile(
+    r"(?P<scheme>\b(?:postgres(?:ql)?|postgresql\+\w+|prisma\+postgres)://)"
+    r"(?P<userinfo>[^\s/?#'\"`]*@)?"
+    r"(?P<rest>[^\s'\"`]*)",
+    re.IGNORECASE,
+)
+# password=... inside a URL query string or a libpq key/value DSN ("host=x password='a b'").
+_KV_PASSWORD_RE: Final = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|sslpassword)\s*=\s*)(?P<value>'(?:[^'\\]|\\.)*'|[^\s&'\"]+)",
+    re.IGNORECASE,
+)
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret value so that :func:`redact` scrubs it from any text."""
+    if len(value) >= _MIN_SCRUB_LEN:
+        with _registry_lock:
+            _registry.add(value)
+
+
+def _mask_userinfo(userinfo: str) -> str:
+    # userinfo is "user:password@" or "user@" (or ":password@").
+    body = userinfo[:-1]
+    if ":" not in body:
+        return userinfo
+    user = body.split(":", 1)[0]
+    return f"{user}:{MASK}@"
+
+
+def _mask_url_match(match: re.Match[str]) -> str:
+    userinfo = match.group("userinfo")
+    rest = _KV_PASSWORD_RE.sub(lambda m: m.group("key") + MASK, match.group("rest"))
+    return match.group("scheme") + (_mask_userinfo(userinfo) if userinfo else "") + rest
+
+
+def mask_url(url: str) -> str:
+    """Mask the password of a Postgres connection URL (or libpq ``key=value`` string); keep the rest.
+
+    >>> mask_url("postgresql://alex:s3cret@ep-x.neon.tech/neondb?sslmode=require")
+    'postgresql://alex:****@ep-x.neon.tech/neondb?sslmode=require'
+    """
+    masked, count = _URL_RE.subn(_mask_url_match, url)
+    if count:
+        return masked
+    return _KV_PASSWORD_RE.sub(lambda m: m.group("key") + MASK, url)
+
+
+def redact(text: str, extra: Iterable[str] = ()) -> str:
+    """Scrub ``text`` of Postgres passwords, every registered secret and ``extra`` values."""
+    text = mask_url(text)
+    with _registry_lock:
+        values = set(_registry)
+    values.update(v for v in extra if len(v) >= _MIN_SCRUB_LEN)
+    # Longest first, so a secret that contains another is replaced whole.
+    for value in sorted(values, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+class Secret:
+    """A value that must never be shown: an API key, a password, a connection URI.
+
+    ``str()``/``repr()``/``format()`` give a mask (for a Postgres URL: the URL with its password masked,
+    because the host and database are what a person needs to see). ``reveal()`` is the only way out.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | Secret) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        self._value = value
+        register_secret(value)
+        # A URL's password is a secret of its own: scrub it even where it shows up alone.
+        match = _URL_RE.match(value)
+        if match and match.group("userinfo") and ":" in match.group("userinfo"):
+            register_secret(match.group("userinfo")[:-1].split(":", 1)[1])
+
+    def reveal(self) -> str:
+        """The real value, for the one call that must send it."""
+        return self._value
+
+    @property
+    def masked(self) -> str:
+        return mask_url(self._value) if _URL_RE.match(self._value) else MASK
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def __repr__(self) -> str:
+        return f"Secret({self.masked!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(self.masked, spec)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickling would write the value somewhere we do not control (a cache, a crash dump).
+        raise TypeError("a Secret cannot be pickled")
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that formats the record's message and scrubs it with :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            # Render the traceback now, scrubbed, so no handler formats the raw exception later.
+            formatter = logging.Formatter()
+            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Scrub every record that reaches ``logger``'s handlers (the root logger by default)."""
+    target = logger or logging.getLogger()
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+    if not any(isinstance(f, RedactingFilter) for f in target.filters):
+        target.addFilter(RedactingFilter())

@@ -1,0 +1,77 @@
+"""``recovery-wizard sandbox serve``: run a sandbox on a real socket until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from recovery_wizard.redact import redact
+from recovery_wizard.sandbox.service import Sandbox
+
+
+async def serve(
+    *,
+    host: str,
+    port: int,
+    api_key: str | None,
+    scenario: str,
+    latency_ms: float,
+    faults: Sequence[str],
+    pg_dsn: str | None,
+    operation_seconds: float,
+) -> None:
+    sandbox = Sandbox(
+        pg_dsn=pg_dsn,
+        api_key=api_key,
+        scenario=scenario,
+        latency_ms=latency_ms,
+        faults=faults,
+        operation_seconds=operation_seconds,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await sandbox.start()
+        url = await sandbox.serve(host, port)
+        # Exactly these three lines first, flushed: scripts read them (eval, or `grep NEON_`).
+        sys.stdout.write(
+            f"NEON_API_URL={url}\nNEON_API_KEY={sandbox.api_key.reveal()}\nNEON_PROJECT_ID={sandbox.project_id}\n"
+        )
+        sys.stdout.flush()
+        assert sandbox.project is not None and sandbox.project.scenario is not None
+        print(
+            f"sandbox: project {sandbox.project.name} ({sandbox.project_id}), scenario "
+            f"{scenario!r}, ready in {sandbox.started_in:.2f} s; Ctrl-C stops it and drops its databases.",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+        await sandbox.stop()
+        print("sandbox: stopped; its databases were dropped.", file=sys.stderr, flush=True)
+
+
+def run(**options: object) -> int:
+    from recovery_wizard.errors import RecoveryError
+
+    try:
+        asyncio.run(serve(**options))  # type: ignore[arg-type]
+    except RecoveryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    return 0

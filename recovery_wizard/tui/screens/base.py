@@ -1,0 +1,128 @@
+"""The frame every wizard screen shares: step rail | the step | why panel, and a footer of keys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Static
+
+from recovery_wizard.recovery.runner import STEP_INFO, StepInfo
+from recovery_wizard.tui.widgets.rail import StepRail
+from recovery_wizard.tui.widgets.why import WhyPanel
+
+if TYPE_CHECKING:
+    from recovery_wizard.tui.app import WizardApp
+
+# The wizard's own steps that the runbook's STEP_INFO does not describe.
+EXTRA_INFO = {
+    "connect": StepInfo(
+        "connect",
+        "Connect",
+        "Check the Neon API key and find the projects it can see.",
+        "Everything after this talks to Neon's API with this key; a refused key is caught here, not mid-restore.",
+        "Neon Console → Account settings → API keys; export NEON_API_KEY=…",
+    ),
+    "project": StepInfo(
+        "project",
+        "Project",
+        "Pick the project whose data was damaged.",
+        "A key may see several projects; restoring the wrong one is the mistake that cannot happen.",
+        "Neon Console → the project list; neonctl projects list",
+    ),
+    "branch": StepInfo(
+        "branch",
+        "Branch",
+        "Pick the damaged branch (usually the default branch, production).",
+        "The restore reads this branch's history; its size, state and last reset tell you it is the right one.",
+        "neonctl branches list --project-id <id>",
+    ),
+    "moment": StepInfo(
+        "moment",
+        "Moment",
+        "Pick the moment just before the incident, inside the restore window.",
+        "Too early loses good writes, too late restores the damage; Neon keeps every moment in the window.",
+        "Console: Restore → Time Travel Assist to look at the data at a moment.",
+    ),
+    "strategy": StepInfo(
+        "strategy",
+        "Strategy",
+        "Restore to a new branch (nothing overwritten) or in place (keeps a backup).",
+        "A new branch is reversible at no cost; in place keeps the app's connection strings but overwrites.",
+        "Console: Branches → Restore, 'from history' onto the branch itself, or create a branch at a time.",
+    ),
+    "done": StepInfo(
+        "done",
+        "Done",
+        "The summary, the incident record and how to undo each change.",
+        "Tomorrow's post-mortem starts from the record written tonight.",
+        "cat .recovery-wizard/runs/<run id>/report.md",
+    ),
+}
+
+
+def step_info(key: str) -> StepInfo | None:
+    return EXTRA_INFO.get(key) or STEP_INFO.get(key)
+
+
+class WizardScreen(Screen[None]):
+    """One runbook step. Subclasses fill :meth:`compose_body` and :meth:`compose_actions`."""
+
+    STEP: ClassVar[str] = ""
+    TITLE_TEXT: ClassVar[str] = ""
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", show=True),
+        Binding("f1", "app.toggle_why", "Why"),
+    ]
+    # Going back is safe until the plan is confirmed; after that, steps have touched the world.
+    CAN_GO_BACK: ClassVar[bool] = True
+
+    @property
+    def wizard(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        wizard = self.wizard
+        with Horizontal(id="frame"):
+            yield StepRail(wizard.steps, self.STEP, wizard.done_steps, id="rail")
+            with Vertical(id="main"):
+                yield Static(escape(self.TITLE_TEXT or self.STEP.title()), id="title")
+                with VerticalScroll(id="body"):
+                    yield from self.compose_body()
+                with Horizontal(id="actions"):
+                    yield from self.compose_actions()
+            why = WhyPanel(step_info(self.STEP), id="why")
+            why.display = wizard.show_why
+            yield why
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def compose_actions(self) -> ComposeResult:
+        yield from ()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Hide "esc Back" where going back is not safe (or there is nothing to go back to).
+        if action == "back" and not self.CAN_GO_BACK:
+            return None
+        return True
+
+    def action_back(self) -> None:
+        if self.CAN_GO_BACK:
+            self.wizard.back()
+        else:
+            self.notify("Going back is not safe any more: this step changed things. Finish the run instead.")
+
+    def set_why(self, visible: bool) -> None:
+        self.query_one("#why").display = visible
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        handler = getattr(self, f"pressed_{(event.button.id or '').replace('-', '_')}", None)
+        if handler is not None:
+            event.stop()
+            handler()

@@ -1,0 +1,411 @@
+"""The screens that collect choices, one decision each: connect, project, branch, moment, strategy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from rich.markup import escape
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Button, Collapsible, DataTable, Input, OptionList, RadioButton, RadioSet, Static
+from textual.widgets.option_list import Option
+
+from recovery_wizard.neon.models import Branch
+from recovery_wizard.recovery.timepoint import (
+    RestoreWindow,
+    TimePointError,
+    parse_moment,
+)
+from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.widgets.window_bar import WindowBar
+
+
+class ConnectScreen(WizardScreen):
+    STEP = "connect"
+    TITLE_TEXT = "Connect to Neon"
+    CAN_GO_BACK = False
+
+    def compose_body(self) -> ComposeResult:
+        if self.wizard.config.intro:
+            yield Static(escape(self.wizard.config.intro), id="intro", classes="callout")
+        if self.wizard.config.intro:
+            yield Static("The sandbox's API key is ready (not shown).", id="key-source")
+        elif self.wizard.config.api_key:
+            yield Static("Using the API key from NEON_API_KEY (not shown). Checking it…", id="key-source")
+        else:
+            yield Static("Paste a Neon API key (Account settings → API keys). It is not shown or stored.")
+            yield Input(password=True, placeholder="napi_…", id="api-key")
+        yield Static("", id="status")
+
+    def compose_actions(self) -> ComposeResult:
+        config = self.wizard.config
+        yield Button("Quit", id="quit")
+        label = "Begin" if config.intro else "Check and continue"
+        yield Button(label, id="next", variant="primary", disabled=bool(config.api_key and not config.intro))
+
+    def on_mount(self) -> None:
+        config = self.wizard.config
+        if config.intro:
+            # The story first: the user reads what happened, then starts.
+            self.query_one("#next", Button).focus()
+        elif config.api_key:
+            self.wizard.connect(config.api_key)
+        else:
+            self.query_one("#api-key", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.pressed_next()
+
+    def pressed_next(self) -> None:
+        field = self.query("#api-key")
+        key = field.first(Input).value.strip() if field else self.wizard.config.api_key or ""
+        if not key:
+            self.show_status("Paste the API key first.", error=True)
+            return
+        self.show_status("Checking the key…")
+        self.wizard.connect(key)
+
+    def pressed_quit(self) -> None:
+        self.app.exit(3)
+
+    def show_status(self, text: str, *, error: bool = False) -> None:
+        status = self.query_one("#status", Static)
+        status.update(escape(text))
+        status.set_class(error, "error")
+        if error:
+            self.query_one("#next", Button).disabled = False
+
+
+class ProjectScreen(WizardScreen):
+    STEP = "project"
+    TITLE_TEXT = "Which project lost data?"
+
+    def compose_body(self) -> ComposeResult:
+        projects = self.wizard.projects
+        yield Static(f"The key sees {len(projects)} project(s).")
+        options = OptionList(*[Option(f"{p.name}  ({p.id})", id=p.id) for p in projects], id="projects")
+        yield options
+
+    def compose_actions(self) -> ComposeResult:
+        yield Button("Back", id="back")
+        yield Button("Continue", id="next", variant="primary")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#projects", OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.choose(event.option.id)
+
+    def pressed_next(self) -> None:
+        options = self.query_one("#projects", OptionList)
+        if options.highlighted is not None:
+            self.choose(options.get_option_at_index(options.highlighted).id)
+
+    def pressed_back(self) -> None:
+        self.action_back()
+
+    def choose(self, project_id: str | None) -> None:
+        if project_id:
+            self.wizard.choose_project(project_id)
+
+
+def _branch_row(b: Branch) -> tuple[str, ...]:
+    flags = " ".join(
+        f for f, on in (("default", b.default), ("protected", b.protected), ("root", b.is_root)) if on
+    )
+    size = "" if b.logical_size is None else f"{b.logical_size / 1_048_576:.0f} MB"
+    created = f"{b.created_at:%m-%d %H:%M}" if b.created_at else ""
+    reset = f"{b.last_reset_at:%m-%d %H:%M}" if b.last_reset_at else ""
+    return (b.name, flags, b.current_state, size, created, reset)
+
+
+MAX_ROWS = 200
+
+
+class BranchScreen(WizardScreen):
+    """A table of branches; typing filters it. Rows are rebuilt from a precomputed list, so thousands stay quick."""
+
+    STEP = "branch"
+    TITLE_TEXT = "Which branch was damaged?"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *WizardScreen.BINDINGS,
+        Binding("ctrl+f", "focus_filter", "Filter"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="Type to filter by name or id", id="filter")
+        yield Static("", id="empty")
+        table: DataTable[str] = DataTable(id="branches", cursor_type="row", zebra_stripes=True)
+        yield table
+
+    def compose_actions(self) -> ComposeResult:
+        yield Button("Back", id="back")
+        yield Button("Continue", id="next", variant="primary")
+
+    def on_mount(self) -> None:
+        # Lower-cased search keys once: filtering then costs a substring test per branch, not a format.
+        # The default branch first (usually the damaged one), then roots, then Neon's order.
+        ordered = sorted(self.wizard.branches, key=lambda b: (not b.default, not b.is_root))
+        self.rows = [(f"{b.name} {b.id}".lower(), b.id, _branch_row(b)) for b in ordered]
+        self.default_id = next((b.id for b in ordered if b.default), None)
+        table = self.query_one("#branches", DataTable)
+        table.add_columns("Name", "Flags", "State", "Size", "Created UTC", "Reset UTC")
+        self.refill("")
+        # Typing filters at once; Up/Down/PageUp/PageDown and Enter still drive the table (on_key below).
+        self.query_one("#filter", Input).focus()
+
+    def refill(self, text: str) -> None:
+        needle = text.strip().lower()
+        table = self.query_one("#branches", DataTable)
+        table.clear()
+        matching = [(key, row) for haystack, key, row in self.rows if needle in haystack]
+        # A table of thousands of rows costs a second to build; nobody scrolls that far. Show the first
+        # MAX_ROWS and say how to narrow it, so each keystroke stays within a frame or two.
+        shown = matching[:MAX_ROWS]
+        table.add_rows([row for _, row in shown])
+        self.keys = [key for key, _ in shown]
+        empty = self.query_one("#empty", Static)
+        if not matching:
+            empty.update(f"No branch matches “{escape(text)}”. Clear the filter to see all {len(self.rows)}.")
+        elif len(matching) > len(shown):
+            empty.update(f"Showing {len(shown)} of {len(matching)} branches: type to narrow.")
+        else:
+            empty.update("")
+        empty.set_class(not matching, "error")
+        empty.set_class(bool(matching) and len(matching) <= len(shown), "blank")
+        self.query_one("#next", Button).disabled = not matching
+        preferred = self.wizard.branch.id if self.wizard.branch else None
+        default = next((i for i, key in enumerate(self.keys) if key == preferred), None)
+        if default is None:
+            default = next((i for i, key in enumerate(self.keys) if key == self.default_id), 0)
+        if matching:
+            table.move_cursor(row=default)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.refill(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.pressed_next()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in ("up", "down", "pageup", "pagedown") and isinstance(self.focused, Input):
+            table = self.query_one("#branches", DataTable)
+            {
+                "up": table.action_cursor_up,
+                "down": table.action_cursor_down,
+                "pageup": table.action_page_up,
+                "pagedown": table.action_page_down,
+            }[event.key]()
+            event.stop()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.pressed_next()
+
+    def pressed_next(self) -> None:
+        table = self.query_one("#branches", DataTable)
+        if self.keys:
+            self.wizard.choose_branch(self.keys[table.cursor_row])
+
+    def pressed_back(self) -> None:
+        self.action_back()
+
+
+class MomentScreen(WizardScreen):
+    """The restore point: parsed live, echoed in UTC and local time, drawn on the restore window."""
+
+    STEP = "moment"
+    TITLE_TEXT = "Restore to which moment?"
+
+    def compose_body(self) -> ComposeResult:
+        window = self.wizard.window
+        zone = self.wizard.zone
+        assert window is not None
+        yield Static(
+            f"The restore window is {escape(window.describe(zone))}.",
+            id="window-text",
+        )
+        yield WindowBar(window, id="bar")
+        yield Input(
+            value=self.wizard.moment_text,
+            placeholder="35 minutes ago · 2026-11-21 01:29 · yesterday 23:59 · gisteren 23:59 · kemarin 23:59",
+            id="at",
+        )
+        yield Static("", id="resolved")
+        yield Static(
+            "Accepted: RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' in your zone, '90m ago', and phrases in English, "
+            f"Dutch and Indonesian. Your zone: {escape(str(zone))}.",
+            classes="hint",
+        )
+        # Help with the hardest question, folded away so the one decision stays in front.
+        with Collapsible(title="Find the last good moment for me", id="find-box"):
+            yield Static(
+                "A canary is a read-only query that is true while the data is healthy. The wizard bisects the "
+                "history to the last moment it holds (about log2 of the window in looks, nothing restored).",
+                classes="hint",
+            )
+            canary = self.wizard.config.checks[0] if self.wizard.config.checks else ""
+            yield Input(value=canary, placeholder='SELECT count(*) >= 10 FROM "User"', id="canary")
+            yield Button("Find it", id="find")
+            yield Static("", id="find-status")
+        with Collapsible(title="Look at the data at this moment", id="peek-box"):
+            yield Input(placeholder='SELECT count(*) FROM "User"', id="peek-sql")
+            yield Button("Look", id="peek")
+            yield Static("", id="peek-result")
+        with Collapsible(title="Timeline: operations and branch events", id="timeline-box"):
+            yield Static("Open to load the project's recent operations…", id="timeline")
+
+    def compose_actions(self) -> ComposeResult:
+        yield Button("Back", id="back")
+        yield Button("Continue", id="next", variant="primary", disabled=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#at", Input).focus()
+        self.evaluate(self.wizard.moment_text)
+
+    def evaluate(self, text: str) -> bool:
+        window = self.wizard.window
+        assert window is not None
+        resolved = self.query_one("#resolved", Static)
+        bar = self.query_one("#bar", WindowBar)
+        ok = False
+        if not text.strip():
+            resolved.update("Type a moment just before the incident.")
+            bar.show(None)
+        else:
+            try:
+                moment = parse_moment(text, zone=self.wizard.zone, now=datetime.now(UTC))
+            except TimePointError as exc:
+                resolved.update(escape(str(exc)))
+                bar.show(None)
+            else:
+                bar.show(moment.utc)
+                try:
+                    RestoreWindow(window.earliest, datetime.now(UTC), window.retention_seconds).check(moment)
+                except TimePointError as exc:
+                    hint = f"\nNext: {escape(exc.hint)}" if exc.hint else ""
+                    resolved.update(f"{escape(moment.describe())}\n{escape(str(exc))}{hint}")
+                else:
+                    resolved.update(f"→ {escape(moment.describe())}")
+                    ok = True
+        resolved.set_class(not ok and bool(text.strip()), "error")
+        self.query_one("#next", Button).disabled = not ok
+        return ok
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "at":
+            self.evaluate(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        {"at": self.pressed_next, "canary": self.pressed_find, "peek-sql": self.pressed_peek}.get(
+            event.input.id or "", self.pressed_next
+        )()
+
+    def pressed_find(self) -> None:
+        canary = self.query_one("#canary", Input).value.strip()
+        if not canary:
+            self.show_find("Type a canary first.", error=True)
+            return
+        self.show_find("Searching…")
+        self.wizard.find_moment(canary)
+
+    def show_find(self, text: str, *, error: bool = False) -> None:
+        status = self.query_one("#find-status", Static)
+        status.update(escape(text))
+        status.set_class(error, "error")
+
+    def found_moment(self, moment_text: str, summary: str) -> None:
+        """The search is over: pre-fill the moment it found (the restore point itself)."""
+        self.query_one("#at", Input).value = moment_text
+        self.show_find(summary)
+        self.evaluate(moment_text)
+
+    def pressed_peek(self) -> None:
+        sql = self.query_one("#peek-sql", Input).value.strip()
+        text = self.query_one("#at", Input).value
+        if not sql or not self.evaluate(text):
+            self.show_peek("Type a valid moment above and a query here.", error=True)
+            return
+        self.show_peek("Looking…")
+        self.wizard.peek(text, sql)
+
+    def show_peek(self, text: str, *, error: bool = False) -> None:
+        result = self.query_one("#peek-result", Static)
+        result.update(escape(text))
+        result.set_class(error, "error")
+
+    def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
+        if event.collapsible.id == "timeline-box":
+            self.wizard.load_timeline()
+
+    def show_timeline(self, text: str) -> None:
+        self.query_one("#timeline", Static).update(escape(text))
+
+    def pressed_next(self) -> None:
+        text = self.query_one("#at", Input).value
+        if self.evaluate(text):
+            self.wizard.choose_moment(text, datetime.now(UTC))
+        else:
+            self.notify("That moment cannot be restored: see the message under the box.", severity="error")
+
+    def pressed_back(self) -> None:
+        self.action_back()
+
+
+STRATEGY_TEXT = {
+    "new-branch": (
+        "New branch at that moment (recommended). Nothing is overwritten: the damaged branch stays as it is, "
+        "a new branch holds the data as it was, and your env files are pointed at it. Undo = point them back."
+    ),
+    "in-place": (
+        "In place. The branch itself is overwritten with its state at that moment; its connection strings stay "
+        "the same, so the app needs no change. The current (damaged) state is kept as a backup branch. "
+        "Connections drop briefly. You will type the branch name to confirm."
+    ),
+}
+
+
+class StrategyScreen(WizardScreen):
+    STEP = "strategy"
+    TITLE_TEXT = "How should the data come back?"
+
+    def compose_body(self) -> ComposeResult:
+        current = self.wizard.strategy
+        with RadioSet(id="strategy"):
+            yield RadioButton("New branch at that moment", value=current == "new-branch", id="new-branch")
+            yield RadioButton("In place, keeping a backup", value=current == "in-place", id="in-place")
+        yield Static(escape(STRATEGY_TEXT[current]), id="consequences", classes="callout")
+        branch = self.wizard.branch
+        if branch is not None and not branch.is_root:
+            yield Static(
+                f"{escape(branch.name)} is not a root branch: Neon restores only root branches in place.",
+                classes="warn",
+            )
+
+    def compose_actions(self) -> ComposeResult:
+        yield Button("Back", id="back")
+        yield Button("Continue", id="next", variant="primary")
+
+    def on_mount(self) -> None:
+        choice = self.query_one("#strategy", RadioSet)
+        choice.focus()
+        if self.wizard.strategy == "in-place":
+            # RadioSet highlights its first button; Enter would then switch the choice back.
+            choice.action_next_button()
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        key = event.pressed.id or "new-branch"
+        self.wizard.strategy = key
+        self.query_one("#consequences", Static).update(escape(STRATEGY_TEXT[key]))
+
+    def pressed_next(self) -> None:
+        self.wizard.choose_strategy(self.wizard.strategy)
+
+    def pressed_back(self) -> None:
+        self.action_back()

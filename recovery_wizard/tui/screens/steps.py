@@ -1,0 +1,235 @@
+"""The plan and the screens that run the runbook's steps: restore, verify, env files, Prisma, done."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, ClassVar
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Button, DataTable, Static
+
+from recovery_wizard.recovery.report import count_cell
+from recovery_wizard.redact import redact
+from recovery_wizard.tui.screens.base import WizardScreen
+
+
+class PlanScreen(WizardScreen):
+    STEP = "plan"
+    TITLE_TEXT = "The plan: everything that will happen, in order"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Checking everything before the first change…", id="plan")
+        yield Static("", id="warnings", classes="warn")
+
+    def compose_actions(self) -> ComposeResult:
+        yield Button("Back", id="back")
+        yield Button("Start", id="start", variant="warning", disabled=True)
+
+    def on_mount(self) -> None:
+        self.wizard.make_plan()
+
+    def show_plan(self) -> None:
+        plan = self.wizard.plan
+        assert plan is not None
+        steps = "\n".join(f"{i}. {escape(line)}" for i, line in enumerate(plan.actions(), start=1))
+        self.query_one("#plan", Static).update(steps)
+        self.query_one("#warnings", Static).update("\n".join(f"! {escape(w)}" for w in plan.warnings))
+        start = self.query_one("#start", Button)
+        start.label = {"drill": "Start the drill", "in-place": "Restore in place…"}.get(
+            plan.command if plan.command == "drill" else plan.strategy, "Create the restore branch"
+        )
+        start.refresh(layout=True)  # a Button does not resize for a new label by itself
+        start.disabled = False
+        start.focus()
+
+    def show_refusal(self, message: str, hint: str) -> None:
+        text = f"Nothing was changed. {escape(message)}"
+        if hint:
+            text += f"\nNext: {escape(hint)}"
+        plan = self.query_one("#plan", Static)
+        plan.update(text)
+        plan.add_class("error")
+
+    def pressed_start(self) -> None:
+        self.query_one("#start", Button).disabled = True
+        self.wizard.start_run()
+
+    def pressed_back(self) -> None:
+        self.action_back()
+
+
+class RunStepScreen(WizardScreen):
+    """A step that changes things: its progress, what it shows, and a log. Implements the TUI's RunView."""
+
+    CAN_GO_BACK = False
+    WORK: ClassVar[str] = ""  # the WizardApp method that runs this step
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="progress")
+        yield Static("", id="block")
+        yield from self.compose_result()
+        with VerticalScroll(id="log", classes="empty"):
+            yield Static("", id="log-text")
+
+    def compose_result(self) -> ComposeResult:
+        yield from ()
+
+    def compose_actions(self) -> ComposeResult:
+        yield Button("Continue", id="next", variant="primary", disabled=True)
+
+    started: float | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def on_mount(self) -> None:
+        self.started = time.monotonic()
+        self.timer = self.set_interval(0.5, self._tick)
+        if self.WORK:
+            getattr(self.wizard, self.WORK)()
+
+    def _tick(self) -> None:
+        if self.started is not None:
+            self.query_one("#progress", Static).set_class(True, "running")
+            self._render_progress()
+
+    def _render_progress(self) -> None:
+        elapsed = 0 if self.started is None else time.monotonic() - self.started
+        text = getattr(self, "_progress_text", "Working…")
+        # The runbook's own progress lines already say how long ("…, 37 s"): do not say it twice.
+        clock = "" if re.search(r"\d+ s$", text) else f"  ·  {elapsed:.0f} s"
+        self.query_one("#progress", Static).update(f"{escape(text)}{clock}")
+
+    # RunView
+    def add_line(self, kind: str, text: str) -> None:
+        if kind == "step":
+            return  # the screen's title already says which step this is
+        prefix = {"warn": "! ", "output": "| "}.get(kind, "")
+        self.lines.append(escape(redact(prefix + text)))
+        # Keep the last lines only: a long Prisma log must not grow the screen without bound.
+        del self.lines[:-300]
+        self.query_one("#log-text", Static).update("\n".join(self.lines))
+        log = self.query_one("#log", VerticalScroll)
+        log.remove_class("empty")
+        log.scroll_end(animate=False)
+
+    def set_progress(self, text: str) -> None:
+        self._progress_text = text
+        self._render_progress()
+
+    def show_block(self, title: str, body: str) -> None:
+        self.query_one("#block", Static).update(f"[b]{escape(title)}[/b]\n{escape(redact(body))}")
+
+    def finished(self, message: str, *, ok: bool = True) -> None:
+        """The step's work is over: stop the clock, say how it went, let the user continue."""
+        elapsed = time.monotonic() - self.started if self.started else 0
+        self.started = None
+        self.timer.stop()
+        progress = self.query_one("#progress", Static)
+        progress.update(f"{escape(message)}  ·  {elapsed:.1f} s")
+        progress.set_class(False, "running")
+        progress.set_class(not ok, "error")
+        progress.set_class(ok, "ok")
+        button = self.query_one("#next", Button)
+        button.disabled = False
+        button.focus()
+
+    def offer_summary(self) -> None:
+        """The run cannot go on: Continue becomes "See the summary" (and leads to Done)."""
+        button = self.query_one("#next", Button)
+        button.label = "See the summary"
+        button.refresh(layout=True)  # a Button does not resize for a new label by itself
+
+    def pressed_next(self) -> None:
+        self.wizard.advance()
+
+
+class RestoreScreen(RunStepScreen):
+    STEP = "restore"
+    TITLE_TEXT = "Restoring"
+    WORK = "run_restore"
+
+
+class VerifyScreen(RunStepScreen):
+    STEP = "verify"
+    TITLE_TEXT = "Verify: damaged and restored, side by side"
+    WORK = "run_verify"
+
+    def compose_result(self) -> ComposeResult:
+        yield DataTable(id="counts", zebra_stripes=True, cursor_type="none")
+        yield Static("", id="checks")
+
+    def show_verification(self, verification: dict[str, Any]) -> None:
+        table = self.query_one("#counts", DataTable)
+        table.clear(columns=True)
+        table.add_columns("Table", "Damaged", "Restored", "Change")
+        for t in verification.get("tables", []):
+            name = t["table"] if t["schema"] == "public" else f"{t['schema']}.{t['table']}"
+            table.add_row(
+                name, count_cell(t.get("damaged")), count_cell(t.get("restored")), _delta(t.get("delta"))
+            )
+        lines = []
+        for check in verification.get("checks", []):
+            passed = bool(check.get("passed"))
+            restored, damaged = check.get("restored") or {}, check.get("damaged") or {}
+            mark = "✔ PASS" if passed else "✘ FAIL"
+            lines.append(
+                f"[b $text-{'success' if passed else 'error'}]{mark}[/] — {escape(check['sql'])}\n"
+                f"      restored: {escape(str(restored.get('value') or restored.get('error')))}"
+                f"   damaged: {escape(str(damaged.get('value') or damaged.get('error') or '—'))}"
+            )
+        self.query_one("#checks", Static).update("\n".join(lines) if lines else "No checks given.")
+        # The table replaces the plain-text block the runbook also reports.
+        self.query_one("#block", Static).update("")
+
+
+def _delta(delta: int | None) -> str:
+    return "" if not delta else f"{delta:+d}"
+
+
+class EnvScreen(RunStepScreen):
+    STEP = "env"
+    TITLE_TEXT = "Point the app at the restored data"
+    WORK = "run_env"
+
+
+class PrismaScreen(RunStepScreen):
+    STEP = "prisma"
+    TITLE_TEXT = "Prisma: pull the schema, generate the client"
+    WORK = "run_prisma"
+
+
+class CleanupScreen(RunStepScreen):
+    STEP = "cleanup"
+    TITLE_TEXT = "Clean up the drill"
+    WORK = "run_cleanup"
+
+
+class DoneScreen(WizardScreen):
+    STEP = "done"
+    TITLE_TEXT = "Done"
+    CAN_GO_BACK = False
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("Writing the incident record…", id="summary")
+        yield Static("", id="undo")
+
+    def compose_actions(self) -> ComposeResult:
+        yield Button("Quit", id="quit", variant="primary")
+
+    def on_mount(self) -> None:
+        self.wizard.finish()
+
+    def show_summary(self, summary: str, undo: list[str], *, ok: bool) -> None:
+        text = self.query_one("#summary", Static)
+        text.update(escape(redact(summary)))
+        text.set_class(not ok, "error")
+        self.query_one("#undo", Static).update("[b]How to undo[/b]\n" + escape(redact("\n".join(undo))))
+        self.query_one("#quit", Button).focus()
+
+    def pressed_quit(self) -> None:
+        self.wizard.exit(self.wizard.exit_code)

@@ -1,0 +1,28 @@
+"""The "why" panel: what the step does, why it matters, and how to do it by hand (learning mode)."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from recovery_wizard.recovery.runner import StepInfo
+
+
+class WhyPanel(VerticalScroll):
+    def __init__(self, info: StepInfo | None, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.info = info
+
+    def compose(self) -> ComposeResult:
+        yield Static("Why this step", classes="why-title")
+        if self.info is None:
+            return
+        yield Static("[b]What it does[/b]", classes="why-head")
+        yield Static(escape(self.info.what), classes="why-text")
+        yield Static("[b]Why it matters[/b]", classes="why-head")
+        yield Static(escape(self.info.why), classes="why-text")
+        yield Static("[b]By hand[/b]", classes="why-head")
+        yield Static(escape(self.info.console), classes="why-code")
+        yield Static("F1 hides this panel.", classes="why-hint")

@@ -1,0 +1,74 @@
+"""Part 3: the planted API key and database password never show up in anything a flow prints or writes.
+
+Every headless flow runs as a subprocess against the shared sandbox, happy paths and error paths alike
+(errors are where secrets leak: a driver echoing a conninfo, a refused key quoted back). Its stdout,
+stderr, journals, reports and log files are scanned for each planted secret.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.conftest import Shared, count, run_texts
+
+CANARY = 'SELECT count(*) >= 10 FROM "User"'
+
+FLOWS: dict[str, tuple[list[str], set[int]]] = {
+    "restore": (["restore", "--yes", "--json", "--at", "35 minutes ago", "--name", "canary-restore"], {0}),
+    "restore --api-key": (
+        ["restore", "--yes", "--json", "--at", "35 minutes ago", "--no-prisma", "--name", "canary-flag"],
+        {0},
+    ),
+    "drill": (["drill", "--yes", "--json", "--at", "35 minutes ago", "--check", CANARY], {0}),
+    "find-moment": (["find-moment", "--yes", "--json", "--check", CANARY, "--precision", "5m"], {0}),
+    "peek": (["peek", "--yes", "--json", "--at", "35 minutes ago", "--sql", CANARY], {0}),
+    "peek, failing query": (
+        ["peek", "--yes", "--at", "35 minutes ago", "--sql", "SELECT * FROM nope"],
+        {1, 2},
+    ),
+    "timeline": (["timeline", "--yes", "--json", "--incident", "30 minutes ago"], {0}),
+    "branches": (["branches", "--json"], {0}),
+    "verification fails": (
+        [
+            "restore",
+            "--yes",
+            "--json",
+            "--at",
+            "35 minutes ago",
+            "--check",
+            'SELECT count(*) >= 100 FROM "User"',
+        ],
+        {4},
+    ),
+    "bad --at": (["restore", "--yes", "--json", "--at", "2026-13-45 25:61"], {2}),
+    "refused key": (["restore", "--yes", "--json", "--at", "35 minutes ago"], {2}),
+    "refused key, peek": (["peek", "--yes", "--at", "35 minutes ago", "--sql", CANARY], {2}),
+}
+
+
+@pytest.mark.parametrize("flow", list(FLOWS))
+async def test_no_secret_in_any_output(shared: Shared, tmp_path: Path, flow: str) -> None:
+    args, codes = FLOWS[flow]
+    app = shared.make_app(tmp_path)
+    planted = list(shared.secrets)
+    extra: dict[str, str] = {}
+    if flow.startswith("refused key"):
+        # A well-formed key the sandbox does not know: it must not be quoted back either.
+        wrong = "napi_" + secrets.token_hex(24)
+        planted.append(wrong)
+        extra["NEON_API_KEY"] = wrong
+    if flow == "restore --api-key":
+        extra["NEON_API_KEY"] = ""
+        args = [*args[:1], "--api-key", shared.api_key, *args[1:]]
+    result = await shared.cli(app, *args, extra_env=extra)
+    count("secret_canary:flows scanned")
+    assert result.code in codes, (result.code, result.stdout, result.stderr)
+    texts = [result.stdout, result.stderr, run_texts(app)]
+    found = [s for s in planted if any(s in t for t in texts)]
+    assert not found, f"{flow}: a planted secret leaked"
+    # A mask is fine; the password's first characters in clear would not be.
+    for secret in planted:
+        assert not any(secret[:12] in t for t in texts), f"{flow}: a prefix of a secret leaked"

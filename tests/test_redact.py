@@ -1,0 +1,108 @@
+"""The one secrets helper: URL masking, Secret, free-text scrubbing, log records."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import string
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recovery_wizard.redact import MASK, RedactingFilter, Secret, install_log_redaction, mask_url, redact
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (
+            "postgresql://alex:s3cr3t@ep-odd-lake-123.us-east-2.aws.neon.tech/neondb?sslmode=require",
+            "postgresql://alex:****@ep-odd-lake-123.us-east-2.aws.neon.tech/neondb?sslmode=require",
+        ),
+        ("postgres://u:p%40ss@h:5432/db", "postgres://u:****@h:5432/db"),
+        ("postgres://u:p@ss@h/db", "postgres://u:****@h/db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+        (
+            "postgresql://h/db?user=u&password=hunter22&sslmode=disable",
+            "postgresql://h/db?user=u&password=****&sslmode=disable",
+        ),
+        ("host=h user=u password=hunter22 dbname=d", "host=h user=u password=**** dbname=d"),
+        ("host=h password='a b c' dbname=d", "host=h password=**** dbname=d"),
+        ("POSTGRESQL://U:Secret99@H/D", "POSTGRESQL://U:****@H/D"),
+        (
+            "prisma+postgres://u:tok3nvalue@accelerate.prisma-data.net/",
+            "prisma+postgres://u:****@accelerate.prisma-data.net/",
+        ),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_mask_urls_inside_text() -> None:
+    text = 'DATABASE_URL="postgresql://a:pw111111@h1/db" and DIRECT_URL=postgres://b:pw222222@h2/db\n'
+    assert redact(text) == 'DATABASE_URL="postgresql://a:****@h1/db" and DIRECT_URL=postgres://b:****@h2/db\n'
+
+
+_password_chars = string.ascii_letters + string.digits + "!$%&()*+,-.;<=>[]^_{|}~@:/?#'\""
+
+
+@given(
+    user=st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12),
+    password=st.text(alphabet=_password_chars, min_size=8, max_size=40),
+)
+def test_masked_url_never_holds_the_password(user: str, password: str) -> None:
+    url = f"postgresql://{user}:{quote(password, safe='')}@ep-x.neon.tech/neondb?sslmode=require"
+    assert mask_url(url) == f"postgresql://{user}:{MASK}@ep-x.neon.tech/neondb?sslmode=require"
+
+
+def test_secret_shows_only_a_mask() -> None:
+    key = Secret("napi_abcdefghijklmnop0123456789")
+    shown = f"{key} {key!r} {key:>40} {[key]} {key.masked}"
+    assert "napi_abcdef" not in shown
+    assert key.reveal() == "napi_abcdefghijklmnop0123456789"
+    assert Secret(key) == key and bool(key)
+    with pytest.raises(TypeError, match="pickled"):
+        pickle.dumps(key)
+
+
+def test_secret_url_shows_host_but_not_password() -> None:
+    uri = Secret("postgresql://neondb_owner:npg_AbCdEf123@ep-odd-lake.neon.tech/neondb")
+    assert str(uri) == "postgresql://neondb_owner:****@ep-odd-lake.neon.tech/neondb"
+    # Its password alone is now scrubbed from any text, e.g. a driver's error message.
+    assert redact('FATAL: password "npg_AbCdEf123" rejected') == 'FATAL: password "****" rejected'
+
+
+def test_redact_scrubs_every_wrapped_secret_and_extras() -> None:
+    Secret("napi_zzzzzzzzzzzzzzzzzzzz")
+    assert redact("key=napi_zzzzzzzzzzzzzzzzzzzz!") == f"key={MASK}!"
+    assert redact("my pin is 4242424242", extra=["4242424242"]) == f"my pin is {MASK}"
+    assert redact("short xy stays", extra=["xy"]) == "short xy stays"
+
+
+def test_logging_filter_scrubs_messages_args_and_tracebacks() -> None:
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    logger = logging.getLogger("test.redact")
+    logger.propagate = False
+    handler = Keep()
+    logger.addHandler(handler)
+    install_log_redaction(logger)
+    install_log_redaction(logger)  # idempotent
+    assert sum(isinstance(f, RedactingFilter) for f in handler.filters) == 1
+    secret = Secret("napi_loglogloglogloglog")
+    try:
+        raise RuntimeError(f"could not use {secret.reveal()} on postgresql://u:pw987654@h/db")
+    except RuntimeError:
+        logger.exception("failed with %s", secret.reveal())
+    logger.removeHandler(handler)
+    assert records
+    text = "\n".join(records)
+    assert "napi_loglog" not in text and "pw987654" not in text
+    assert "RuntimeError" in text and "postgresql://u:****@h/db" in text
