@@ -125,7 +125,15 @@ async def find_moment(
     lo, hi = good, bad
     mid = lo + (hi - lo) / 2
     # The two ends and the first midpoint at once: the ends validate the question, the midpoint starts the search.
-    at_good, at_bad, at_mid = await asyncio.gather(check(lo), check(hi), check(mid))
+    opening = [asyncio.ensure_future(check(at)) for at in (lo, hi, mid)]
+    try:
+        at_good, at_bad, at_mid = await asyncio.gather(*opening)
+    except BaseException:
+        # One probe failed (or we were cancelled): stop the others and let them clean up before answering.
+        for task in opening:
+            task.cancel()
+        await asyncio.gather(*opening, return_exceptions=True)
+        raise
     if not at_good.holds:
         raise UsageError(
             f"The canary is already false at the good end ({lo:%Y-%m-%d %H:%M:%S} UTC, value {at_good.value}).",

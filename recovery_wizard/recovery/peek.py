@@ -8,8 +8,9 @@ Two lenses, tried in this order:
    proxy honours the same option.)
 2. **A short-lived branch**, when time travel is not available (an IP-restricted project, a refused
    connection): create a branch at the moment with a read-only compute and an ``expires_at`` an hour out,
-   query it, delete it — in a ``finally`` that also runs on Ctrl-C, shielded so the deletion is not
-   cancelled halfway. The expiry is the safety net if even that fails.
+   query it, delete it — in a ``finally`` that also runs on Ctrl-C and finishes the deletion before the
+   cancellation goes on. Probes running at once take turns to create and delete (Neon answers 423 to a
+   second mutation while one runs). The expiry is the safety net if even that fails.
 
 Queries run in a read-only transaction with a statement timeout: a look cannot change the past.
 """
@@ -20,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,10 @@ class Lens:
     time_travel: bool = True
     created: list[str] = field(default_factory=list)  # ids of peek branches made (all deleted again)
     _cached: tuple[str, str] | None = field(default=None, repr=False)
+    # Neon runs one branch mutation per project at a time and answers 423 to the next. Probes that run at
+    # once (find-moment checks its two ends and the midpoint together) take turns to create and delete
+    # their branches, and only the queries overlap; the 423 retry stays a backstop, not the plan.
+    _mutations: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def _direct(self, branch_id: str) -> tuple[str, str]:
         # The branch's URI does not change between probes: two API calls per search, not per probe.
@@ -124,30 +129,46 @@ class Lens:
     @contextlib.asynccontextmanager
     async def _short_lived_branch(self, moment: datetime) -> AsyncIterator[Secret]:
         name = f"peek-{self.branch.name}-{moment:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
-        created = await self.client.create_branch(
-            self.project_id,
-            parent_id=self.branch.id,
-            name=name,
-            parent_timestamp=moment,
-            endpoints=[EndpointType.READ_ONLY],
-            expires_at=datetime.now(UTC) + PEEK_BRANCH_TTL,
-        )
-        self.created.append(created.branch.id)
+        branch_id: str | None = None
         try:
-            await self.client.wait_for_operations(self.project_id, created.operations)
-            direct, _ = await self._direct(created.branch.id)
+            # The lock spans the create and its operations: the next mutation may start only once they end.
+            async with self._mutations:
+                created = await self.client.create_branch(
+                    self.project_id,
+                    parent_id=self.branch.id,
+                    name=name,
+                    parent_timestamp=moment,
+                    endpoints=[EndpointType.READ_ONLY],
+                    expires_at=datetime.now(UTC) + PEEK_BRANCH_TTL,
+                )
+                branch_id = created.branch.id
+                self.created.append(branch_id)
+                await self.client.wait_for_operations(self.project_id, created.operations)
+            direct, _ = await self._direct(branch_id)
             yield Secret(direct)
         finally:
-            # Shielded: a Ctrl-C during the deletion must not leave the branch behind half-deleted.
-            await asyncio.shield(self._delete(created.branch.id))
+            if branch_id is not None:
+                await _finish_even_if_cancelled(self._delete(branch_id))
 
     async def _delete(self, branch_id: str) -> None:
         try:
-            deleted = await self.client.delete_branch(self.project_id, branch_id)
-            if deleted is not None:
-                await self.client.wait_for_operations(self.project_id, deleted.operations)
+            async with self._mutations:
+                deleted = await self.client.delete_branch(self.project_id, branch_id)
+                if deleted is not None:
+                    await self.client.wait_for_operations(self.project_id, deleted.operations)
         except NeonError as exc:
             log.warning("could not delete the peek branch %s (it expires by itself): %s", branch_id, exc)
+
+
+async def _finish_even_if_cancelled(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run ``cleanup`` to its end even when the caller is cancelled (Ctrl-C) meanwhile, then pass the
+    cancellation on. A second cancellation while it finishes abandons it: the branch's expiry is the net."""
+    task = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 async def query(

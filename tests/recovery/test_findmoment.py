@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from recovery_wizard.neon import NeonClient
+from recovery_wizard.neon.errors import NeonError
 from recovery_wizard.neon.models import Branch
+from recovery_wizard.neon.retry import RetryPolicy
 from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe, find_moment, probe_budget
 from recovery_wizard.recovery.outcome import UsageError
 from recovery_wizard.recovery.peek import (
@@ -24,6 +26,7 @@ from recovery_wizard.recovery.peek import (
 )
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow
+from recovery_wizard.sandbox.faults import parse_fault
 from recovery_wizard.sandbox.service import Sandbox
 from tests.recovery.conftest import World
 from tests.sandbox.conftest import FAST_RETRY, FAST_WAIT
@@ -153,11 +156,31 @@ async def test_find_moment_through_short_lived_branches_cleans_up(
 ) -> None:
     sandbox, client, main = served
     before = await branch_names(client, sandbox.project_id)
+    # No retries: the three opening probes run at once, and their branch creations must take turns rather
+    # than lean on the 423 retry (which a slow machine can outlast).
+    client.transport.retry = RetryPolicy(max_attempts=1)
     lens = Lens(client, sandbox.project_id, main, "neondb", "neondb_owner", time_travel=False)
     at = incident(sandbox)
     found = await find_moment(lens, CANARY, good=at - timedelta(seconds=20), bad=at + timedelta(seconds=20))
     assert found.last_good < at <= found.first_bad
     assert all(p.lens == LENS_BRANCH for p in found.probes)
+    assert await branch_names(client, sandbox.project_id) == before
+
+
+async def test_a_failed_opening_probe_stops_the_others_and_leaves_no_branch(
+    served: tuple[Sandbox, NeonClient, Branch],
+) -> None:
+    sandbox, client, main = served
+    before = await branch_names(client, sandbox.project_id)
+    # The third branch creation is refused (before Neon acts on it) and not retried.
+    sandbox.app.faults.append(parse_fault("POST /projects/*/branches#3=500:when=before"))
+    client.transport.retry = RetryPolicy(max_attempts=1)
+    lens = Lens(client, sandbox.project_id, main, "neondb", "neondb_owner", time_travel=False)
+    at = incident(sandbox)
+    with pytest.raises(NeonError):
+        await find_moment(lens, CANARY, good=at - timedelta(seconds=20), bad=at + timedelta(seconds=20))
+    # find_moment answered only after the other probes' branches were deleted again.
+    assert len(lens.created) == 2
     assert await branch_names(client, sandbox.project_id) == before
 
 
