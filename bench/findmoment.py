@@ -7,17 +7,15 @@ connection from local PostgreSQL in milliseconds, where Neon starts a compute. T
 
 Figures: probes used against the log2 bound ceil(log2(window / precision)) (plus the two ends, which
 find_moment checks concurrently with the first midpoint), and wall time against the same search with its
-first three probes run one after another (``asyncio.gather`` swapped for a sequential one in that module).
+first three probes run one after another (``findmoment.together`` swapped for a sequential one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import types
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from unittest import mock
 
 import httpx
@@ -33,11 +31,8 @@ PROBE_LATENCY_S = 0.2
 API_LATENCY_MS = 50
 
 
-async def _sequential_gather(*aws: Awaitable[Any]) -> list[Any]:
-    return [await aw for aw in aws]
-
-
-SEQUENTIAL = types.SimpleNamespace(gather=_sequential_gather)
+async def _one_after_another(*probes: Awaitable[findmoment.Probe]) -> list[findmoment.Probe]:
+    return [await p for p in probes]
 
 
 async def run(ctx: Context) -> list[Figure]:
@@ -80,7 +75,7 @@ async def run(ctx: Context) -> list[Figure]:
                 for _ in range(runs):
                     t, found = await timed(search)
                     concurrent.append(t)
-                    with mock.patch.object(findmoment, "asyncio", SEQUENTIAL):
+                    with mock.patch.object(findmoment, "together", _one_after_another):
                         s, _ = await timed(search)
                     sequential.append(s)
     assert found is not None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,6 +86,19 @@ async def probe(lens: Lens, canary: str, at: datetime) -> Probe:
     return Probe(at, truthy(value), value, None, time.perf_counter() - began, result.lens)
 
 
+async def together(*probes: Coroutine[Any, Any, Probe]) -> list[Probe]:
+    """Run ``probes`` at once. If one fails (or we are cancelled), stop the others and let them clean up
+    (delete their branches) before passing the error on: ``asyncio.gather`` alone would leave them running."""
+    tasks = [asyncio.ensure_future(p) for p in probes]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 async def find_moment(
     lens: Lens,
     canary: str,
@@ -125,15 +138,7 @@ async def find_moment(
     lo, hi = good, bad
     mid = lo + (hi - lo) / 2
     # The two ends and the first midpoint at once: the ends validate the question, the midpoint starts the search.
-    opening = [asyncio.ensure_future(check(at)) for at in (lo, hi, mid)]
-    try:
-        at_good, at_bad, at_mid = await asyncio.gather(*opening)
-    except BaseException:
-        # One probe failed (or we were cancelled): stop the others and let them clean up before answering.
-        for task in opening:
-            task.cancel()
-        await asyncio.gather(*opening, return_exceptions=True)
-        raise
+    at_good, at_bad, at_mid = await together(check(lo), check(hi), check(mid))
     if not at_good.holds:
         raise UsageError(
             f"The canary is already false at the good end ({lo:%Y-%m-%d %H:%M:%S} UTC, value {at_good.value}).",
