@@ -120,6 +120,7 @@ class WizardApp(App[int]):
         self.show_why = config.learn if config.learn is not None else config.mode in (Mode.DEMO, Mode.DRILL)
         self.steps = DRILL_STEPS if config.mode == Mode.DRILL else RESTORE_STEPS
         self.done_steps: set[str] = set()
+        self.skipped_steps: set[str] = set()  # steps decided for the user (one project): Back passes them
         self.current = "connect"
         self.zone: tzinfo = resolve_zone(config.tz)
         self.client: NeonClient | None = None
@@ -183,12 +184,21 @@ class WizardApp(App[int]):
         keys = self.step_keys
         self.goto(keys[keys.index(self.current) + 1])
 
-    def back(self) -> None:
+    def back_target(self) -> str | None:
+        """The choice step Back returns to: the previous one the user saw (not one chosen for them, such
+        as the only project), or None on the first choice and once the plan is confirmed."""
         keys = self.step_keys
-        index = keys.index(self.current)
-        if self.current not in CHOICE_STEPS or index <= 1:
+        if self.current not in CHOICE_STEPS:
+            return None
+        for key in reversed(keys[1 : keys.index(self.current)]):
+            if key not in self.skipped_steps:
+                return key
+        return None
+
+    def back(self) -> None:
+        target = self.back_target()
+        if target is None:
             return
-        target = keys[index - 1]
         self.done_steps.discard(target)
         self.goto(target)
 
@@ -269,6 +279,7 @@ class WizardApp(App[int]):
                 return
             if len(self.projects) == 1 or self.config.project_id:
                 self.done_steps.add("project")
+                self.skipped_steps.add("project")
                 await self._load_project(self.projects[0].id)
                 self.goto("branch")
             else:

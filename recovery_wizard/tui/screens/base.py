@@ -108,15 +108,19 @@ class WizardScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Hide "esc Back" where going back is not safe (or there is nothing to go back to).
-        if action == "back" and not self.CAN_GO_BACK:
+        if action == "back" and (not self.CAN_GO_BACK or self.wizard.back_target() is None):
             return None
         return True
 
+    def back_button(self) -> Button:
+        """Back, disabled where there is no earlier choice to return to."""
+        return Button("Back", id="back", disabled=self.wizard.back_target() is None)
+
     def action_back(self) -> None:
-        if self.CAN_GO_BACK:
-            self.wizard.back()
-        else:
+        if not self.CAN_GO_BACK:
             self.notify("Going back is not safe any more: this step changed things. Finish the run instead.")
+        elif self.wizard.back_target() is not None:
+            self.wizard.back()
 
     def set_why(self, visible: bool) -> None:
         self.query_one("#why").display = visible

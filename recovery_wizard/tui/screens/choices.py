@@ -89,7 +89,7 @@ class ProjectScreen(WizardScreen):
         yield options
 
     def compose_actions(self) -> ComposeResult:
-        yield Button("Back", id="back")
+        yield self.back_button()
         yield Button("Continue", id="next", variant="primary")
 
     def on_mount(self) -> None:
@@ -143,7 +143,7 @@ class BranchScreen(WizardScreen):
         yield table
 
     def compose_actions(self) -> ComposeResult:
-        yield Button("Back", id="back")
+        yield self.back_button()
         yield Button("Continue", id="next", variant="primary")
 
     def on_mount(self) -> None:
@@ -262,7 +262,7 @@ class MomentScreen(WizardScreen):
             yield Static("Open to load the project's recent operations…", id="timeline")
 
     def compose_actions(self) -> ComposeResult:
-        yield Button("Back", id="back")
+        yield self.back_button()
         yield Button("Continue", id="next", variant="primary", disabled=True)
 
     def on_mount(self) -> None:
@@ -389,7 +389,7 @@ class StrategyScreen(WizardScreen):
             )
 
     def compose_actions(self) -> ComposeResult:
-        yield Button("Back", id="back")
+        yield self.back_button()
         yield Button("Continue", id="next", variant="primary")
 
     def on_mount(self) -> None:

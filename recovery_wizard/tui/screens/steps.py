@@ -25,7 +25,7 @@ class PlanScreen(WizardScreen):
         yield Static("", id="warnings", classes="warn")
 
     def compose_actions(self) -> ComposeResult:
-        yield Button("Back", id="back")
+        yield self.back_button()
         yield Button("Start", id="start", variant="warning", disabled=True)
 
     def on_mount(self) -> None:
