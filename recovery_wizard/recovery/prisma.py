@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import difflib
 import json
 import logging
@@ -911,6 +912,11 @@ class PullResult:
     models: int
     backup_path: Path
     written: bool
+    # What write_pulled needs to write this pull later without running Prisma again: the file, its bytes as
+    # read (to refuse if it changed meanwhile) and Prisma's exact output. Hidden: a schema may hold a URL.
+    schema_path: Path | None = field(default=None, repr=False, compare=False)
+    _read: _Hidden[bytes] | None = field(default=None, repr=False, compare=False)
+    _pulled: _Hidden[str] | None = field(default=None, repr=False, compare=False)
 
 
 def count_models(schema: str) -> int:
@@ -959,11 +965,11 @@ def _backup(schema_path: Path, data: _Hidden[bytes], backup_dir: Path) -> Path:
     raise PrismaError(f"Could not create a backup of {schema_path.name} in {backup_dir}.")
 
 
-def _atomic_write(path: Path, text: _Hidden[str], *, expected: _Hidden[bytes]) -> None:
+def _atomic_write(path: Path, text: _Hidden[str], *, expected: _Hidden[bytes], while_what: str) -> None:
     target = path.resolve()  # a symlinked schema: replace the file it points to, not the link
     if target.read_bytes() != expected.value:
         raise PrismaError(
-            f"{path} changed while Prisma ran; it was not overwritten.",
+            f"{path} changed {while_what}; it was not overwritten.",
             hint="Review the change, then run `npx --no-install prisma db pull` yourself.",
         )
     mode = stat.S_IMODE(target.stat().st_mode)
@@ -1095,24 +1101,39 @@ async def db_pull(
             tofile=f"{rel} (restored database)",
         )
     )
-    written = False
-    if write and pulled.value != before.value:
-        try:
-            _atomic_write(schema_path, pulled, expected=before_bytes)
-        except OSError as exc:
-            raise PrismaError(
-                f"Could not write {schema_path}: {exc.strerror or exc}. The backup is at {backup_path}."
-            ) from None
-        written = True
-        log.info("wrote %s (%d models)", schema_path, models)
-    return PullResult(
+    result = PullResult(
         schema_before=shown_before,
         schema_after=shown_after,
         diff=redact(diff, secrets.value),
         models=models,
         backup_path=backup_path,
-        written=written,
+        written=False,
+        schema_path=schema_path,
+        _read=before_bytes,
+        _pulled=pulled,
     )
+    return write_pulled(result, while_what="while Prisma ran") if write else result
+
+
+def write_pulled(result: PullResult, *, while_what: str = "since it was read") -> PullResult:
+    """Write the schema a ``db_pull(write=False)`` brought back, once the user has seen its diff.
+
+    No second ``db pull``: the file gets exactly the schema the diff showed. Refused (PrismaError) if
+    ``schema.prisma`` changed since it was read; a no-op when the pull changed nothing.
+    """
+    if result.written or result.schema_path is None or result._read is None or result._pulled is None:
+        return result
+    if result._pulled.value.encode("utf-8") == result._read.value:
+        return result
+    path = result.schema_path
+    try:
+        _atomic_write(path, result._pulled, expected=result._read, while_what=while_what)
+    except OSError as exc:
+        raise PrismaError(
+            f"Could not write {path}: {exc.strerror or exc}. The backup is at {result.backup_path}."
+        ) from None
+    log.info("wrote %s (%d models)", path, result.models)
+    return dataclasses.replace(result, written=True)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -583,13 +583,8 @@ class Runner:
                 if pulled.diff and await self.prompter.confirm(
                     "Write the pulled schema to schema.prisma?", default=True
                 ):
-                    pulled = await prisma.db_pull(
-                        project,
-                        direct,
-                        backup_dir=self.journal.run_dir / "prisma",
-                        on_output=self.reporter.output,
-                        write=True,
-                    )
+                    # Exactly the schema whose diff was shown, not a second pull.
+                    pulled = prisma.write_pulled(pulled, while_what="while the diff was on screen")
             await prisma.generate(project, on_output=self.reporter.output, url=direct)
         except prisma.PrismaError as exc:
             self.journal.append("step", "failed", "prisma", error=str(exc))

@@ -42,6 +42,7 @@ from recovery_wizard.recovery.prisma import (
     detect,
     generate,
     manual_commands,
+    write_pulled,
 )
 from recovery_wizard.redact import Secret
 from recovery_wizard.sandbox.pgserver import PgServer
@@ -470,6 +471,39 @@ async def test_db_pull_without_write_leaves_the_schema_alone(tmp_path: Path, res
     assert again.written and again.backup_path != result.backup_path
     unchanged = await db_pull(project_of(root), restored_db.url, backup_dir=tmp_path / "b")
     assert not unchanged.written and unchanged.diff == ""
+
+
+async def test_write_pulled_writes_what_the_diff_showed_without_a_second_pull(
+    tmp_path: Path, restored_db: RestoredDb
+) -> None:
+    root = make_project(tmp_path / "app", version="6.19.0")
+    schema = root / "prisma" / "schema.prisma"
+    before = schema.read_bytes()
+    shown = await db_pull(project_of(root), restored_db.url, backup_dir=tmp_path / "b", write=False)
+    runs = len(read_log(root))
+    assert "password" not in repr(shown) and restored_db.password not in repr(shown)
+
+    written = write_pulled(shown)
+
+    assert written.written and not shown.written
+    assert len(read_log(root)) == runs  # Prisma did not run again
+    assert written.diff == shown.diff and written.backup_path == shown.backup_path
+    assert "model Order {" in schema.read_text() and schema.read_bytes() != before
+    assert write_pulled(written) is written  # already written: nothing to do
+
+
+async def test_write_pulled_refuses_a_schema_edited_while_the_diff_was_shown(
+    tmp_path: Path, restored_db: RestoredDb
+) -> None:
+    root = make_project(tmp_path / "app", version="6.19.0")
+    schema = root / "prisma" / "schema.prisma"
+    shown = await db_pull(project_of(root), restored_db.url, backup_dir=tmp_path / "b", write=False)
+    edited = schema.read_bytes() + b"\n// a teammate's edit\n"
+    schema.write_bytes(edited)
+
+    with pytest.raises(PrismaError, match="changed while the diff was on screen; it was not overwritten"):
+        write_pulled(shown, while_what="while the diff was on screen")
+    assert schema.read_bytes() == edited
 
 
 async def test_db_pull_prisma7_config_gets_the_url_in_its_variable(
