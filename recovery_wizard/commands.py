@@ -360,14 +360,16 @@ async def _lens(
     from datetime import UTC, datetime
 
     from recovery_wizard.recovery.peek import Lens
-    from recovery_wizard.recovery.plan import _only_or_ask, choose_branch, choose_project
+    from recovery_wizard.recovery.plan import _only_or_ask, choose_project_and_branches, pick_branch
     from recovery_wizard.recovery.timepoint import RestoreWindow
 
     options = RunOptions(command="peek", workdir=g.workdir, project_id=g.project_id, branch=past.branch)
-    project = await choose_project(client, options, prompter)
-    branch, _ = await choose_branch(client, project, options)
-    databases = [d.name for d in await client.databases(project.id, branch.id)]
-    roles = [r.name for r in await client.roles(project.id, branch.id)]
+    project, branches = await choose_project_and_branches(client, options, prompter)
+    branch = pick_branch(project, branches, options)
+    found_databases, found_roles = await asyncio.gather(
+        client.databases(project.id, branch.id), client.roles(project.id, branch.id)
+    )
+    databases, roles = [d.name for d in found_databases], [r.name for r in found_roles]
     database = past.database or await _only_or_ask(prompter, "database", databases, "--database", branch.name)
     role = past.role or await _only_or_ask(prompter, "role", roles, "--role", branch.name)
     if database not in databases:

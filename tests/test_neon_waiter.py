@@ -60,7 +60,7 @@ async def test_waits_until_every_operation_finishes(
     assert [p.finished for p in seen] == [0, 0, 1, 2]
     assert seen[-1].done and seen[-1].total == 2
     # Intervals start short and grow by the policy's factor.
-    assert fake_time.sleeps == [0.5, 0.75, 1.125]
+    assert fake_time.sleeps == pytest.approx([0.25, 0.325, 0.4225])  # 0.25 s growing ×1.3
     assert seen[-1].elapsed == pytest.approx(sum(fake_time.sleeps))
 
 

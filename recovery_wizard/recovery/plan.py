@@ -238,29 +238,39 @@ async def list_projects(client: NeonClient) -> list[Project]:
     return sorted({p.id: p for p in projects}.values(), key=lambda p: p.name)
 
 
-async def choose_project(client: NeonClient, options: RunOptions, prompter: Prompter) -> Project:
+async def _project_id(client: NeonClient, options: RunOptions, prompter: Prompter) -> str:
+    """Which project: ``--project-id``, the only one the key sees, or the user's choice."""
     if options.project_id:
-        return await client.project(options.project_id)
+        return options.project_id
     unique = {p.id: p for p in await list_projects(client)}
     if not unique:
         raise UsageError(
             "The API key sees no Neon project.", hint="Check that the key belongs to the right account."
         )
     if len(unique) == 1:
-        only = next(iter(unique.values()))
-        return await client.project(only.id)
-    choice = await prompter.choose(
+        return next(iter(unique))
+    return await prompter.choose(
         "Which project lost data?",
         [(f"{p.name} ({p.id})", p.id) for p in sorted(unique.values(), key=lambda p: p.name)],
         option="--project-id",
     )
-    return await client.project(choice)
 
 
-async def choose_branch(
-    client: NeonClient, project: Project, options: RunOptions
-) -> tuple[Branch, list[Branch]]:
-    branches = await client.branches(project.id)
+async def choose_project(client: NeonClient, options: RunOptions, prompter: Prompter) -> Project:
+    return await client.project(await _project_id(client, options, prompter))
+
+
+async def choose_project_and_branches(
+    client: NeonClient, options: RunOptions, prompter: Prompter
+) -> tuple[Project, list[Branch]]:
+    """The project and all its branches, read at once: one round trip, not two, on the restore's path."""
+    project_id = await _project_id(client, options, prompter)
+    project, branches = await asyncio.gather(client.project(project_id), client.branches(project_id))
+    return project, branches
+
+
+def pick_branch(project: Project, branches: list[Branch], options: RunOptions) -> Branch:
+    """The damaged branch: ``--branch`` (a name or an id), or the project's default branch."""
     if options.branch:
         wanted = options.branch
         matches = [b for b in branches if b.id == wanted] or [b for b in branches if b.name == wanted]
@@ -274,13 +284,11 @@ async def choose_branch(
             raise UsageError(
                 f"Several branches are named {wanted!r}: pass its id (br-…) to --branch instead."
             )
-        branch = matches[0]
-    else:
-        defaults = [b for b in branches if b.default]
-        if not defaults:
-            raise UsageError("The project has no default branch: pass --branch.")
-        branch = defaults[0]
-    return branch, branches
+        return matches[0]
+    defaults = [b for b in branches if b.default]
+    if not defaults:
+        raise UsageError("The project has no default branch: pass --branch.")
+    return defaults[0]
 
 
 async def choose_moment(options: RunOptions, prompter: Prompter, window: RestoreWindow) -> Moment:
@@ -378,10 +386,10 @@ async def resolve_plan(
                 f"The check {sql!r} is not a single read-only query.",
                 hint="A check must be one SELECT (or WITH … SELECT) that returns true while the data is healthy.",
             )
-    project = await choose_project(client, options, prompter)
+    project, branches = await choose_project_and_branches(client, options, prompter)
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
-    branch, branches = await choose_branch(client, project, options)
+    branch = pick_branch(project, branches, options)
     moment = await choose_moment(options, prompter, window)
     warnings: list[str] = []
     if window.near_old_edge(moment):

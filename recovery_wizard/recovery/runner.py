@@ -194,6 +194,9 @@ class Runner:
         self.result = RunResult(journal, plan)
         self.damaged: verify.Measurement | None = None
         self._created_endpoint: str | None = None
+        # Connection URIs already asked for, by (branch, endpoint, pooled): verify, .env and Prisma need the
+        # same ones, and each repeat would be one more round trip on the restore's critical path.
+        self._uris: dict[tuple[str, str | None, bool], Secret] = {}
 
     @property
     def project_id(self) -> str:
@@ -391,6 +394,8 @@ class Runner:
             )
         self.result.restore_branch = await self.client.branch(self.project_id, plan.branch.id)
         self.result.backup_branch = {"id": backup.id, "name": backup.name}
+        # The branch's roles are now as they were at the moment (a password may differ): ask again.
+        self._uris.clear()
         journal.append("step", "done", "restore", backup_id=backup.id, backup_name=backup.name)
         self.reporter.info(
             f"{plan.branch.name} is restored; its old state is kept as {backup.name} ({backup.id})."
@@ -399,14 +404,18 @@ class Runner:
     # --- verify ---------------------------------------------------------------------------------------
 
     async def _uri(self, branch_id: str, endpoint_id: str | None, *, pooled: bool) -> Secret:
-        return await self.client.connection_uri(
-            self.project_id,
-            branch_id=branch_id,
-            endpoint_id=endpoint_id,
-            database_name=self.plan.database,
-            role_name=self.plan.role,
-            pooled=pooled,
-        )
+        key = (branch_id, endpoint_id, pooled)
+        cached = self._uris.get(key)
+        if cached is None:
+            cached = self._uris[key] = await self.client.connection_uri(
+                self.project_id,
+                branch_id=branch_id,
+                endpoint_id=endpoint_id,
+                database_name=self.plan.database,
+                role_name=self.plan.role,
+                pooled=pooled,
+            )
+        return cached
 
     async def _lost(self, damaged_url: Secret) -> list[LostRows]:
         try:
@@ -442,9 +451,12 @@ class Runner:
                 # Resumed after the restore: the damaged data is gone, but what it lost was recorded.
                 self.result.lost = list(measured.data.get("lost_writes", []))
         else:
-            restored_url, damaged_url = await asyncio.gather(
-                self._uri(self.result.restore_branch.id, self.result.endpoint_id, pooled=False),
+            restored_id, endpoint_id = self.result.restore_branch.id, self.result.endpoint_id
+            restored_url, damaged_url, *_ = await asyncio.gather(
+                self._uri(restored_id, endpoint_id, pooled=False),
                 self._uri(self.plan.branch.id, None, pooled=False),
+                # The pooled URI the .env step writes, read now (a read): that step then asks Neon nothing.
+                *([self._uri(restored_id, endpoint_id, pooled=True)] if self.plan.env_targets else []),
             )
             damaged, restored, lost = await asyncio.gather(
                 verify.measure(damaged_url, self.plan.checks),

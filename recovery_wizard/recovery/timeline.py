@@ -5,6 +5,7 @@ incident time the user states.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -39,14 +40,20 @@ async def build_timeline(
     ]
     if incident is not None:
         events.append(Event(incident, "incident", "the incident (as you stated it)"))
-    seen = 0
-    async for op in client.iter_operations(project.id, page_size=200):
-        if op.created_at is None or op.created_at < window.earliest or seen >= MAX_OPERATIONS:
-            break
-        seen += 1
-        where = f" on {op.branch_id}" if op.branch_id else ""
-        events.append(Event(op.created_at, "operation", f"{op.action} ({op.status}){where}", op.id))
-    for branch in await client.branches(project.id):
+
+    async def operations() -> list[Event]:
+        found: list[Event] = []
+        async for op in client.iter_operations(project.id, page_size=200):
+            if op.created_at is None or op.created_at < window.earliest or len(found) >= MAX_OPERATIONS:
+                break
+            where = f" on {op.branch_id}" if op.branch_id else ""
+            found.append(Event(op.created_at, "operation", f"{op.action} ({op.status}){where}", op.id))
+        return found
+
+    # Both lists at once: the restore reads its timeline while it verifies, and waits for it.
+    operation_events, branches = await asyncio.gather(operations(), client.branches(project.id))
+    events += operation_events
+    for branch in branches:
         if branch.created_at is not None and branch.created_at >= window.earliest:
             events.append(
                 Event(branch.created_at, "branch-created", f"branch {branch.name} created", branch.id)

@@ -38,9 +38,10 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "create-branch": ("POST /projects/*/branches", "restore"),
     "operation": ("GET /projects/*/operations/*", "restore"),
     # GET branch and GET endpoints are no longer on the path: the create answer carries both.
-    # verify (restored side), then env (#3 and #4 are the pooled and direct URLs for the env file)
+    # verify asks for all three at once (restored direct, damaged direct, and the restored pooled URL the
+    # env file gets); the env and Prisma steps reuse them and ask Neon nothing
     "connection-uri": ("GET /projects/*/connection_uri", "verify"),
-    "connection-uri#3": ("GET /projects/*/connection_uri#3", "env"),
+    "connection-uri#3": ("GET /projects/*/connection_uri#3", "verify"),
 }
 RETRYABLE = ("423", "429", "429:retry-after=1", "503", "500", "drop", "stall:seconds=3")
 # Every GET gets the faults whose handling differs by HTTP status class (429 → any method, 500 → GET only,
