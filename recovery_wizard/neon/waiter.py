@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WaitPolicy:
-    # Polls at 0.25, 0.58, 1.0, 1.55, 2.3, 3.2 s…: an operation is seen at most ~30 % of its age after it
-    # ends (at 0.5 s ×1.5 it was ~50 %, and a 1 s operation finished 0.4 s before the poll saw it). A 10 s
-    # operation costs ten polls, a long one one poll per 5 s: well inside Neon's rate limit.
+    # Polls at 0.25, 0.58, 1.0, 1.55, 2.3, 3.2 s…: an operation that ends at age t is seen by t × 1.3 + 0.25 s
+    # at the latest (at 0.5 s ×1.5 it was t × 1.5 + 0.5 s). A 10 s operation costs ten polls, a long one one
+    # poll per 5 s: well inside Neon's rate limit.
     first_interval: float = 0.25
     max_interval: float = 5.0
     growth: float = 1.3

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon.client import format_timestamp
-from recovery_wizard.neon.errors import NeonError
+from recovery_wizard.neon.errors import BadResponseError, NeonError, OutcomeUnknownError
 from recovery_wizard.neon.models import Branch, EndpointType
 from recovery_wizard.redact import Secret, mask_url, redact
 
@@ -130,17 +130,22 @@ class Lens:
     async def _short_lived_branch(self, moment: datetime) -> AsyncIterator[Secret]:
         name = f"peek-{self.branch.name}-{moment:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
         branch_id: str | None = None
+        unsure = False  # the create may have happened without us learning the branch's id
         try:
             # The lock spans the create and its operations: the next mutation may start only once they end.
             async with self._mutations:
-                created = await self.client.create_branch(
-                    self.project_id,
-                    parent_id=self.branch.id,
-                    name=name,
-                    parent_timestamp=moment,
-                    endpoints=[EndpointType.READ_ONLY],
-                    expires_at=datetime.now(UTC) + PEEK_BRANCH_TTL,
-                )
+                try:
+                    created = await self.client.create_branch(
+                        self.project_id,
+                        parent_id=self.branch.id,
+                        name=name,
+                        parent_timestamp=moment,
+                        endpoints=[EndpointType.READ_ONLY],
+                        expires_at=datetime.now(UTC) + PEEK_BRANCH_TTL,
+                    )
+                except (asyncio.CancelledError, OutcomeUnknownError, BadResponseError):
+                    unsure = True
+                    raise
                 branch_id = created.branch.id
                 self.created.append(branch_id)
                 await self.client.wait_for_operations(self.project_id, created.operations)
@@ -149,6 +154,18 @@ class Lens:
         finally:
             if branch_id is not None:
                 await _finish_even_if_cancelled(self._delete(branch_id))
+            elif unsure:
+                await _finish_even_if_cancelled(self._delete_named(name))
+
+    async def _delete_named(self, name: str) -> None:
+        """After a create whose answer was lost or cut off: find the branch by its (unique) name, delete it."""
+        try:
+            found = [b for b in await self.client.branches(self.project_id, search=name) if b.name == name]
+        except NeonError as exc:
+            log.warning("could not look for the peek branch %s (it expires by itself): %s", name, exc)
+            return
+        for branch in found:
+            await self._delete(branch.id)
 
     async def _delete(self, branch_id: str) -> None:
         try:

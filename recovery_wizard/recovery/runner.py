@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from recovery_wizard.recovery.ui import Prompter, Reporter
 
 # The incident record lists the project's events this close to the restore point, at most this many.
+log = logging.getLogger("recovery_wizard.runner")
+
 TIMELINE_SPAN = timedelta(hours=6)
 TIMELINE_MAX = 40
 # How many times to ask for the restore branch when each answer is lost and the branch never appears.
@@ -395,7 +398,7 @@ class Runner:
         self.result.restore_branch = await self.client.branch(self.project_id, plan.branch.id)
         self.result.backup_branch = {"id": backup.id, "name": backup.name}
         # The branch's roles are now as they were at the moment (a password may differ): ask again.
-        self._uris.clear()
+        self.forget_uris()
         journal.append("step", "done", "restore", backup_id=backup.id, backup_name=backup.name)
         self.reporter.info(
             f"{plan.branch.name} is restored; its old state is kept as {backup.name} ({backup.id})."
@@ -416,6 +419,16 @@ class Runner:
                 pooled=pooled,
             )
         return cached
+
+    async def _prefetch_uri(self, branch_id: str, endpoint_id: str | None, *, pooled: bool) -> None:
+        try:
+            await self._uri(branch_id, endpoint_id, pooled=pooled)
+        except NeonError as exc:
+            log.debug("reading a connection URI ahead of time failed (asked again when needed): %s", exc)
+
+    def forget_uris(self) -> None:
+        """Ask Neon for connection URIs again (before retrying a step: a password may have been reset)."""
+        self._uris.clear()
 
     async def _lost(self, damaged_url: Secret) -> list[LostRows]:
         try:
@@ -452,16 +465,19 @@ class Runner:
                 self.result.lost = list(measured.data.get("lost_writes", []))
         else:
             restored_id, endpoint_id = self.result.restore_branch.id, self.result.endpoint_id
-            restored_url, damaged_url, *_ = await asyncio.gather(
+            restored_url, damaged_url = await asyncio.gather(
                 self._uri(restored_id, endpoint_id, pooled=False),
                 self._uri(self.plan.branch.id, None, pooled=False),
-                # The pooled URI the .env step writes, read now (a read): that step then asks Neon nothing.
-                *([self._uri(restored_id, endpoint_id, pooled=True)] if self.plan.env_targets else []),
             )
-            damaged, restored, lost = await asyncio.gather(
+            damaged, restored, lost, _ = await asyncio.gather(
                 verify.measure(damaged_url, self.plan.checks),
                 verify.measure(restored_url, self.plan.checks),
                 self._lost(damaged_url),
+                # The pooled URI the .env step writes, read while the data is measured: that step then asks
+                # Neon nothing. Best effort: if this read fails, the env step asks again (and owns the error).
+                self._prefetch_uri(restored_id, endpoint_id, pooled=True)
+                if self.plan.env_targets
+                else asyncio.sleep(0),
             )
             self.result.lost = [r.to_dict() for r in lost]
         await timeline

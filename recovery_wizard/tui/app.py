@@ -7,6 +7,7 @@ ErrorModal with Neon's message, the request id and the next thing to try, and of
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -218,6 +219,8 @@ class WizardApp(App[int]):
 
         def chosen(choice: str | None) -> None:
             if choice == "retry":
+                if self.runner is not None:
+                    self.runner.forget_uris()  # the fix may have been a reset password: ask Neon afresh
                 self.work(event.worker.name, what, job)
             elif self.runner is not None and self.runner.result.status == "running":
                 # The run touched the world and cannot go on: record where it stopped, then show the summary.
@@ -268,19 +271,19 @@ class WizardApp(App[int]):
                     screen.show_status(f"{exc}\nNext: {exc.hint}", error=True)
                 return
             self.client = client
-            if self.config.project_id:
-                projects = [p for p in projects if p.id == self.config.project_id] or projects
             self.projects = projects
-            if not self.projects:
+            if not self.projects and not self.config.project_id:
                 raise UsageError(
                     "The API key sees no Neon project.", hint="Check it belongs to the right account."
                 )
             if await self._offer_resume():
                 return
-            if len(self.projects) == 1 or self.config.project_id:
+            if self.config.project_id or len(self.projects) == 1:
+                # --project-id is loaded as given (a wrong id is Neon's 404 in the error box), never
+                # swapped for another project the key happens to see.
                 self.done_steps.add("project")
                 self.skipped_steps.add("project")
-                await self._load_project(self.projects[0].id)
+                await self._load_project(self.config.project_id or self.projects[0].id)
                 self.goto("branch")
             else:
                 self.goto("project")
@@ -338,9 +341,11 @@ class WizardApp(App[int]):
 
     async def _load_project(self, project_id: str) -> None:
         assert self.client is not None
-        self.project = await self.client.project(project_id)
-        self.branches = await self.client.branches(project_id)
-        self.window = RestoreWindow.from_retention(self.project.history_retention_seconds, datetime.now(UTC))
+        project, self.branches = await asyncio.gather(
+            self.client.project(project_id), self.client.branches(project_id)
+        )
+        self.project = project
+        self.window = RestoreWindow.from_retention(project.history_retention_seconds, datetime.now(UTC))
 
     def choose_project(self, project_id: str) -> None:
         async def job() -> None:

@@ -38,10 +38,11 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "create-branch": ("POST /projects/*/branches", "restore"),
     "operation": ("GET /projects/*/operations/*", "restore"),
     # GET branch and GET endpoints are no longer on the path: the create answer carries both.
-    # verify asks for all three at once (restored direct, damaged direct, and the restored pooled URL the
-    # env file gets); the env and Prisma steps reuse them and ask Neon nothing
+    # verify asks for the restored and damaged direct URIs at once (#1, #2), then reads the pooled URI the
+    # env file gets (#3) while it measures; the env and Prisma steps reuse them. A failed #3 is asked again
+    # by the env step (#4): see test_lasting_or_best_effort_faults.
     "connection-uri": ("GET /projects/*/connection_uri", "verify"),
-    "connection-uri#3": ("GET /projects/*/connection_uri#3", "verify"),
+    "connection-uri#4": ("GET /projects/*/connection_uri#3-4", "env"),
 }
 RETRYABLE = ("423", "429", "429:retry-after=1", "503", "500", "drop", "stall:seconds=3")
 # Every GET gets the faults whose handling differs by HTTP status class (429 → any method, 500 → GET only,
@@ -211,6 +212,8 @@ async def test_fault_on_one_request(
         # A timeline failure is best effort: the record says less, the restore still succeeds.
         ("GET /projects/*/branches#2=malformed", None),
         ("GET /projects/*/operations#2=malformed", None),
+        # The pooled URI read ahead during verify is best effort: the env step asks again and succeeds.
+        ("GET /projects/*/connection_uri#3=malformed", None),
         # Faults that never clear: retries run out and the run stops at the step, cleanly.
         ("POST /projects/*/branches#*=423", "restore"),
         ("GET /projects/*/operations/*#*=503", "restore"),

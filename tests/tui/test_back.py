@@ -9,7 +9,8 @@ from textual.widgets import Button, Input
 from recovery_wizard.sandbox.scenarios import build_scenario
 from recovery_wizard.tui.app import make_app
 from recovery_wizard.tui.screens import choices
-from tests.tui.conftest import SIZE, Incident, on_screen, settle
+from recovery_wizard.tui.screens.modals import ErrorModal
+from tests.tui.conftest import SIZE, Incident, all_text, on_screen, settle
 
 
 async def test_with_one_project_back_on_the_branch_screen_goes_nowhere(incident: Incident) -> None:
@@ -56,3 +57,24 @@ async def test_with_two_projects_back_from_the_branch_screen_returns_to_the_proj
         await pilot.press("escape")
         await on_screen(pilot, choices.ProjectScreen)
         assert app.current == "project" and "project" not in app.done_steps
+
+
+async def test_a_project_id_the_key_does_not_list_is_not_swapped_for_another(incident: Incident) -> None:
+    app = make_app(incident.config(project_id="no-such-project-123"))
+    async with app.run_test(size=SIZE) as pilot:
+        modal = await on_screen(pilot, ErrorModal)
+        # Neon's 404 for the id given, not the branch list of some other project.
+        assert "HTTP 404" in all_text(modal) and "no-such-project-123" in all_text(modal)
+        assert app.project is None
+
+
+async def test_a_project_id_among_several_opens_that_project_with_back_disabled(incident: Incident) -> None:
+    sandbox = incident.sandbox
+    assert sandbox.engine is not None
+    other = await sandbox.engine.create_project(build_scenario("homecheff", datetime.now(UTC)))
+    app = make_app(incident.config(project_id=other.id))
+    async with app.run_test(size=SIZE) as pilot:
+        branch = await on_screen(pilot, choices.BranchScreen)
+        assert app.project is not None and app.project.id == other.id
+        assert {b.project_id for b in app.branches} == {other.id}
+        assert branch.query_one("#back", Button).disabled  # chosen by the flag: nothing to go back to
