@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from recovery_wizard.neon import NeonClient
@@ -12,9 +13,10 @@ from recovery_wizard.plain.prompts import ScriptPrompter
 from recovery_wizard.recovery import runner as runner_module
 from recovery_wizard.recovery.outcome import CancelledError, UsageError
 from recovery_wizard.recovery.plan import RunOptions, resolve_plan
-from recovery_wizard.recovery.runner import STEP_INFO, run
+from recovery_wizard.recovery.runner import STEP_INFO, begin_run, run
 from recovery_wizard.sandbox.faults import parse_fault
 from recovery_wizard.sandbox.service import Sandbox
+from tests.recovery.conftest import write_app
 from tests.sandbox.conftest import in_process_http, neon_client
 
 
@@ -83,6 +85,50 @@ async def test_a_branch_that_was_never_made_is_asked_for_again(
     result = await run(client, options(tmp_path), ScriptPrompter(assume_yes=True), Recorder())
     assert result.status == "done", result.error
     assert len({b.name for b in await client.branches(sandbox.project_id)} - before) == 1
+
+
+async def test_connection_uris_are_asked_for_once_and_again_after_forget(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    asked: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        if request.url.path.endswith("/connection_uri"):
+            asked.append(f"{request.url.params['branch_id']} pooled={request.url.params.get('pooled')}")
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=sandbox.app), event_hooks={"request": [note]}
+    ) as http:
+        client = neon_client(sandbox, http)
+        main = next(b for b in await client.branches(sandbox.project_id) if b.default)
+        params = {"branch_id": main.id, "database_name": "neondb", "role_name": "neondb_owner"}
+        pooled = await client.connection_uri(sandbox.project_id, pooled=True, **params)
+        direct = await client.connection_uri(sandbox.project_id, pooled=False, **params)
+        write_app(tmp_path, pooled.reveal(), direct.reveal())
+        asked.clear()
+        run_options = options(tmp_path)
+        prompter = ScriptPrompter(assume_yes=True)
+        plan = await resolve_plan(client, run_options, prompter, Recorder())
+        runner = runner_module.Runner(
+            client, plan, begin_run(run_options, plan), prompter, Recorder(), yes=True
+        )
+        await runner.restore_new_branch()
+        await runner.verify()
+        await runner.rewrite_env()
+        result = runner.result
+        assert [f.get("path") for f in result.env_files] == [str(tmp_path / ".env")]
+        restored = result.restore_branch
+        assert restored is not None
+        # Verify: restored and damaged direct, then the pooled one for .env; the env step asks nothing.
+        assert sorted(asked) == sorted(
+            [f"{restored.id} pooled=false", f"{main.id} pooled=false", f"{restored.id} pooled=true"]
+        )
+        # As the wizard's Try again does: the next URI is asked for afresh, not served from the cache.
+        await runner._uri(restored.id, result.endpoint_id, pooled=True)
+        assert len(asked) == 3
+        runner.forget_uris()
+        await runner._uri(restored.id, result.endpoint_id, pooled=True)
+        assert len(asked) == 4
 
 
 async def test_plan_names_and_refusals(sandbox: Sandbox, client: NeonClient, tmp_path: Path) -> None:
