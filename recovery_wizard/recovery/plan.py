@@ -264,7 +264,11 @@ async def choose_project_and_branches(
     client: NeonClient, options: RunOptions, prompter: Prompter
 ) -> tuple[Project, list[Branch]]:
     """The project and all its branches, read at once: one round trip, not two, on the restore's path."""
-    project_id = await _project_id(client, options, prompter)
+    return await project_and_branches(client, await _project_id(client, options, prompter))
+
+
+async def project_and_branches(client: NeonClient, project_id: str) -> tuple[Project, list[Branch]]:
+    """One project and all its branches, read at once (the CLI's plan and the wizard both need both)."""
     project, branches = await asyncio.gather(client.project(project_id), client.branches(project_id))
     return project, branches
 

@@ -914,9 +914,9 @@ class PullResult:
     written: bool
     # What write_pulled needs to write this pull later without running Prisma again: the file, its bytes as
     # read (to refuse if it changed meanwhile) and Prisma's exact output. Hidden: a schema may hold a URL.
-    schema_path: Path | None = field(default=None, repr=False, compare=False)
-    _read: _Hidden[bytes] | None = field(default=None, repr=False, compare=False)
-    _pulled: _Hidden[str] | None = field(default=None, repr=False, compare=False)
+    schema_path: Path = field(repr=False, compare=False)
+    _read: _Hidden[bytes] = field(repr=False, compare=False)
+    _pulled: _Hidden[str] = field(repr=False, compare=False)
 
 
 def count_models(schema: str) -> int:
@@ -1115,15 +1115,14 @@ async def db_pull(
     return write_pulled(result, while_what="while Prisma ran") if write else result
 
 
-def write_pulled(result: PullResult, *, while_what: str = "since it was read") -> PullResult:
+def write_pulled(result: PullResult, *, while_what: str) -> PullResult:
     """Write the schema a ``db_pull(write=False)`` brought back, once the user has seen its diff.
 
     No second ``db pull``: the file gets exactly the schema the diff showed. Refused (PrismaError) if
-    ``schema.prisma`` changed since it was read; a no-op when the pull changed nothing.
+    ``schema.prisma`` changed ``while_what`` (since it was read); a no-op when written already or when the
+    pull changed nothing.
     """
-    if result.written or result.schema_path is None or result._read is None or result._pulled is None:
-        return result
-    if result._pulled.value.encode("utf-8") == result._read.value:
+    if result.written or result._pulled.value.encode("utf-8") == result._read.value:
         return result
     path = result.schema_path
     try:

@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
     from recovery_wizard.recovery.ui import Prompter, Reporter
 
-# The incident record lists the project's events this close to the restore point, at most this many.
 log = logging.getLogger("recovery_wizard.runner")
 
+# The incident record lists the project's events this close to the restore point, at most this many.
 TIMELINE_SPAN = timedelta(hours=6)
 TIMELINE_MAX = 40
 # How many times to ask for the restore branch when each answer is lost and the branch never appears.

@@ -7,7 +7,6 @@ ErrorModal with Neon's message, the request id and the next thing to try, and of
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -30,7 +29,7 @@ from recovery_wizard.recovery.journal import Journal, latest_resumable
 from recovery_wizard.recovery.outcome import RunError, StepFailedError, UsageError
 from recovery_wizard.recovery.peek import Lens, PeekError
 from recovery_wizard.recovery.peek import peek as peek_at
-from recovery_wizard.recovery.plan import Plan, RunOptions, list_projects, resolve_plan
+from recovery_wizard.recovery.plan import Plan, RunOptions, list_projects, project_and_branches, resolve_plan
 from recovery_wizard.recovery.runner import Runner, RunResult, begin_run, fail, finish_run, plan_from_journal
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
@@ -341,9 +340,7 @@ class WizardApp(App[int]):
 
     async def _load_project(self, project_id: str) -> None:
         assert self.client is not None
-        project, self.branches = await asyncio.gather(
-            self.client.project(project_id), self.client.branches(project_id)
-        )
+        project, self.branches = await project_and_branches(self.client, project_id)
         self.project = project
         self.window = RestoreWindow.from_retention(project.history_retention_seconds, datetime.now(UTC))
 

@@ -483,13 +483,13 @@ async def test_write_pulled_writes_what_the_diff_showed_without_a_second_pull(
     runs = len(read_log(root))
     assert "password" not in repr(shown) and restored_db.password not in repr(shown)
 
-    written = write_pulled(shown)
+    written = write_pulled(shown, while_what="while the diff was on screen")
 
     assert written.written and not shown.written
     assert len(read_log(root)) == runs  # Prisma did not run again
     assert written.diff == shown.diff and written.backup_path == shown.backup_path
     assert "model Order {" in schema.read_text() and schema.read_bytes() != before
-    assert write_pulled(written) is written  # already written: nothing to do
+    assert write_pulled(written, while_what="again") is written  # already written: nothing to do
 
 
 async def test_write_pulled_refuses_a_schema_edited_while_the_diff_was_shown(

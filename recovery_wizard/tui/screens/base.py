@@ -119,8 +119,8 @@ class WizardScreen(Screen[None]):
     def action_back(self) -> None:
         if not self.CAN_GO_BACK:
             self.notify("Going back is not safe any more: this step changed things. Finish the run instead.")
-        elif self.wizard.back_target() is not None:
-            self.wizard.back()
+        else:
+            self.wizard.back()  # does nothing where there is no earlier choice
 
     def set_why(self, visible: bool) -> None:
         self.query_one("#why").display = visible
