@@ -82,8 +82,9 @@ DRILL_DEFAULT_AT = "1 hour ago"
 
 EXIT_CODES_HELP = """\b
 Exit codes: 0 done; 1 a step failed (the message names the step and how to
-resume); 2 bad input or usage, refused before any write; 3 cancelled by the
-user; 4 verification failed (no env file was touched)."""
+resume); 2 bad input or usage, refused before any write (also: another run
+holds this directory); 3 cancelled at a prompt or interrupted by SIGINT,
+SIGTERM or SIGHUP (resumable); 4 verification failed (no env file touched)."""
 
 
 def global_options(func: Any) -> Any:
@@ -244,7 +245,12 @@ def _run_options(command: str, options: dict[str, Any], g: Any) -> Any:
     metavar="[RUN_ID]",
     help="Continue an interrupted run (the latest, or RUN_ID) without repeating what it did.",
 )
-def restore(resume: str | None, **options: Any) -> None:
+@click.option(
+    "--new",
+    is_flag=True,
+    help="Start a new run although an earlier one did not finish (that one is marked abandoned).",
+)
+def restore(resume: str | None, new: bool, **options: Any) -> None:
     """Run the recovery runbook without the TUI.
 
     Pick the moment, restore, verify, point the env files at the restored data, run Prisma, and write the
@@ -253,7 +259,7 @@ def restore(resume: str | None, **options: Any) -> None:
     from recovery_wizard import commands
 
     g = _globals(options)
-    raise SystemExit(commands.restore(g, _run_options("restore", options, g), resume))
+    raise SystemExit(commands.restore(g, _run_options("restore", options, g), resume, new))
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -268,7 +274,12 @@ def restore(resume: str | None, **options: Any) -> None:
     metavar="[RUN_ID]",
     help="Continue an interrupted drill.",
 )
-def drill(resume: str | None, **options: Any) -> None:
+@click.option(
+    "--new",
+    is_flag=True,
+    help="Start a new drill although an earlier one did not finish (that one is marked abandoned).",
+)
+def drill(resume: str | None, new: bool, **options: Any) -> None:
     """Rehearse a restore: a throwaway branch at the moment, verified, reported, then deleted.
 
     Touches no env file and no Prisma schema. The branch expires after 24 h even if the drill is killed.
@@ -282,7 +293,7 @@ def drill(resume: str | None, **options: Any) -> None:
         raise SystemExit(
             _open_wizard(drill=True, learn=None, tz=options.get("tz"), checks=options.get("checks") or ())
         )
-    raise SystemExit(commands.restore(g, _run_options("drill", options, g), resume))
+    raise SystemExit(commands.restore(g, _run_options("drill", options, g), resume, new))
 
 
 def past_options(func: Any) -> Any:

@@ -9,6 +9,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,13 +25,23 @@ from recovery_wizard.neon.errors import ForbiddenError, NotFoundError, Unauthori
 from recovery_wizard.plain.prompts import ScriptPrompter, TerminalPrompter
 from recovery_wizard.plain.reporter import StderrReporter
 from recovery_wizard.recovery import envfile
-from recovery_wizard.recovery.journal import Journal, JournalError, find_run, latest_resumable, list_runs
+from recovery_wizard.recovery.journal import (
+    Journal,
+    JournalError,
+    find_run,
+    journals,
+    latest_resumable,
+    resumable_runs,
+)
+from recovery_wizard.recovery.lock import AppLock, LockedError
 from recovery_wizard.recovery.outcome import (
+    EXIT_CANCELLED,
     EXIT_OK,
     EXIT_STEP_FAILED,
     EXIT_USAGE,
     CancelledError,
     UsageError,
+    resume_command,
 )
 from recovery_wizard.recovery.plan import RunOptions
 from recovery_wizard.recovery.ui import Prompter
@@ -66,6 +77,7 @@ def _emit(g: GlobalOptions, payload: dict[str, Any], human: str) -> None:
 
 
 def _fail(g: GlobalOptions, error: RecoveryError, code: int, status: str) -> int:
+    """An error before a run started writing (or a read-only command's): message, hint, JSON, exit code."""
     print(f"error: {error}", file=sys.stderr)
     if error.hint:
         print(f"hint: {error.hint}", file=sys.stderr)
@@ -107,36 +119,86 @@ async def with_client(
         return await body(client)
 
 
-def _run_async(coro: Awaitable[int]) -> int:
+# The one interrupt path: each of these cancels the running command's task, naming the signal. A run that
+# has started writing then stops its children (Prisma's process group), journals `end interrupted`, writes
+# its incident record and prints the command that resumes it; the process exits 3 (EXIT_CANCELLED).
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _run_async(coro: Awaitable[int], g: GlobalOptions | None = None) -> int:
     # envfile reports unparseable lines itself (by line number, never the value): silence dotenv's own log.
     logging.getLogger("dotenv.main").setLevel(logging.ERROR)
     try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(_interruptible(coro, g))
     except KeyboardInterrupt:
-        print(
-            "\ninterrupted: run `recovery-wizard restore --resume` to continue where it stopped.",
-            file=sys.stderr,
-        )
-        return 130
+        # Ctrl-C at a questionary prompt before anything was written (prompt_toolkit raises it itself).
+        print("\ninterrupted: nothing was written.", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+async def _interruptible(coro: Awaitable[int], g: GlobalOptions | None) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        if received:
+            print(f"\n{sig.name}: already stopping (writing the record); one moment.", file=sys.stderr)
+            return
+        received.append(sig.name)
+        print(f"\n{sig.name}: stopping…", file=sys.stderr)
+        task.cancel(msg=sig.name)
+
+    installed = []
+    for sig in INTERRUPT_SIGNALS:
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or not POSIX
+            pass
+    try:
+        return await coro
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        # Interrupted before any run started writing (planning, a prompt, a read-only command).
+        task.uncancel()
+        error = CancelledError(f"Interrupted by {received[0]}; nothing was changed.")
+        return _fail(g, error, EXIT_CANCELLED, "cancelled") if g else _print_error(error, EXIT_CANCELLED)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _print_error(error: RecoveryError, code: int) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return code
 
 
 # --- restore and drill ----------------------------------------------------------------------------------
 
 
-def restore(g: GlobalOptions, options: RunOptions, resume: str | None) -> int:
-    return _run_async(_restore(g, options, resume))
+def restore(g: GlobalOptions, options: RunOptions, resume: str | None, new: bool = False) -> int:
+    return _run_async(_restore(g, options, resume, new), g)
 
 
-async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None) -> int:
+async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, new: bool = False) -> int:
     from recovery_wizard.recovery.runner import run
 
     reporter = StderrReporter()
     prompter = make_prompter(g)
     journal: Journal | None = None
+    lock = AppLock(g.workdir, command=options.command)
+    abandon: list[Journal] = []
     try:
+        if resume is not None and new:
+            raise UsageError("--resume and --new contradict each other.", hint="Pass one of them.")
+        if not options.dry_run:
+            lock.acquire()  # before reading the journals: nobody else may be writing them
         if resume is not None:
             journal = (
-                latest_resumable(g.workdir, options.command)
+                latest_resumable(g.workdir, options.command, warn=reporter.warn)
                 if resume == "latest"
                 else find_run(g.workdir, resume)
             )
@@ -144,12 +206,42 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None) ->
                 raise UsageError(
                     f"There is no unfinished or failed {options.command} run in {g.workdir} to resume."
                 )
+            if journal.command != options.command:
+                raise UsageError(
+                    f"Run {journal.run_id} is a {journal.command or 'unknown'} run, not a {options.command};"
+                    f" `{options.command} --resume` cannot continue it.",
+                    hint=f"Run `recovery-wizard {journal.command} --resume {journal.run_id}`."
+                    if journal.command in ("restore", "drill")
+                    else f"Pass the id of a {options.command} run, or start one with --new.",
+                )
             if not journal.resumable:
                 raise UsageError(f"Run {journal.run_id} already ended ({journal.status}); nothing to resume.")
+            lock.set_run(journal.run_id)
+        elif not options.dry_run:
+            pending = resumable_runs(g.workdir, options.command, warn=reporter.warn)
+            if pending and not new:
+                journal = await _resume_or_new(g, options, prompter, pending)
+                if journal is None:
+                    abandon = pending
+                else:
+                    lock.set_run(journal.run_id)
+            elif pending:
+                abandon = pending
+
+        def started(started_journal: Journal) -> None:
+            lock.set_run(started_journal.run_id)
+            for old in abandon:
+                if old.run_id != started_journal.run_id:
+                    # So that `--resume` (the latest) never picks it up again, e.g. after a find-moment.
+                    old.append("run", "end", status="abandoned", superseded_by=started_journal.run_id)
+
         result = await with_client(
-            g, reporter, prompter, lambda client: run(client, options, prompter, reporter, resume=journal)
+            g,
+            reporter,
+            prompter,
+            lambda client: run(client, options, prompter, reporter, resume=journal, on_journal=started),
         )
-    except UsageError as exc:
+    except (UsageError, LockedError) as exc:
         return _fail(g, exc, EXIT_USAGE, "refused")
     except CancelledError as exc:
         return _fail(g, exc, exc.exit_code, "cancelled")
@@ -159,6 +251,8 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None) ->
         return _fail(g, exc, EXIT_USAGE, "refused")
     except (NeonError, RecoveryError) as exc:
         return _fail(g, exc, EXIT_STEP_FAILED, "failed")
+    finally:
+        lock.release()
     payload = result.to_dict()
     if result.status == "dry-run":
         _emit(g, payload, "Dry run: nothing was written.")
@@ -167,15 +261,59 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None) ->
         print(f"error: {result.error}", file=sys.stderr)
         if result.error.hint:
             print(f"hint: {result.error.hint}", file=sys.stderr)
-        if result.error.exit_code == EXIT_STEP_FAILED:
-            print(
-                f"hint: the run is resumable: recovery-wizard {options.command} --resume {result.journal.run_id}",
-                file=sys.stderr,
-            )
         _emit(g, payload, f"Incident record: {result.report_path}")
         return result.error.exit_code
     _emit(g, payload, _summary(result))
     return EXIT_OK
+
+
+def _describe_run(journal: Journal) -> str:
+    """One line on an unfinished run: when it started, how far it got, the branch it made."""
+    start = journal.start
+    plan = (start.data.get("plan") if start else None) or {}
+    steps = [r.step.split(":")[0] for r in journal.records if r.kind == "step" and r.step]
+    made = journal.done("restore")
+    branch = (made.data.get("branch_name") or made.data.get("backup_name")) if made else None
+    parts = [
+        f"started {start.at:%Y-%m-%d %H:%M:%S} UTC" if start else None,
+        "killed" if journal.status == "unfinished" else journal.status,
+        f"last step {steps[-1]}" if steps else "before its first step",
+        f"restore point {plan.get('restore_point')}" if plan.get("restore_point") else None,
+        f"branch {branch or plan.get('name')}" if (branch or plan.get("name")) else None,
+    ]
+    return f"{journal.run_id} ({', '.join(p for p in parts if p)})"
+
+
+async def _resume_or_new(
+    g: GlobalOptions, options: RunOptions, prompter: Prompter, pending: list[Journal]
+) -> Journal | None:
+    """An unfinished run of the same command exists: resume it (returned) or start anew (None).
+
+    Never guessed: a second restore next to an unfinished one would make another branch and repoint .env
+    again, and resuming an old one would apply a plan the user may have given up on.
+    """
+    latest = pending[0]
+    what = _describe_run(latest)
+    command = options.command
+    if isinstance(prompter, TerminalPrompter):
+        answer = await prompter.choose(
+            f"Run {what} did not finish. Resume it, or start a new {command}?",
+            [
+                (f"Resume {latest.run_id} (nothing it did is repeated)", "resume"),
+                (f"Start a new {command} (the unfinished run is marked abandoned)", "new"),
+                ("Cancel", "cancel"),
+            ],
+            option="--resume or --new",
+        )
+        if answer == "cancel":
+            raise CancelledError("Cancelled before any change.")
+        return latest if answer == "resume" else None
+    others = f" ({len(pending) - 1} older unfinished run(s) too)" if len(pending) > 1 else ""
+    raise UsageError(
+        f"Run {what} did not finish{others}. Say whether to continue it or start another.",
+        hint=f"Continue it: {resume_command(command, latest.run_id)}. Or start a new {command} with --new"
+        " (the unfinished run is then marked abandoned; its branch stays until you delete it).",
+    )
 
 
 def _summary(result: Any) -> str:
@@ -210,7 +348,7 @@ def _summary(result: Any) -> str:
 
 
 def branches(g: GlobalOptions) -> int:
-    return _run_async(_branches(g))
+    return _run_async(_branches(g), g)
 
 
 async def _guarded(
@@ -291,9 +429,10 @@ async def _list_branches(
 def env_rollback(g: GlobalOptions, run_id: str | None) -> int:
     reporter = StderrReporter()
     try:
-        journal = find_run(g.workdir, run_id) if run_id else _last_env_run(g.workdir)
-        restored = _rollback(journal, reporter, yes=g.yes)
-    except (UsageError, JournalError, envfile.EnvFileError) as exc:
+        with AppLock(g.workdir, command="env rollback", run_id=run_id):
+            journal = find_run(g.workdir, run_id) if run_id else _last_env_run(g.workdir, reporter)
+            restored = _rollback(journal, reporter, yes=g.yes)
+    except (UsageError, JournalError, LockedError, envfile.EnvFileError) as exc:
         return _fail(g, exc, EXIT_USAGE, "refused")
     _emit(
         g,
@@ -303,9 +442,8 @@ def env_rollback(g: GlobalOptions, run_id: str | None) -> int:
     return EXIT_OK
 
 
-def _last_env_run(workdir: Path) -> Journal:
-    for run_dir in reversed(list_runs(workdir)):
-        journal = Journal.open(run_dir)
+def _last_env_run(workdir: Path, reporter: StderrReporter) -> Journal:
+    for journal in journals(workdir, warn=reporter.warn):
         written = [r for r in journal.records if r.step and r.step.startswith("env:") and r.event == "done"]
         rolled = any(r.step == "rollback" and r.event == "done" for r in journal.records)
         if written and not rolled:
@@ -403,14 +541,14 @@ def _past_command(
         prompter = make_prompter(g)
         try:
             return await with_client(g, reporter, prompter, lambda client: body(client, reporter, prompter))
-        except (UsageError, UnauthorizedError, ForbiddenError, NotFoundError) as exc:
+        except (UsageError, LockedError, UnauthorizedError, ForbiddenError, NotFoundError) as exc:
             return _fail(g, exc, EXIT_USAGE, "refused")
         except CancelledError as exc:
             return _fail(g, exc, exc.exit_code, "cancelled")
         except RecoveryError as exc:
             return _fail(g, exc, EXIT_STEP_FAILED, "failed")
 
-    return _run_async(main())
+    return _run_async(main(), g)
 
 
 def timeline(g: GlobalOptions, past: PastOptions, incident: str | None) -> int:
@@ -486,7 +624,9 @@ def find_moment(
         project, window, lens = await _lens(client, g, past, prompter)
         low = _parse_time(good, past.tz, window).utc if good else window.earliest + EDGE_MARGIN
         high = _parse_time(bad, past.tz, window).utc if bad else datetime.now(UTC)
+        lock.acquire()  # its journal is a write: one run at a time in this directory
         journal = Journal.create(g.workdir)
+        lock.set_run(journal.run_id)
         journal.append(
             "run",
             "start",
@@ -510,7 +650,15 @@ def find_moment(
         try:
             found = await search(lens, canary, good=low, bad=high, precision=step, on_probe=on_probe)
         except BaseException as exc:
-            journal.append("run", "end", status="failed", error=str(exc))
+            stopped = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
+            journal.append("run", "end", status="interrupted" if stopped else "failed", error=str(exc))
+            # A search is not resumed: it is run again, narrowed by the probes it already made. Never
+            # `restore --resume`: that would continue an older restore and repoint .env.
+            again = _search_again(journal, canary)
+            if isinstance(exc, RecoveryError):
+                exc.hint = f"{exc.hint} {again}".strip()
+            else:
+                reporter.warn(f"find-moment stopped (run {journal.run_id}). {again}")
             raise
         journal.append("run", "end", status="done", last_good=found.last_good, first_bad=found.first_bad)
         payload = {"status": "done", "run_id": journal.run_id, "canary": canary, **found.to_dict()}
@@ -525,4 +673,22 @@ def find_moment(
         _emit(g, payload, human)
         return EXIT_OK
 
-    return _past_command(g, body)
+    lock = AppLock(g.workdir, command="find-moment")
+    try:
+        return _past_command(g, body)
+    finally:
+        lock.release()
+
+
+def _search_again(journal: Journal, canary: str) -> str:
+    """The find-moment command that continues a stopped search from its probes (never a restore)."""
+    import shlex
+
+    probes = [r.data for r in journal.records if r.step == "probe" and r.event == "done"]
+    holds = [str(p["at"]) for p in probes if p.get("holds") is True and p.get("at")]
+    fails = [str(p["at"]) for p in probes if p.get("holds") is False and p.get("at")]
+    narrowed = (f" --good {max(holds)}" if holds else "") + (f" --bad {min(fails)}" if fails else "")
+    return (
+        f"Its {len(probes)} probe(s) are in run {journal.run_id}; search again with: "
+        f"recovery-wizard find-moment --check {shlex.quote(canary)}{narrowed}"
+    )

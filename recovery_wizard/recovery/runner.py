@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon.errors import BadResponseError, NeonError, OutcomeUnknownError
 from recovery_wizard.neon.models import Branch, EndpointType
 from recovery_wizard.neon.waiter import WaitProgress
@@ -25,16 +26,20 @@ from recovery_wizard.recovery.journal import Journal
 from recovery_wizard.recovery.lostwrites import LostRows, lost_writes
 from recovery_wizard.recovery.outcome import (
     CancelledError,
+    InterruptedRunError,
     RunError,
     StepFailedError,
     UsageError,
     VerificationFailedError,
+    resume_hint,
 )
 from recovery_wizard.recovery.plan import EnvTarget, Plan, RunOptions, resolve_plan
 from recovery_wizard.recovery.timepoint import Moment, RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from recovery_wizard.neon.client import NeonClient
     from recovery_wizard.recovery.ui import Prompter, Reporter
 
@@ -687,8 +692,16 @@ async def run(
     reporter: Reporter,
     *,
     resume: Journal | None = None,
+    on_journal: Callable[[Journal], None] | None = None,
 ) -> RunResult:
-    """Plan, confirm, and run every step, journalled; always writes the incident record once it started."""
+    """Plan, confirm, and run every step, journalled; always writes the incident record once it started.
+
+    Once the journal exists, every way a run can stop ends the same way: the journal's ``end`` record, the
+    incident record, and a result whose error says how to resume. A step's failure (a ``RecoveryError`` or
+    an ``OSError``, e.g. an unwritable directory) is ``failed``; a cancellation of the task (the CLI cancels
+    it on SIGINT, SIGTERM and SIGHUP, naming the signal) is ``interrupted``. ``on_journal`` is called with
+    the journal as soon as it exists (the CLI names the run in its lock).
+    """
     if resume is not None:
         journal = resume
         plan = await plan_from_journal(client, journal, options)
@@ -706,6 +719,8 @@ async def run(
         if not options.yes and not await prompter.confirm("Go ahead?", default=False):
             raise CancelledError("Cancelled before any change.")
         journal = begin_run(options, plan)
+    if on_journal is not None:
+        on_journal(journal)
     runner = Runner(client, plan, journal, prompter, reporter, yes=options.yes)
     result = runner.result
     linked = journal.done("find-moment")
@@ -725,8 +740,18 @@ async def run(
         result.status = "done"
     except RunError as exc:
         result.status, result.error = exc.status, exc
-    except NeonError as exc:
+        if isinstance(exc, StepFailedError):
+            exc.hint = resume_hint(exc.hint, plan.command, journal.run_id)
+    except (RecoveryError, OSError) as exc:
+        # NeonError, EnvFileError, PrismaError, JournalError, a full disk, an unwritable directory: the
+        # run has written already (its journal at least), so this is a failed step to resume, never a
+        # refusal to re-run (a new run would make a second branch).
         fail(result, exc)
+    except asyncio.CancelledError as exc:
+        interrupted(result, exc)
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # handled here: the run ends as "interrupted", with its record written
     finally:
         if result.status != "running":
             finish_run(result, client)
@@ -749,10 +774,9 @@ def begin_run(options: RunOptions, plan: Plan, search: dict[str, Any] | None = N
 
 def find_search(workdir: Path, moment: datetime) -> dict[str, Any] | None:
     """The find-moment run (newest first) whose last_good is ``moment`` (to the millisecond), with its probes."""
-    from recovery_wizard.recovery.journal import list_runs
+    from recovery_wizard.recovery.journal import journals
 
-    for run_dir in reversed(list_runs(workdir)):
-        journal = Journal.open(run_dir)
+    for journal in journals(workdir):  # a damaged old journal is skipped, never fatal to a new run
         start, end = (
             journal.start,
             next((r for r in journal.records if r.kind == "run" and r.event == "end"), None),
@@ -777,23 +801,53 @@ def find_search(workdir: Path, moment: datetime) -> dict[str, Any] | None:
     return None
 
 
-def fail(result: RunResult, exc: NeonError) -> None:
-    """A Neon failure during a step: the run stops there, resumable."""
+def fail(result: RunResult, exc: RecoveryError | OSError) -> None:
+    """A failure during a step (Neon, a file, the disk): the run stops there, resumable."""
+    plan = result.plan
+    if isinstance(exc, RecoveryError):
+        message, hint = str(exc), exc.hint
+    else:
+        what = f" ({exc.filename})" if exc.filename else ""
+        message, hint = f"{exc.strerror or exc}{what}", "Fix what the message names."
     result.status = "failed"
     result.error = StepFailedError(
         result.step or _current_step(result.journal),
-        str(exc),
-        hint=(exc.hint + " " if exc.hint else "") + "Then run `recovery-wizard restore --resume`.",
+        message,
+        hint=resume_hint(hint, plan.command if plan else "restore", result.journal.run_id),
+    )
+
+
+def interrupted(result: RunResult, exc: BaseException) -> None:
+    """The task was cancelled (a signal in the CLI): stopped where it was, resumable."""
+    plan = result.plan
+    cause = str(exc.args[0]) if exc.args else "a cancellation"
+    step = result.step or _current_step(result.journal)
+    result.status = "interrupted"
+    result.error = InterruptedRunError(
+        f"Interrupted by {cause} during step {step!r}; it stopped there, nothing is half-written.",
+        hint=resume_hint("", plan.command if plan else "restore", result.journal.run_id),
     )
 
 
 def finish_run(result: RunResult, client: NeonClient) -> None:
-    """Write the incident record and close the journal (whatever the status)."""
+    """Write the incident record and close the journal (whatever the status).
+
+    A report that cannot be written (a full disk) must not hide the run's own outcome: the journal still
+    gets its ``end`` record, and the failure is added to the result's hint.
+    """
     from recovery_wizard.recovery.report import write_report
 
     result.requests = client.requests_sent
-    result.report_path = write_report(result)
-    result.journal.append("run", "end", status=result.status, report=result.report_path)
+    try:
+        result.report_path = write_report(result)
+    except OSError as exc:
+        log.warning("could not write the incident record: %s", exc.strerror or exc)
+        if result.error is not None:
+            result.error.hint += f" (The incident record could not be written: {exc.strerror or exc}.)"
+    try:
+        result.journal.append("run", "end", status=result.status, report=result.report_path)
+    except OSError as exc:
+        log.warning("could not close the journal: %s", exc.strerror or exc)
 
 
 def _current_step(journal: Journal) -> str:
@@ -806,8 +860,19 @@ def _current_step(journal: Journal) -> str:
 async def plan_from_journal(client: NeonClient, journal: Journal, options: RunOptions) -> Plan:
     """The plan of an interrupted run, exactly as it was resolved (its moment is not re-parsed)."""
     start = journal.start
-    if start is None:
-        raise UsageError(f"Run {journal.run_id} has no plan to resume.")
+    if start is None or not isinstance(start.data.get("plan"), dict):
+        command = journal.command
+        raise UsageError(
+            f"Run {journal.run_id} is {'a ' + command + ' run' if command else 'not a restore or drill'};"
+            " it has no restore plan to resume.",
+            hint=f"Resume a {options.command} run (`recovery-wizard {options.command} --resume` takes the"
+            f" latest), or start a new one with `recovery-wizard {options.command} --new`.",
+        )
+    if journal.command != options.command:
+        raise UsageError(
+            f"Run {journal.run_id} is a {journal.command} run; `{options.command} --resume` cannot continue it.",
+            hint=f"Run `recovery-wizard {journal.command} --resume {journal.run_id}`.",
+        )
     saved = start.data["plan"]
     project = await client.project(saved["project"]["id"])
     branch = await client.branch(project.id, saved["branch"]["id"])
