@@ -232,7 +232,7 @@ def runs_dir(workdir: Path) -> Path:
 def ensure_state_dir(workdir: Path) -> Path:
     """``.recovery-wizard/`` with its ``.gitignore`` (``*``): nothing recovery-wizard writes gets committed."""
     root = workdir / STATE_DIR
-    root.mkdir(exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
     ignore = root / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# recovery-wizard's run records and backups: never commit them.\n*\n")

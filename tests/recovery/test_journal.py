@@ -15,6 +15,7 @@ from recovery_wizard.recovery.journal import (
     Journal,
     JournalError,
     find_run,
+    latest_resumable,
     latest_unfinished,
     list_runs,
 )
@@ -107,3 +108,71 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+
+
+def _two_records(tmp_path: Path) -> Journal:
+    journal = Journal.create(tmp_path)
+    journal.append("run", "start", command="restore")
+    journal.append("step", "begin", "restore", name="x")
+    return journal
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b'{"seq": 3, "at": "2026-11-21T0', b"\0\0\0\0\0\0\0\0", b'{"seq": 3, "at": "2026\0\0\0\n', b"\n\0\0\n"],
+    ids=["cut-short", "nul-bytes", "cut-then-nul", "blank-and-nul-lines"],
+)
+def test_a_torn_tail_is_cut_before_the_next_append(tmp_path: Path, tail: bytes) -> None:
+    journal = _two_records(tmp_path)
+    with journal.path.open("ab") as fh:
+        fh.write(tail)  # a power loss in the middle of appending record 3
+    resumed = Journal.open(journal.run_dir)
+    assert len(resumed.records) == 2
+    resumed.append("run", "resume")
+    resumed.append("step", "done", "restore", branch_id="br-x")
+    again = Journal.open(journal.run_dir)  # readable: the torn bytes are gone, not buried mid-file
+    assert [r.seq for r in again.records] == [1, 2, 3, 4]
+    assert again.done("restore") is not None
+    assert journal.path.read_bytes().count(b"\0") == 0
+
+
+def test_a_record_whose_newline_was_lost_gets_one_before_the_next(tmp_path: Path) -> None:
+    journal = _two_records(tmp_path)
+    journal.path.write_bytes(journal.path.read_bytes().rstrip(b"\n"))
+    resumed = Journal.open(journal.run_dir)
+    assert len(resumed.records) == 2
+    resumed.append("run", "resume")
+    assert [r.seq for r in Journal.open(journal.run_dir).records] == [1, 2, 3]
+
+
+def test_a_damaged_old_run_never_blocks_a_new_one(tmp_path: Path) -> None:
+    damaged = Journal.create(tmp_path, now=datetime(2026, 11, 20, tzinfo=UTC))
+    damaged.append("run", "start", command="restore")
+    damaged.append("step", "begin", "restore", name="x")
+    lines = damaged.path.read_text().splitlines()
+    damaged.path.write_text("\n".join(["garbage", *lines[1:]]) + "\n")
+    warnings: list[str] = []
+    assert latest_resumable(tmp_path, "restore", warn=warnings.append) is None
+    assert latest_unfinished(tmp_path, warn=warnings.append) is None
+    assert all(damaged.run_id in w and "damaged at line 1" in w for w in warnings) and warnings
+    newer = Journal.create(tmp_path, now=datetime(2026, 11, 21, tzinfo=UTC))
+    newer.append("run", "start", command="restore")
+    found = latest_resumable(tmp_path, "restore", warn=warnings.append)
+    assert found is not None and found.run_id == newer.run_id
+    with pytest.raises(JournalError, match="damaged"):
+        find_run(tmp_path, damaged.run_id)  # asked for by id: refused, with the reason
+
+
+def test_interrupted_and_failed_runs_resume_abandoned_and_cancelled_do_not(tmp_path: Path) -> None:
+    for status, resumable in (
+        ("interrupted", True),
+        ("failed", True),
+        ("abandoned", False),
+        ("cancelled", False),
+        ("done", False),
+    ):
+        journal = Journal.create(tmp_path / status)
+        journal.append("run", "start", command="restore")
+        journal.append("run", "end", status=status)
+        assert Journal.open(journal.run_dir).resumable is resumable, status
+        assert (latest_resumable(tmp_path / status, "restore") is not None) is resumable
