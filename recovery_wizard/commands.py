@@ -6,6 +6,7 @@ return the documented exit code. Imported by cli.py only when such a command run
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -150,13 +151,16 @@ async def _interruptible(coro: Awaitable[int], g: GlobalOptions | None) -> int:
         print(f"\n{sig.name}: stopping…", file=sys.stderr)
         task.cancel(msg=sig.name)
 
-    installed = []
+    def handler(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(on_signal, signal.Signals(signum))
+
+    # Plain signal handlers, not loop.add_signal_handler: a questionary prompt (prompt_toolkit) takes SIGINT
+    # over while it asks and afterwards removes the loop's SIGINT handler, but puts a plain one back. This is
+    # what asyncio.run itself does for SIGINT.
+    previous: dict[signal.Signals, Any] = {}
     for sig in INTERRUPT_SIGNALS:
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or not POSIX
-            pass
+        with contextlib.suppress(ValueError, OSError):  # not the main thread, or not POSIX
+            previous[sig] = signal.signal(sig, handler)
     try:
         return await coro
     except asyncio.CancelledError:
@@ -167,8 +171,8 @@ async def _interruptible(coro: Awaitable[int], g: GlobalOptions | None) -> int:
         error = CancelledError(f"Interrupted by {received[0]}; nothing was changed.")
         return _fail(g, error, EXIT_CANCELLED, "cancelled") if g else _print_error(error, EXIT_CANCELLED)
     finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _print_error(error: RecoveryError, code: int) -> int:

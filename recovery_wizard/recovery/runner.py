@@ -752,6 +752,9 @@ async def run(
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()  # handled here: the run ends as "interrupted", with its record written
+    except KeyboardInterrupt:
+        # Ctrl-C at a terminal prompt (prompt_toolkit reads it as a key and raises this).
+        interrupted(result, KeyboardInterrupt("Ctrl-C"))
     finally:
         if result.status != "running":
             finish_run(result, client)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
@@ -346,3 +347,110 @@ async def test_an_interrupted_find_moment_never_hints_a_restore_resume(
     assert "restore --resume" not in result.stderr
     assert "find-moment --check" in result.stderr
     assert Journal.open(list_runs(app)[0]).status == "interrupted"
+
+
+# --- at a terminal ----------------------------------------------------------------------------------------
+
+
+def _pty(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    steps: list[tuple[Callable[[str], bool], bytes]],
+    timeout: float = 90,
+) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal; each step types its bytes once its condition holds (in order).
+    Confirmations ("(y/N)", "(Y/n)") are answered yes, as a person going ahead would."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execve(
+            sys.executable,
+            [sys.executable, "-m", "recovery_wizard", *args],
+            {**env, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        )
+    seen, answered, pending = b"", 0, list(steps)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            text = seen.decode(errors="replace")
+            if pending and pending[0][0](text):
+                time.sleep(0.5)  # let the prompt settle (prompt_toolkit asks the terminal things first)
+                os.write(fd, pending.pop(0)[1])
+                answered = len(text)
+                continue
+            fresh = text[answered:]
+            if "(y/N)" in fresh or "(Y/n)" in fresh:
+                answered = len(text)
+                os.write(fd, b"y")
+        else:
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+async def test_at_a_terminal_an_unfinished_run_is_offered_for_resuming(
+    shared: Shared, tmp_path: Path
+) -> None:
+    count("lifecycle:unfinished runs")
+    app = shared.make_app(tmp_path)
+    shared.clear_faults()
+    before = await shared.branch_names()
+    killed = await shared.cli(app, *RESTORE, "--name", "pty-old", extra_env={"RECOVERY_WIZARD_CRASH_AT": "3"})
+    assert killed.code == -9
+    code, output = await asyncio.to_thread(
+        _pty,
+        ["restore", "--at", "35 minutes ago", "--name", "pty-new"],
+        app,
+        shared.env(),
+        [
+            (lambda text: "Start a new restore" in text and "Cancel" in text, b"\r")
+        ],  # the first choice: resume
+    )
+    assert code == 0, output[-3000:]
+    assert "Traceback" not in output
+    assert await shared.branch_names() - before == {"pty-old"}, "resumed, not a second branch"
+    assert len(list_runs(app)) == 1 and _records(app)[0].status == "done"
+
+
+async def test_ctrl_c_after_a_prompt_still_takes_the_interrupt_path(shared: Shared, tmp_path: Path) -> None:
+    """A questionary prompt takes SIGINT over while it asks; Ctrl-C after it must still stop the run."""
+    count("lifecycle:signals")
+    app = shared.make_app(tmp_path)
+    shared.clear_faults()
+    before = await shared.branch_names()
+
+    def waiting(_: str) -> bool:
+        runs = list_runs(app)
+        return bool(runs) and Journal.open(runs[0]).last("restore", "begin") is not None
+
+    shared.set_faults(segment_fault("GET /projects/*/operations/*=stall:seconds=20"))
+    try:
+        code, output = await asyncio.to_thread(
+            _pty,
+            ["restore", "--at", "35 minutes ago", "--name", "pty-ctrl-c", "--no-prisma"],
+            app,
+            shared.env(),
+            [(waiting, b"\x03")],  # Ctrl-C typed at the terminal: SIGINT to the foreground process group
+        )
+    finally:
+        shared.clear_faults()
+    assert code == 3, output[-3000:]
+    assert "Traceback" not in output
+    assert "recovery-wizard restore --resume" in output
+    assert _records(app)[0].status == "interrupted"
+    await _resume_finishes(shared, app, "pty-ctrl-c", before)
