@@ -311,7 +311,14 @@ async def _resume_or_new(
         )
         if answer == "cancel":
             raise CancelledError("Cancelled before any change.")
-        return latest if answer == "resume" else None
+        if answer == "resume":
+            print(
+                f"Resuming {latest.run_id} with the plan it was started with (this command's --at, --name"
+                " and the like are not used).",
+                file=sys.stderr,
+            )
+            return latest
+        return None
     others = f" ({len(pending) - 1} older unfinished run(s) too)" if len(pending) > 1 else ""
     raise UsageError(
         f"Run {what} did not finish{others}. Say whether to continue it or start another.",
