@@ -300,6 +300,37 @@ async def test_a_signal_while_prisma_runs_stops_its_process_group(
     await _resume_finishes(shared, app, name, before)
 
 
+async def test_an_interrupted_drill_hints_drill_resume_which_finishes_it(
+    shared: Shared, tmp_path: Path
+) -> None:
+    count("lifecycle:signals")
+    app = shared.make_app(tmp_path)
+    shared.clear_faults()
+    before = await shared.branch_names()
+
+    def waiting() -> bool:
+        runs = list_runs(app)
+        return bool(runs) and Journal.open(runs[0]).last("restore", "begin") is not None
+
+    shared.set_faults(segment_fault("GET /projects/*/operations/*=stall:seconds=20"))
+    try:
+        proc = await _spawn(shared, app, "drill", "--yes", "--json", "--name", "sig-drill")
+        await _until(waiting, "the drill's restore")
+        await asyncio.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        result = await _finish(proc, timeout=60)
+    finally:
+        shared.clear_faults()
+    assert result.code == 3, result.stderr
+    run_id = json.loads(result.stdout)["run_id"]
+    assert f"recovery-wizard drill --resume {run_id}" in result.stderr
+    assert "restore --resume" not in result.stderr
+    resumed = await shared.cli(app, "drill", "--yes", "--json", "--resume", run_id)
+    assert resumed.code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["deleted"] is True
+    assert await shared.branch_names() - before == set(), "the drill left its branch behind"
+
+
 # --- failures after the first write -----------------------------------------------------------------------
 
 
