@@ -124,6 +124,14 @@ async def with_client(
 # has started writing then stops its children (Prisma's process group), journals `end interrupted`, writes
 # its incident record and prints the command that resumes it; the process exits 3 (EXIT_CANCELLED).
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Set once a run has ended (its record written): a signal after that has nothing left to stop, and a
+# cancellation then would only lose the result that is about to be printed.
+_settled: list[bool] = []
+
+
+def _run_ended(result: T) -> T:
+    _settled.append(True)
+    return result
 
 
 def _run_async(coro: Awaitable[int], g: GlobalOptions | None = None) -> int:
@@ -142,9 +150,10 @@ async def _interruptible(coro: Awaitable[int], g: GlobalOptions | None) -> int:
     task = asyncio.current_task()
     assert task is not None
     received: list[str] = []
+    _settled.clear()
 
     def on_signal(sig: signal.Signals) -> None:
-        if received:
+        if received or _settled:
             print(f"\n{sig.name}: already stopping (writing the record); one moment.", file=sys.stderr)
             return
         received.append(sig.name)
@@ -243,7 +252,9 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
             g,
             reporter,
             prompter,
-            lambda client: run(client, options, prompter, reporter, resume=journal, on_journal=started),
+            lambda client: _after(
+                run(client, options, prompter, reporter, resume=journal, on_journal=started)
+            ),
         )
     except (UsageError, LockedError) as exc:
         return _fail(g, exc, EXIT_USAGE, "refused")
@@ -269,6 +280,10 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
         return result.error.exit_code
     _emit(g, payload, _summary(result))
     return EXIT_OK
+
+
+async def _after(running: Awaitable[T]) -> T:
+    return _run_ended(await running)
 
 
 def _describe_run(journal: Journal) -> str:
