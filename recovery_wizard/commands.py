@@ -210,11 +210,21 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
         if not options.dry_run:
             lock.acquire()  # before reading the journals: nobody else may be writing them
         if resume is not None:
+            damaged: list[str] = []
             journal = (
-                latest_resumable(g.workdir, options.command, warn=reporter.warn)
+                latest_resumable(g.workdir, options.command, warn=damaged.append)
                 if resume == "latest"
                 else find_run(g.workdir, resume)
             )
+            if damaged:
+                # A newer run than the one found cannot be read: "the latest" is not known, so do not guess.
+                older = f" To continue {journal.run_id} (older), pass its id." if journal else ""
+                which = "a newer run's journal" if journal else "a run's journal"
+                raise UsageError(
+                    f"Not resuming: {which} cannot be read, so the latest run is not known. {' '.join(damaged)}",
+                    hint=f"Pass the run id to resume: `recovery-wizard {options.command} --resume RUN_ID`.{older}"
+                    f" Or start a new {options.command} with --new.",
+                )
             if journal is None:
                 raise UsageError(
                     f"There is no unfinished or failed {options.command} run in {g.workdir} to resume."
