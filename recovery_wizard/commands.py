@@ -154,11 +154,11 @@ async def _interruptible(coro: Awaitable[int], g: GlobalOptions | None) -> int:
 
     def on_signal(sig: signal.Signals) -> None:
         if received or _settled:
-            print(f"\n{sig.name}: already stopping (writing the record); one moment.", file=sys.stderr)
+            _say(f"\n{sig.name}: already stopping (writing the record); one moment.")
             return
         received.append(sig.name)
-        print(f"\n{sig.name}: stopping…", file=sys.stderr)
-        task.cancel(msg=sig.name)
+        task.cancel(msg=sig.name)  # first: after an SSH drop (SIGHUP) the terminal may be gone already
+        _say(f"\n{sig.name}: stopping…")
 
     def handler(signum: int, frame: object) -> None:
         loop.call_soon_threadsafe(on_signal, signal.Signals(signum))
@@ -182,6 +182,11 @@ async def _interruptible(coro: Awaitable[int], g: GlobalOptions | None) -> int:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError):  # a terminal that hung up
+        print(text, file=sys.stderr, flush=True)
 
 
 def _print_error(error: RecoveryError, code: int) -> int:
@@ -282,14 +287,17 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
     if result.status == "dry-run":
         _emit(g, payload, "Dry run: nothing was written.")
         return EXIT_OK
-    if result.error is not None:
-        print(f"error: {result.error}", file=sys.stderr)
-        if result.error.hint:
-            print(f"hint: {result.error.hint}", file=sys.stderr)
-        _emit(g, payload, f"Incident record: {result.report_path}")
-        return result.error.exit_code
-    _emit(g, payload, _summary(result))
-    return EXIT_OK
+    # The run's record is written; a terminal that hung up (SIGHUP after an SSH drop) must not turn its
+    # outcome into a traceback and another exit code.
+    with contextlib.suppress(OSError):
+        if result.error is not None:
+            print(f"error: {result.error}", file=sys.stderr)
+            if result.error.hint:
+                print(f"hint: {result.error.hint}", file=sys.stderr)
+            _emit(g, payload, f"Incident record: {result.report_path}")
+        else:
+            _emit(g, payload, _summary(result))
+    return EXIT_OK if result.error is None else result.error.exit_code
 
 
 async def _after(running: Awaitable[T]) -> T:

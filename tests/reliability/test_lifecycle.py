@@ -9,6 +9,7 @@ project's branches before and after, so cases stay independent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -534,3 +535,64 @@ async def test_ctrl_c_after_a_prompt_still_takes_the_interrupt_path(shared: Shar
     assert "recovery-wizard restore --resume" in output
     assert _records(app)[0].status == "interrupted"
     await _resume_finishes(shared, app, "pty-ctrl-c", before)
+
+
+def _hang_up(
+    args: list[str], cwd: Path, env: dict[str, str], when: Callable[[], bool], timeout: float = 60
+) -> int:
+    """Run the CLI on a pseudo-terminal and close the terminal (an SSH drop) once ``when`` holds."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execve(sys.executable, [sys.executable, "-m", "recovery_wizard", *args], {**env, "TERM": "xterm"})
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not when():
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                with contextlib.suppress(OSError):
+                    os.read(fd, 65536)
+        time.sleep(0.3)
+    finally:
+        os.close(fd)  # the terminal goes away: the kernel sends SIGHUP to the session's foreground group
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("the run did not stop after its terminal hung up")
+
+
+async def test_an_ssh_drop_ends_the_run_interrupted_and_resumable(shared: Shared, tmp_path: Path) -> None:
+    count("lifecycle:signals")
+    app = shared.make_app(tmp_path)
+    shared.clear_faults()
+    before = await shared.branch_names()
+
+    def waiting() -> bool:
+        runs = list_runs(app)
+        return bool(runs) and Journal.open(runs[0]).last("restore", "begin") is not None
+
+    shared.set_faults(segment_fault("GET /projects/*/operations/*=stall:seconds=20"))
+    try:
+        code = await asyncio.to_thread(
+            _hang_up,
+            ["restore", "--yes", "--at", "35 minutes ago", "--name", "ssh-drop", "--no-prisma"],
+            app,
+            shared.env(),
+            waiting,
+        )
+    finally:
+        shared.clear_faults()
+    assert code == 3
+    journal = _records(app)[0]
+    assert journal.status == "interrupted"
+    report = (list_runs(app)[0] / "report.md").read_text()
+    assert "status **interrupted**" in report and "Interrupted by SIGHUP" in report
+    await _resume_finishes(shared, app, "ssh-drop", before)
