@@ -107,7 +107,15 @@ async def test_a_second_run_names_the_holder_and_writes_nothing(shared: Shared, 
         await _until(lambda: bool(list_runs(app)), "the first run's journal")
         run_id = list_runs(app)[0].name
         env_before = (app / ".env").read_bytes()
-        for args in (RESTORE, ("env", "rollback", "--yes"), ("restore", "--yes", "--resume")):
+        search = (
+            "find-moment",
+            "--yes",
+            "--check",
+            'SELECT count(*) >= 10 FROM "User"',
+            "--good",
+            "50 minutes ago",
+        )
+        for args in (RESTORE, ("env", "rollback", "--yes"), ("restore", "--yes", "--resume"), search):
             second = await _finish(await _spawn(shared, app, *args))
             assert second.code == 2, (args, second.stderr)
             assert f"pid {first.pid}" in second.stderr
