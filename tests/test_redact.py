@@ -106,3 +106,45 @@ def test_logging_filter_scrubs_messages_args_and_tracebacks() -> None:
     text = "\n".join(records)
     assert "napi_loglog" not in text and "pw987654" not in text
     assert "RuntimeError" in text and "postgresql://u:****@h/db" in text
+
+
+@pytest.mark.parametrize("raw", ["pa/ss", "pa#ss", "pa'ss", "p@ss", "pa?ss", "pa ss", "a:b/c#d'e@f"])
+def test_mask_url_masks_a_password_that_is_not_percent_encoded(raw: str) -> None:
+    url = f"postgresql://alex:{raw}-planted@ep-x.neon.tech/neondb?sslmode=require"
+    assert mask_url(url) == "postgresql://alex:****@ep-x.neon.tech/neondb?sslmode=require"
+    assert "planted" not in str(Secret(url))
+
+
+_raw_password = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\n\r"),
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(user=st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12), password=_raw_password)
+def test_mask_url_never_holds_a_raw_password(user: str, password: str) -> None:
+    url = f"postgresql://{user}:Qz7{password}@ep-x.neon.tech/neondb?sslmode=require"
+    assert mask_url(url) == f"postgresql://{user}:{MASK}@ep-x.neon.tech/neondb?sslmode=require"
+
+
+@given(password=st.text(alphabet=_password_chars + "\\`", min_size=1, max_size=40))
+def test_redact_masks_a_raw_password_inside_text(password: str) -> None:
+    # In free text a blank ends a URL; any other character a hand-written password holds is masked.
+    text = f"connect failed for DATABASE_URL='postgresql://app:Qz7{password}@ep-x.neon.tech/db' (timeout)"
+    assert "Qz7" not in redact(text)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:Qz7redis@redis.internal:6379",
+        "mongodb+srv://app:Qz7mongo@cluster0.x.mongodb.net/db",
+        "amqp://app:Qz7amqp@rabbit:5672/vhost",
+        "https://app:Qz7basic@api.example.com/v2",
+        "redis://:Qz7p@ss@redis.internal:6379",
+    ],
+)
+def test_redact_masks_passwords_in_urls_of_any_scheme(url: str) -> None:
+    masked = redact(f"could not reach {url}: refused")
+    assert "Qz7" not in masked and MASK in masked
