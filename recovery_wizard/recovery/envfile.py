@@ -998,9 +998,9 @@ def _next_warnings(path: Path, project_dir: Path, ours: set[str]) -> list[str]:
         shared = sorted(ours & {b.key for b in other.bindings}) if other else []
         if shared:
             warnings.append(
-                f"{other_path} also sets {', '.join(shared)}, and Next.js reads {name} before {path.name}"
-                f"{when} (the first value wins): the app will keep using the value in {name} unless that "
-                "file is rewritten too."
+                f"{', '.join(shared)} WILL NOT BE REPOINTED{when.upper()}: {other_path} also sets "
+                f"{', '.join(shared)}, and Next.js reads {name} before {path.name}{when} (the first value "
+                f"wins): the app will keep using the value in {name} unless that file is rewritten too."
             )
     return warnings
 

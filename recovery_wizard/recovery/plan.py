@@ -167,6 +167,11 @@ class Plan:
                 lines.append(
                     "Env files: nothing to change (an in-place restore keeps the connection strings)."
                 )
+            elif not self.env_targets:
+                lines.append(
+                    "Env files: NONE will be repointed (see the warning below): the app keeps using "
+                    f"{self.branch.name!r} until its connection strings are changed by hand."
+                )
             for target in self.env_targets:
                 lines.append(
                     f"Rewrite {', '.join(target.variables)} in {target.path} to point at {self.name!r} "
@@ -202,7 +207,12 @@ class Plan:
             "role": self.role,
             "name": self.name,
             "env_files": [
-                {"path": str(t.path), "pooled_var": t.pooled_var, "direct_var": t.direct_var}
+                {
+                    "path": str(t.path),
+                    "pooled_var": t.pooled_var,
+                    "direct_var": t.direct_var,
+                    "warnings": t.warnings,
+                }
                 for t in self.env_targets
             ],
             "checks": self.checks,
@@ -329,6 +339,37 @@ def _url_identity(url: str | None) -> tuple[str | None, str | None]:
     return (unquote(parts.username) if parts.username else None), database
 
 
+def strategy_of(options: RunOptions) -> str:
+    return "new-branch" if options.command == "drill" else options.strategy
+
+
+# Env files that may hold the app's connection strings when there is no .env to rewrite (docs/prisma.md,
+# Next.js's load order): named in the warning so the person knows which one to pass.
+_OTHER_ENV_FILES = (
+    "prisma/.env",
+    ".env.local",
+    ".env.production",
+    ".env.production.local",
+    ".env.development",
+)
+
+
+def _nothing_repointed(options: RunOptions) -> str:
+    """The loud warning for a new-branch restore that will rewrite no env file."""
+    found = [name for name in _OTHER_ENV_FILES if (options.workdir / name).is_file()]
+    where = (
+        f"there is no .env in {options.workdir} (only {', '.join(found)}, which is not rewritten unless "
+        "passed with --env-file)"
+        if found
+        else f"there is no .env in {options.workdir} and no --env-file was given"
+    )
+    return (
+        f"NOTHING WILL BE REPOINTED: {where}. The restore creates a new branch, and the app keeps using the "
+        "damaged branch until its connection strings point at it: pass --env-file "
+        f"{found[0] if found else 'PATH'}, or set them by hand where the app runs, then redeploy."
+    )
+
+
 def env_targets(options: RunOptions, detected: prisma.PrismaProject | None) -> list[EnvTarget]:
     paths = list(options.env_files)
     if not paths:
@@ -425,11 +466,15 @@ async def resolve_plan(
     for target in targets:
         warnings += target.warnings
 
-    current_url = None
+    if options.command == "restore" and strategy_of(options) == "new-branch" and not targets:
+        warnings.append(_nothing_repointed(options))
+
+    current_url, url_source = None, None
     for target in targets:
         env = envfile.EnvFile.read(target.path)
         current_url = env.get(target.direct_var or "") or env.get(target.pooled_var or "")
         if current_url:
+            url_source = target.path
             break
     url_role, url_db = _url_identity(current_url)
     # Independent reads, at once: each round trip is on the critical path of a 2 a.m. restore.
@@ -440,6 +485,22 @@ async def resolve_plan(
     )
     databases = [d.name for d in found_databases]
     roles = [r.name for r in found_roles]
+    # The app keeps connecting as it does now, or the run stops: a role or database the API does not list
+    # must not silently become the owner role or another database in the app's connection strings.
+    if options.role is None and url_role is not None and url_role not in roles:
+        raise UsageError(
+            f"{url_source} connects as the role {url_role!r}, which Neon does not list on {branch.name!r} "
+            f"(it lists: {', '.join(roles) or 'none'}). recovery-wizard can only write connection strings "
+            "for a role Neon lists, and will not switch the app to another role without being told.",
+            hint=f"Pass --role with the role the app should use from now on, or add {url_role!r} as a role "
+            "in the Neon Console (Branches → Roles) and re-run.",
+        )
+    if options.database is None and url_db is not None and url_db not in databases:
+        raise UsageError(
+            f"{url_source} uses the database {url_db!r}, which branch {branch.name!r} does not have "
+            f"(it has: {', '.join(databases) or 'none'}).",
+            hint="Pass --database with the database the app should use from now on.",
+        )
     database = options.database or (url_db if url_db in databases else None)
     if database is None:
         database = await _only_or_ask(prompter, "database", databases, "--database", branch.name)

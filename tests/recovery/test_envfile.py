@@ -819,6 +819,7 @@ def test_no_warnings_for_a_plain_env(project: Path) -> None:
 def test_env_local_that_sets_the_same_variable_is_named(project: Path) -> None:
     write(project / ".env.local", f"DATABASE_URL={OLD_POOLED}\nNEXT_PUBLIC_X=2\nOTHER=1\n")
     [warning] = warnings_for(project / ".env", project)
+    assert warning.startswith("DATABASE_URL WILL NOT BE REPOINTED: ")  # loud: the app keeps the old value
     assert ".env.local also sets DATABASE_URL," in warning
     assert "Next.js reads .env.local before .env" in warning
     assert "NEXT_PUBLIC_X" not in warning  # not a connection string
