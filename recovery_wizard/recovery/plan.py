@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery import envfile, prisma
@@ -331,12 +331,57 @@ def read_moment(text: str, zone: tzinfo, window: RestoreWindow, *, now: datetime
 
 
 def _url_identity(url: str | None) -> tuple[str | None, str | None]:
-    """(role, database) named by a connection URL, if it is one."""
+    """(role, database) named by a connection URL, if it is one.
+
+    Not urlsplit: a password that is not percent-encoded (a raw '/', '#' or '@', seen in hand-written files)
+    would make it read part of the password as the host or the database, and that would end up in messages.
+    The userinfo ends at the last '@', as in redact.mask_url.
+    """
     if not url or "://" not in url:
         return None, None
-    parts = urlsplit(url)
-    database = unquote(parts.path.lstrip("/")) or None
-    return (unquote(parts.username) if parts.username else None), database
+    rest = url.strip().partition("://")[2]
+    userinfo, at, location = rest.rpartition("@")
+    if not at:
+        userinfo, location = "", rest
+    path = location.partition("?")[0].partition("#")[0]
+    user = unquote(userinfo.partition(":")[0]) or None
+    return user, unquote(path.partition("/")[2]) or None
+
+
+def _current_identity(
+    targets: list[EnvTarget], options: RunOptions
+) -> tuple[dict[str, str], dict[str, str], Path | None]:
+    """The roles and databases the app connects with now, by "VARIABLE in PATH", and the first file (from the variables to be rewritten), and where.
+
+    Every variable is rewritten with one role and one database, so variables that differ would silently
+    move some of them to another role: refused (exit 2) unless --role/--database say which.
+    """
+    roles: dict[str, str] = {}  # "DATABASE_URL in /app/.env" -> role
+    databases: dict[str, str] = {}
+    source: Path | None = None
+    for target in targets:
+        env = envfile.EnvFile.read(target.path)
+        for variable in (target.direct_var, target.pooled_var):
+            role, database = _url_identity(env.get(variable) if variable else None)
+            where = f"{variable} in {target.path}"
+            if role:
+                roles[where] = role
+            if database:
+                databases[where] = database
+            if (role or database) and source is None:
+                source = target.path
+    for what, option, given, named in (
+        ("role", "--role", options.role, roles),
+        ("database", "--database", options.database, databases),
+    ):
+        if given is None and len(set(named.values())) > 1:
+            uses = "; ".join(f"{where} uses {name!r}" for where, name in named.items())
+            raise UsageError(
+                f"The connection strings to rewrite use different {what}s ({uses}), and recovery-wizard "
+                f"writes one {what} into all of them.",
+                hint=f"Pass {option} with the {what} they should all use, or rewrite them by hand.",
+            )
+    return roles, databases, source
 
 
 def strategy_of(options: RunOptions) -> str:
@@ -469,14 +514,8 @@ async def resolve_plan(
     if options.command == "restore" and strategy_of(options) == "new-branch" and not targets:
         warnings.append(_nothing_repointed(options))
 
-    current_url, url_source = None, None
-    for target in targets:
-        env = envfile.EnvFile.read(target.path)
-        current_url = env.get(target.direct_var or "") or env.get(target.pooled_var or "")
-        if current_url:
-            url_source = target.path
-            break
-    url_role, url_db = _url_identity(current_url)
+    url_roles, url_dbs, url_source = _current_identity(targets, options)
+    url_role, url_db = next(iter(url_roles.values()), None), next(iter(url_dbs.values()), None)
     # Independent reads, at once: each round trip is on the critical path of a 2 a.m. restore.
     found_databases, found_roles, recent = await asyncio.gather(
         client.databases(project.id, branch.id),
@@ -513,6 +552,13 @@ async def resolve_plan(
         role = await _only_or_ask(prompter, "role", roles, "--role", branch.name)
     elif role not in roles:
         raise UsageError(f"Branch {branch.name!r} has no role {role!r}; it has: {', '.join(roles)}.")
+    for what, today, then in (("role", url_roles, role), ("database", url_dbs, database)):
+        for where, name in today.items():
+            if name != then:
+                warnings.append(
+                    f"{where} uses the {what} {name!r} today; after the rewrite it uses the {what} "
+                    f"{then!r}, as --{what} asked."
+                )
 
     strategy = "new-branch" if options.command == "drill" else options.strategy
     children = [b for b in branches if b.parent_id == branch.id]

@@ -49,6 +49,43 @@ async def test_a_database_the_branch_lacks_is_refused_by_name_before_any_write(w
     assert await world.branch_names() == branches
 
 
+async def test_variables_with_different_roles_are_refused_unless_role_says_which(world: World) -> None:
+    path = world.app / ".env"
+    env = envfile.EnvFile.read(path)
+    envfile.write_atomic(
+        env, env.rewritten({"DATABASE_URL": _with_role(env.get("DATABASE_URL") or "", "app_rw")})
+    )
+    before = path.read_bytes()
+
+    refused = await world.cli("restore", "--yes", "--no-prisma", "--dry-run", *AT)
+    assert refused.code == 2, refused.stderr
+    assert "'app_rw'" in refused.stderr and "'neondb_owner'" in refused.stderr and "--role" in refused.stderr
+
+    told = await world.cli(
+        "restore", "--yes", "--json", "--no-prisma", "--dry-run", "--role", "neondb_owner", *AT
+    )
+    assert told.code == 0, told.stderr
+    assert any("'app_rw'" in w and "'neondb_owner'" in w and "--role" in w for w in told.json()["warnings"])
+    assert path.read_bytes() == before
+
+
+async def test_a_raw_slash_in_the_current_password_is_not_read_as_the_database(world: World) -> None:
+    path = world.app / ".env"
+    env = envfile.EnvFile.read(path)
+    changes = {}
+    for key in ("DATABASE_URL", "DIRECT_URL"):
+        url = env.get(key) or ""
+        scheme, _, rest = url.partition("://")
+        user, _, location = rest.partition(":")
+        changes[key] = f"{scheme}://{user}:x/planted#pw{location[location.index('@') :]}"
+    envfile.write_atomic(env, env.rewritten(changes))
+
+    result = await world.cli("restore", "--yes", "--json", "--no-prisma", "--dry-run", *AT)
+    assert result.code == 0, result.stderr
+    assert result.json()["warnings"] == [] or all("planted" not in w for w in result.json()["warnings"])
+    assert "planted" not in result.stdout + result.stderr
+
+
 async def test_only_prisma_env_says_nothing_is_repointed_and_what_is_left_by_hand(world: World) -> None:
     (world.app / "prisma").mkdir(exist_ok=True)
     (world.app / ".env").rename(world.app / "prisma" / ".env")
