@@ -22,9 +22,13 @@ How a rewrite stays surgical:
   refuse (``EnvFileParseError``) rather than guess what the app makes of it.
 
 Writes are guarded by the digest of the bytes we read (``EnvFileChangedError`` if someone edited the file
-meanwhile), go through a temporary file created with the final mode in the same directory, and are swapped
-in with ``os.replace``. Backups are created 0600 with ``O_EXCL``, so they are never readable by others, not
-even for a moment.
+meanwhile), go through a temporary file created with the final mode, owner, extended attributes and ACL in
+the same directory (named so that ``.env*`` and ``*.tmp`` ignore it; a stale one is removed by the next
+write), and are swapped in with ``os.replace``. Backups are created 0600 with ``O_EXCL``, so they are never
+readable by others, not even for a moment.
+
+The diff shown before a write masks every value; only variable names and the public parts of the URLs being
+changed remain (``masked_diff``).
 """
 
 from __future__ import annotations
