@@ -37,6 +37,7 @@ import contextlib
 import difflib
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import os
@@ -255,17 +256,41 @@ class _Located(NamedTuple):
     export: bool
 
 
+class _Parsed(NamedTuple):
+    bindings: tuple[Binding, ...]
+    unparsed: tuple[Unparsed, ...]
+    pairs: tuple[tuple[str, str | None], ...]  # what dotenv reads, in order (see _readback)
+    errors: int  # chunks dotenv rejected
+    complete: bool  # the chunks cover the text exactly
+
+
 def _analyse(text: str) -> tuple[list[Binding], list[Unparsed]]:
+    parsed = _parse(text)
+    if not parsed.complete:  # the chunks must cover the text exactly, or offsets mean nothing
+        raise EnvFileParseError("python-dotenv did not account for every character of the file.")
+    return list(parsed.bindings), list(parsed.unparsed)
+
+
+# One env step parses the same two texts (before, after) for the rewrite's check, the diff and its masking:
+# remembering the last few parses makes that one parse per text. (Only in memory, where the texts are.)
+@functools.lru_cache(maxsize=8)
+def _parse(text: str) -> _Parsed:
     # The BOM is not part of the first key; the parser sees the text without it (newer python-dotenv strips
     # it too), so every offset it implies is shifted by one.
     base = 1 if text.startswith(BOM) else 0
     bindings: list[Binding] = []
     unparsed: list[Unparsed] = []
+    pairs: list[tuple[str, str | None]] = []
+    errors = 0
     offset = base
     for chunk in parse_stream(io.StringIO(text[base:])):
         original = chunk.original.string
         start = offset
         offset += len(original)
+        if chunk.error:
+            errors += 1
+        elif chunk.key is not None:
+            pairs.append((chunk.key, chunk.value))
         if chunk.key is None and not chunk.error:
             continue  # a comment or blank lines
         located = None if chunk.key is None else _locate(original, chunk.key, chunk.value)
@@ -286,9 +311,7 @@ def _analyse(text: str) -> tuple[list[Binding], list[Unparsed]]:
                 bare=chunk.value is None,
             )
         )
-    if offset != len(text):  # the chunks must cover the text exactly, or offsets mean nothing
-        raise EnvFileParseError("python-dotenv did not account for every character of the file.")
-    return bindings, unparsed
+    return _Parsed(tuple(bindings), tuple(unparsed), tuple(pairs), errors, offset == len(text))
 
 
 def _locate(chunk: str, key: str, value: str | None) -> _Located | None:
@@ -322,14 +345,8 @@ def _parse_token(token: str) -> str | None:
 
 def _readback(text: str) -> tuple[list[tuple[str, str | None]], int]:
     """What dotenv reads from ``text``: the (key, value) pairs in order, and how many chunks it rejected."""
-    pairs: list[tuple[str, str | None]] = []
-    errors = 0
-    for chunk in parse_stream(io.StringIO(text.removeprefix(BOM))):
-        if chunk.error:
-            errors += 1
-        elif chunk.key is not None:
-            pairs.append((chunk.key, chunk.value))
-    return pairs, errors
+    parsed = _parse(text)
+    return list(parsed.pairs), parsed.errors
 
 
 # --- writing values -------------------------------------------------------------------------------------
