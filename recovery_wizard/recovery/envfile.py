@@ -560,11 +560,59 @@ def _masked_lines(text: str, shown: Collection[str]) -> list[str]:
 def _masked_value(binding: Binding, shown: Collection[str], text: str) -> str:
     """The value token of ``binding`` as the diff shows it: its quotes and line breaks, nothing else of it."""
     if binding.key in shown and _ANY_URL.match(binding.value) and not _NEWLINE.search(binding.value):
-        return binding.quote + mask_url(binding.value) + binding.quote
+        return binding.quote + _public_url(binding.value) + binding.quote
     raw = text[binding.value_start : binding.value_end]
     if binding.quote and len(raw) >= 2:
         return binding.quote + _mask_parts(raw[1:-1], lambda part: MASK) + binding.quote
     return _mask_parts(raw, lambda part: MASK)
+
+
+# Query parameters of a connection URL whose values are settings, not secrets: shown in the diff. Any other
+# parameter's value is masked (Prisma Accelerate's `api_key=`, a driver's `token=`…): deny by default.
+_PUBLIC_PARAMS: Final = frozenset(
+    {
+        "application_name",
+        "channel_binding",
+        "connect_timeout",
+        "connection_limit",
+        "gssencmode",
+        "keepalives",
+        "keepalives_idle",
+        "load_balance_hosts",
+        "options",
+        "pgbouncer",
+        "pool_timeout",
+        "schema",
+        "socket_timeout",
+        "ssl",
+        "sslaccept",
+        "sslcert",
+        "sslcrl",
+        "sslkey",
+        "sslmode",
+        "sslnegotiation",
+        "sslrootcert",
+        "statement_cache_size",
+        "target_session_attrs",
+    }
+)
+
+
+def _public_url(url: str) -> str:
+    """``url`` with its password masked (however it is written) and every query value not known to be public."""
+    masked = mask_url(url)
+    scheme_end = masked.find("://") + 3
+    at = masked.find(f":{MASK}@", scheme_end)
+    start = at + len(MASK) + 2 if at >= 0 else scheme_end
+    rest, hash_sign, fragment = masked[start:].partition("#")
+    base, question, query = rest.partition("?")
+    params = [
+        param
+        if _param_name(param).lower() in _PUBLIC_PARAMS or "=" not in param
+        else _param_name(param) + "=" + MASK
+        for param in query.split("&")
+    ]
+    return masked[:start] + base + question + "&".join(params) + hash_sign + (MASK if fragment else "")
 
 
 def _mask_parts(text: str, mask_line: Callable[[str], str]) -> str:

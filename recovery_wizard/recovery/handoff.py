@@ -24,6 +24,10 @@ def left_by_hand(result: RunResult) -> list[str]:
     branch = result.restore_branch
     if branch is None:
         return []  # nothing was restored: nothing to repoint (the error says what to do next)
+    if result.status != "done" and not (result.verification or {}).get("ok"):
+        # Stopped before the restored data was verified, or it failed verification: pointing the app at it
+        # is not the next step (the error and its hint are).
+        return []
     variables = [v for t in plan.env_targets for v in t.variables] or list(_DEFAULT_VARIABLES)
     names = ", ".join(dict.fromkeys(variables))
     todo: list[str] = []

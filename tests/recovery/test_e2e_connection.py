@@ -128,3 +128,13 @@ async def test_json_carries_warnings_and_an_in_place_restore_leaves_nothing_by_h
     assert isinstance(out["warnings"], list)
     assert out["left_by_hand"] == []
     assert "## Left to do by hand" not in Path(out["report"]).read_text()
+
+
+async def test_a_failed_verification_leaves_nothing_to_repoint_by_hand(world: World) -> None:
+    check = 'SELECT count(*) >= 100 FROM "User"'
+    result = await world.cli("restore", "--yes", "--json", "--no-prisma", "--check", check, *AT)
+    assert result.code == 4, result.stderr
+    out = result.json()
+    assert out["status"] == "verification-failed" and out["restore_branch"] is not None
+    assert out["left_by_hand"] == []  # the restored data failed its check: pointing the app at it is wrong
+    assert "## Left to do by hand" not in Path(out["report"]).read_text()

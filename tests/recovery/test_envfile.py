@@ -971,6 +971,15 @@ def test_masked_diff_masks_an_old_password_that_is_not_percent_encoded(raw: str)
     )
 
 
+def test_masked_diff_shows_only_public_query_values_of_the_changed_urls() -> None:
+    old = "DATABASE_URL=prisma+postgres://accelerate.prisma-data.net/?api_key=eyJplanted\n"
+    new_url = f"{NEW_POOLED}&token=tok-planted&application_name=shop#frag-planted"
+    diff = masked_diff(".env", old, env_of(old).rewritten({"DATABASE_URL": new_url}))
+    assert "planted" not in diff
+    assert "-DATABASE_URL=prisma+postgres://accelerate.prisma-data.net/?api_key=****" in diff
+    assert "?sslmode=require&channel_binding=require&token=****&application_name=shop#****" in diff
+
+
 _value_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=24)
 
 
