@@ -527,10 +527,12 @@ def _display_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-# What may stay of a comment or an unreadable line: a leading `#` or `//`, `export` and a variable name
-# with its `=`. (A commented-out `# DATABASE_URL=postgres://…` is the most common place for an old password.)
+# What may stay of a comment or an unreadable line: a leading `#` or `//`, `export`, and a name in the
+# upper-case style of environment variables followed by `=` (a commented-out `# DATABASE_URL=postgres://…` is
+# the most common place for an old password). Anything else in a comment, even a word before a colon, may be
+# the secret itself.
 _KEEP_OF_LINE: Final = re.compile(
-    r"(?P<keep>[^\S\r\n]*(?:(?:#|//)[^\S\r\n]*)*(?:export[^\S\r\n]+)?(?:[A-Za-z_][\w.-]*[^\S\r\n]*[=:][^\S\r\n]*)?)"
+    r"(?P<keep>[^\S\r\n]*(?:(?:#|//)[^\S\r\n]*)*(?:export[^\S\r\n]+)?(?:[A-Z_][A-Z0-9_]*[^\S\r\n]*=[^\S\r\n]*)?)"
 )
 
 
