@@ -32,18 +32,15 @@ _registry_lock = threading.Lock()
 _registry: set[str] = set()
 
 # scheme://[user[:password]@]host...  Passwords in hand-written .env files are not always percent-encoded: a raw
-# '@', '/', '#', "'" or '?' is seen in practice, so the userinfo of a Postgres URL ends at the LAST '@' before
-# a blank (hosts, paths and ports hold none; where a query does, we mask too much, never too little).
+# '@', '/', '#', "'" or '?' is seen in practice, so in free text a URL's userinfo ends at the LAST '@' before a
+# blank, a double quote, a backslash or a backtick (hosts, paths and ports hold none of these; where a path or
+# query holds an '@', we mask too much, never too little). Those four end it because they are how text around
+# a URL is quoted or escaped: the JSON we print (where a line break is `\n`) must stay valid JSON.
+_USERINFO: Final = r"(?P<userinfo>[^\s\"\\`]*@)?"
 _PG_SCHEME: Final = r"(?:postgres(?:ql)?|postgresql\+\w+|prisma\+postgres)://"
-_URL_RE: Final = re.compile(
-    rf"(?P<scheme>\b{_PG_SCHEME})(?P<userinfo>\S*@)?(?P<rest>[^\s'\"`]*)",
-    re.IGNORECASE,
-)
-# Any other scheme (redis://, mongodb+srv://, amqp://, https://): the userinfo is the authority's, up to the
-# last '@' before the path, so a raw '@' in a password is still masked whole.
-_OTHER_URL_RE: Final = re.compile(
-    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^\s/?#'\"`]*@)?(?P<rest>[^\s'\"`]*)"
-)
+_URL_RE: Final = re.compile(rf"(?P<scheme>\b{_PG_SCHEME}){_USERINFO}(?P<rest>[^\s'\"`]*)", re.IGNORECASE)
+# Any other scheme (redis://, mongodb+srv://, amqp://, https://), masked the same way.
+_OTHER_URL_RE: Final = re.compile(rf"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://){_USERINFO}(?P<rest>[^\s'\"`]*)")
 _SCHEME_RE: Final = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
 # password=... inside a URL query string or a libpq key/value DSN ("host=x password='a b'").
 _KV_PASSWORD_RE: Final = re.compile(
