@@ -76,19 +76,33 @@ def _mask_url_match(match: re.Match[str]) -> str:
     )
 
 
-def _split_one_url(url: str) -> tuple[str, str | None, str]:
+# `?name=` or `&name=`: the start of a query parameter.
+_QUERY_PARAM_RE: Final = re.compile(r"[?&][A-Za-z_][\w.-]*=")
+
+
+def split_url(url: str, *, query_at_signs: bool = False) -> tuple[str, str | None, str]:
     """(scheme and anything before it, userinfo without its '@' or None, the rest) of ONE URL.
 
-    The userinfo ends at the last '@' of the whole text, whatever the password holds (blanks, '/', '#', '@',
-    quotes): how well formed the password is must not decide whether it is shown.
+    The userinfo ends at the last '@' whatever the password holds (blanks, '/', '#', '?', '@', quotes): how
+    well formed the password is must not decide whether it is shown. That is what masking uses.
+
+    ``query_at_signs``: for reading a URL's parts rather than masking it, an '@' that follows ``?name=``
+    after an earlier '@' is taken as the query's (``application_name=me@corp``), not the userinfo's. (A
+    password holding ``@x?name=`` would then be split wrongly: masking never takes that chance.)
     """
     match = _SCHEME_RE.match(url)
-    assert match is not None
+    if match is None:
+        return "", None, url
     after = url[match.end() :]
-    at = after.rfind("@")
-    if at < 0:
-        return url[: match.end()], None, after
-    return url[: match.end()], after[:at], after[at + 1 :]
+    at = len(after)
+    while (at := after.rfind("@", 0, at)) >= 0:
+        query = _QUERY_PARAM_RE.search(after, 0, at) if query_at_signs else None
+        if query is None or "@" not in after[: query.start()]:
+            userinfo = after[:at]
+            if query_at_signs and ":" not in userinfo and any(c in userinfo for c in "/?#"):
+                break  # a user name alone never holds these: the '@' is in the path or query
+            return url[: match.end()], userinfo, after[at + 1 :]
+    return url[: match.end()], None, after
 
 
 def mask_url(url: str) -> str:
@@ -103,7 +117,7 @@ def mask_url(url: str) -> str:
     'postgresql://alex:****@ep-x.neon.tech/neondb'
     """
     if _SCHEME_RE.match(url):
-        head, userinfo, rest = _split_one_url(url)
+        head, userinfo, rest = split_url(url)
         if userinfo is None or ":" not in userinfo:
             return _mask_kv(url)
         return head + userinfo.split(":", 1)[0] + ":" + MASK + "@" + _mask_kv(rest)
@@ -123,7 +137,7 @@ def url_password(url: str) -> str | None:
     """The password of one connection URL, however it is written (for scrubbing it where it shows alone)."""
     if not _SCHEME_RE.match(url):
         return None
-    userinfo = _split_one_url(url)[1]
+    userinfo = split_url(url)[1]
     return userinfo.split(":", 1)[1] if userinfo and ":" in userinfo else None
 
 

@@ -167,3 +167,19 @@ def test_redact_keeps_json_valid(password: str, other: str, compact: bool) -> No
 def test_redact_masks_passwords_in_urls_of_any_scheme(url: str) -> None:
     masked = redact(f"could not reach {url}: refused")
     assert "Qz7" not in masked and MASK in masked
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (
+            "postgresql://app:Qz7p/w@h/db?sslmode=require&application_name=me@corp",
+            "postgresql://app:****@corp",
+        ),
+        ("postgresql://app:Qz7a@b?c=d@h/db", "postgresql://app:****@h/db"),
+    ],
+)
+def test_mask_url_masks_too_much_rather_than_too_little_around_at_signs(url: str, masked: str) -> None:
+    # The last '@' ends the userinfo: an '@' in the query hides the host (too much), never a password.
+    assert mask_url(url) == masked
+    assert "Qz7" not in mask_url(url)

@@ -54,7 +54,7 @@ from urllib.parse import unquote
 from dotenv.parser import parse_stream
 
 from recovery_wizard.errors import RecoveryError
-from recovery_wizard.redact import MASK, mask_url, redact
+from recovery_wizard.redact import MASK, mask_url, redact, split_url
 
 __all__ = [
     "Binding",
@@ -461,10 +461,8 @@ def _stronger_tls(param: str, old_param: str | None) -> str:
 
 
 def _query_params(url: str) -> list[str]:
-    # After the userinfo (up to the last '@'): a raw '#' or '?' in an old password must not hide the query.
-    scheme = _ANY_URL.match(url)
-    after = url[scheme.end() :] if scheme else url
-    query = after[after.rfind("@") + 1 :].partition("#")[0].partition("?")[2]
+    # After the userinfo, however its password is written: a raw '#' or '?' in it must not hide the query.
+    query = split_url(url, query_at_signs=True)[2].partition("#")[0].partition("?")[2]
     return [param for param in query.split("&") if param]
 
 

@@ -28,7 +28,7 @@ from recovery_wizard.recovery.timepoint import (
     resolve_zone,
 )
 from recovery_wizard.recovery.verify import is_read_only_sql
-from recovery_wizard.redact import Secret
+from recovery_wizard.redact import Secret, split_url
 
 if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
@@ -335,16 +335,13 @@ def _url_identity(url: str | None) -> tuple[str | None, str | None]:
 
     Not urlsplit: a password that is not percent-encoded (a raw '/', '#' or '@', seen in hand-written files)
     would make it read part of the password as the host or the database, and that would end up in messages.
-    The userinfo ends at the last '@', as in redact.mask_url.
+    The URL is split as redact.mask_url splits it.
     """
     if not url or "://" not in url:
         return None, None
-    rest = url.strip().partition("://")[2]
-    userinfo, at, location = rest.rpartition("@")
-    if not at:
-        userinfo, location = "", rest
+    _, userinfo, location = split_url(url.strip(), query_at_signs=True)
     path = location.partition("?")[0].partition("#")[0]
-    user = unquote(userinfo.partition(":")[0]) or None
+    user = unquote((userinfo or "").partition(":")[0]) or None
     return user, unquote(path.partition("/")[2]) or None
 
 

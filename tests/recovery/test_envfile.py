@@ -1051,6 +1051,14 @@ def test_merge_url_never_weakens_tls(old_query: str, new_query: str, merged_quer
     assert merge_url(old, new) == f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?{merged_query}"
 
 
+def test_merge_url_keeps_tls_when_a_query_value_holds_an_at_sign() -> None:
+    old = "postgresql://u:pw@ep-old.neon.tech/neondb?sslmode=verify-full&application_name=ops@corp"
+    new = f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?sslmode=require"
+    assert merge_url(old, new) == (
+        f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?sslmode=verify-full&application_name=ops@corp"
+    )
+
+
 def test_merge_url_reads_the_old_query_past_a_raw_hash_in_the_password() -> None:
     old = "postgresql://u:pa#ss@ep-old.neon.tech/neondb?sslmode=verify-full&connect_timeout=15"
     new = f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?sslmode=require"
