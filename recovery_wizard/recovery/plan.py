@@ -348,7 +348,7 @@ def _url_identity(url: str | None) -> tuple[str | None, str | None]:
 def _current_identity(
     targets: list[EnvTarget], options: RunOptions
 ) -> tuple[dict[str, str], dict[str, str], Path | None]:
-    """The roles and databases the app connects with now, by "VARIABLE in PATH", and the first file (from the variables to be rewritten), and where.
+    """The roles and databases the variables to be rewritten use now, by "VARIABLE in PATH"; the first file.
 
     Every variable is rewritten with one role and one database, so variables that differ would silently
     move some of them to another role: refused (exit 2) unless --role/--database say which.
@@ -381,7 +381,7 @@ def _current_identity(
     return roles, databases, source
 
 
-def strategy_of(options: RunOptions) -> str:
+def _strategy_of(options: RunOptions) -> str:
     return "new-branch" if options.command == "drill" else options.strategy
 
 
@@ -508,7 +508,7 @@ async def resolve_plan(
     for target in targets:
         warnings += target.warnings
 
-    if options.command == "restore" and strategy_of(options) == "new-branch" and not targets:
+    if options.command == "restore" and _strategy_of(options) == "new-branch" and not targets:
         warnings.append(_nothing_repointed(options))
 
     url_roles, url_dbs, url_source = _current_identity(targets, options)
