@@ -886,8 +886,9 @@ def _replace_atomically(path: Path, data: bytes, mode: int, precondition: Callab
     _fsync_dir(target.parent)
 
 
-# Extended attributes the kernel manages itself: an SELinux label is set by policy on the new file.
-_KERNEL_XATTRS: Final = frozenset({"security.selinux"})
+# Extended attributes the kernel and its security modules manage (an SELinux label set by policy on the new
+# file, IMA/EVM hashes): copied where allowed, never a reason to refuse the write.
+_KERNEL_XATTRS: Final = "security."
 
 
 def _copy_xattrs(source: Path, fd: int, shown: Path) -> None:
@@ -907,11 +908,11 @@ def _copy_xattrs(source: Path, fd: int, shown: Path) -> None:
             return
         raise
     for name in names:
-        if name in _KERNEL_XATTRS:
-            continue
         try:
             os.setxattr(fd, name, os.getxattr(source, name))
         except OSError as exc:
+            if name.startswith(_KERNEL_XATTRS):
+                continue
             raise EnvFileError(
                 f"Could not carry the extended attribute {name} of {shown} over to the new file "
                 f"({exc.strerror}), so it was left as it was.",

@@ -1257,3 +1257,19 @@ def test_planning_does_not_reparse_or_rescan_per_line(
     assert big_parses == small_parses  # a fixed number of whole-file parses, whatever the size
     # Four times the lines, about four times the work: a scan per line would make it about sixteen.
     assert big_work < 5 * small_work, (small_work, big_work)
+
+
+def test_write_atomic_does_not_refuse_over_a_security_label_it_may_not_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    monkeypatch.setattr(os, "listxattr", lambda *a, **k: ["security.selinux", "security.ima"])
+    monkeypatch.setattr(os, "getxattr", lambda *a, **k: b"label")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setxattr", refuse)
+    env = EnvFile.read(path)
+    write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))  # the kernel labels the new file itself
+    assert EnvFile.read(path).get("DATABASE_URL") == NEW_POOLED
