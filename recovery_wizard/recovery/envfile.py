@@ -899,6 +899,8 @@ def _copy_xattrs(source: Path, fd: int, shown: Path) -> None:
     ACL named (a deploy user) would lose theirs. So a copy that fails refuses the write; a filesystem
     without xattrs simply has none to copy. (No library: the os module has the calls, and this is all.)
     """
+    if not hasattr(os, "listxattr"):
+        return  # the os module has these calls on Linux only (macOS keeps xattrs through other APIs)
     try:
         names = os.listxattr(source)
     except FileNotFoundError:

@@ -1273,3 +1273,14 @@ def test_write_atomic_does_not_refuse_over_a_security_label_it_may_not_copy(
     env = EnvFile.read(path)
     write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))  # the kernel labels the new file itself
     assert EnvFile.read(path).get("DATABASE_URL") == NEW_POOLED
+
+
+def test_write_atomic_works_where_the_os_module_has_no_xattr_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    for name in ("listxattr", "getxattr", "setxattr", "removexattr"):
+        monkeypatch.delattr(os, name, raising=False)  # as on macOS
+    env = EnvFile.read(path)
+    write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))
+    assert EnvFile.read(path).get("DATABASE_URL") == NEW_POOLED
