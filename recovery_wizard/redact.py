@@ -5,8 +5,10 @@ Every printer, logger, journal, report and exception message in the project goes
 - :class:`Secret` wraps an API key, a password or a connection URI so that ``str``, ``repr``, f-strings,
   logging and tracebacks with locals show a mask; only :meth:`Secret.reveal` hands out the value, and only
   code that must send it (an HTTP header, a libpq connection) calls it.
-- :func:`mask_url` masks the password in a Postgres URL or libpq key/value string.
-- :func:`redact` scrubs free text: every Postgres URL in it, plus every value ever wrapped in a ``Secret``.
+- :func:`mask_url` masks the password in a connection URL (however the password is written) or a libpq
+  key/value string; :func:`split_url` is the one way the project splits a URL's userinfo from the rest.
+- :func:`redact` scrubs free text: the password of every URL in it (Postgres, Redis, MongoDB, AMQP, HTTP…),
+  plus every value ever wrapped in a ``Secret``.
 - :class:`RedactingFilter` applies :func:`redact` to log records.
 
 Why a registry of live secret values: a secret can leak through a path that does not know it holds one
