@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, str] = {
     "findmoment": "bench.findmoment",
     "branches": "bench.branches",
     "memory": "bench.memory",
+    "envfile": "bench.envfile_scale",
 }
 
 

@@ -385,7 +385,15 @@ def _summary(result: Any) -> str:
             f"{env['path']}: {', '.join(env['variables'])} now point at {result.restore_branch.name}."
         )
     lines.append(f"Incident record: {result.report_path}")
+    lines += _by_hand(result)
     return "\n".join(lines)
+
+
+def _by_hand(result: Any) -> list[str]:
+    from recovery_wizard.recovery.handoff import left_by_hand
+
+    todo = left_by_hand(result)
+    return ["Left to do by hand:", *(f"- {line}" for line in todo)] if todo else []
 
 
 # --- branches ---------------------------------------------------------------------------------------------

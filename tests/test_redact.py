@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import string
@@ -106,3 +107,79 @@ def test_logging_filter_scrubs_messages_args_and_tracebacks() -> None:
     text = "\n".join(records)
     assert "napi_loglog" not in text and "pw987654" not in text
     assert "RuntimeError" in text and "postgresql://u:****@h/db" in text
+
+
+@pytest.mark.parametrize("raw", ["pa/ss", "pa#ss", "pa'ss", "p@ss", "pa?ss", "pa ss", "a:b/c#d'e@f"])
+def test_mask_url_masks_a_password_that_is_not_percent_encoded(raw: str) -> None:
+    url = f"postgresql://alex:{raw}-planted@ep-x.neon.tech/neondb?sslmode=require"
+    assert mask_url(url) == "postgresql://alex:****@ep-x.neon.tech/neondb?sslmode=require"
+    assert "planted" not in str(Secret(url))
+
+
+_raw_password = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\n\r"),
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(user=st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=12), password=_raw_password)
+def test_mask_url_never_holds_a_raw_password(user: str, password: str) -> None:
+    url = f"postgresql://{user}:Qz7{password}@ep-x.neon.tech/neondb?sslmode=require"
+    assert mask_url(url) == f"postgresql://{user}:{MASK}@ep-x.neon.tech/neondb?sslmode=require"
+
+
+@given(password=st.text(alphabet=_password_chars.replace('"', ""), min_size=1, max_size=40))
+def test_redact_masks_a_raw_password_inside_text(password: str) -> None:
+    # In free text a blank, a double quote, a backslash or a backtick ends a URL (they quote or escape the
+    # text around it); any other character a hand-written password holds is masked with it.
+    text = f"connect failed for DATABASE_URL='postgresql://app:Qz7{password}@ep-x.neon.tech/db' (timeout)"
+    assert "Qz7" not in redact(text)
+
+
+@given(
+    password=st.text(alphabet=_password_chars.replace('"', ""), min_size=1, max_size=20),
+    other=st.text(min_size=0, max_size=20),
+    compact=st.booleans(),
+)
+def test_redact_keeps_json_valid(password: str, other: str, compact: bool) -> None:
+    payload = {
+        "error": f"could not connect to postgresql://app:Qz7{password}@h/db",
+        "url": "redis://h:6379/0",
+        "next": f"{other}@{other}:x",
+        "diff": "-A=1\n+postgresql://u:p@h/db\nuser:x@y",
+    }
+    text = json.dumps(payload, separators=(",", ":") if compact else None)
+    decoded = json.loads(redact(text))
+    assert set(decoded) == set(payload) and "Qz7" not in decoded["error"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:Qz7redis@redis.internal:6379",
+        "mongodb+srv://app:Qz7mongo@cluster0.x.mongodb.net/db",
+        "amqp://app:Qz7amqp@rabbit:5672/vhost",
+        "https://app:Qz7basic@api.example.com/v2",
+        "redis://:Qz7p@ss@redis.internal:6379",
+    ],
+)
+def test_redact_masks_passwords_in_urls_of_any_scheme(url: str) -> None:
+    masked = redact(f"could not reach {url}: refused")
+    assert "Qz7" not in masked and MASK in masked
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        (
+            "postgresql://app:Qz7p/w@h/db?sslmode=require&application_name=me@corp",
+            "postgresql://app:****@corp",
+        ),
+        ("postgresql://app:Qz7a@b?c=d@h/db", "postgresql://app:****@h/db"),
+    ],
+)
+def test_mask_url_masks_too_much_rather_than_too_little_around_at_signs(url: str, masked: str) -> None:
+    # The last '@' ends the userinfo: an '@' in the query hides the host (too much), never a password.
+    assert mask_url(url) == masked
+    assert "Qz7" not in mask_url(url)

@@ -22,15 +22,22 @@ How a rewrite stays surgical:
   refuse (``EnvFileParseError``) rather than guess what the app makes of it.
 
 Writes are guarded by the digest of the bytes we read (``EnvFileChangedError`` if someone edited the file
-meanwhile), go through a temporary file created with the final mode in the same directory, and are swapped
-in with ``os.replace``. Backups are created 0600 with ``O_EXCL``, so they are never readable by others, not
-even for a moment.
+meanwhile), go through a temporary file created with the final mode, owner, extended attributes and ACL in
+the same directory (named so that ``.env*`` and ``*.tmp`` ignore it; a stale one is removed by the next
+write), and are swapped in with ``os.replace``. Backups are created 0600 with ``O_EXCL``, so they are never
+readable by others, not even for a moment.
+
+The diff shown before a write masks every value; only variable names and the public parts of the URLs being
+changed remain (``masked_diff``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
+import fcntl
+import functools
 import hashlib
 import io
 import os
@@ -38,7 +45,7 @@ import re
 import secrets
 import stat
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, NamedTuple
@@ -47,7 +54,7 @@ from urllib.parse import unquote
 from dotenv.parser import parse_stream
 
 from recovery_wizard.errors import RecoveryError
-from recovery_wizard.redact import MASK, redact
+from recovery_wizard.redact import MASK, mask_url, redact, split_url
 
 __all__ = [
     "Binding",
@@ -61,6 +68,7 @@ __all__ = [
     "masked_diff",
     "merge_url",
     "reading_warnings",
+    "remove_stale_temps",
     "restore_backup",
     "write_atomic",
 ]
@@ -149,6 +157,9 @@ class EnvFile:
     mode: int  # st_mode & 0o777
     bindings: list[Binding] = field(repr=False)
     unparsed: list[Unparsed] = field(default_factory=list, repr=False)
+    # key -> its last binding, built on first use: `get` is called once per binding by the warnings, and a
+    # scan per call made planning quadratic in the file's size (40,000 lines took 20 s).
+    _last: dict[str, Binding] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def read(cls, path: Path) -> EnvFile:
@@ -167,10 +178,10 @@ class EnvFile:
 
     def get(self, key: str) -> str | None:
         """The value apps get for ``key``: the LAST binding wins; a bare ``KEY`` means None (as dotenv)."""
-        for binding in reversed(self.bindings):
-            if binding.key == key:
-                return None if binding.bare else binding.value
-        return None
+        if self._last is None:
+            self._last = {binding.key: binding for binding in self.bindings}  # later bindings overwrite
+        binding = self._last.get(key)
+        return None if binding is None or binding.bare else binding.value
 
     def rewritten(self, changes: Mapping[str, str]) -> str:
         """The text with each key of ``changes`` set to its new value, every other byte kept.
@@ -245,17 +256,41 @@ class _Located(NamedTuple):
     export: bool
 
 
+class _Parsed(NamedTuple):
+    bindings: tuple[Binding, ...]
+    unparsed: tuple[Unparsed, ...]
+    pairs: tuple[tuple[str, str | None], ...]  # what dotenv reads, in order (see _readback)
+    errors: int  # chunks dotenv rejected
+    complete: bool  # the chunks cover the text exactly
+
+
 def _analyse(text: str) -> tuple[list[Binding], list[Unparsed]]:
+    parsed = _parse(text)
+    if not parsed.complete:  # the chunks must cover the text exactly, or offsets mean nothing
+        raise EnvFileParseError("python-dotenv did not account for every character of the file.")
+    return list(parsed.bindings), list(parsed.unparsed)
+
+
+# One env step parses the same two texts (before, after) for the rewrite's check, the diff and its masking:
+# remembering the last few parses makes that one parse per text. (Only in memory, where the texts are.)
+@functools.lru_cache(maxsize=8)
+def _parse(text: str) -> _Parsed:
     # The BOM is not part of the first key; the parser sees the text without it (newer python-dotenv strips
     # it too), so every offset it implies is shifted by one.
     base = 1 if text.startswith(BOM) else 0
     bindings: list[Binding] = []
     unparsed: list[Unparsed] = []
+    pairs: list[tuple[str, str | None]] = []
+    errors = 0
     offset = base
     for chunk in parse_stream(io.StringIO(text[base:])):
         original = chunk.original.string
         start = offset
         offset += len(original)
+        if chunk.error:
+            errors += 1
+        elif chunk.key is not None:
+            pairs.append((chunk.key, chunk.value))
         if chunk.key is None and not chunk.error:
             continue  # a comment or blank lines
         located = None if chunk.key is None else _locate(original, chunk.key, chunk.value)
@@ -276,9 +311,7 @@ def _analyse(text: str) -> tuple[list[Binding], list[Unparsed]]:
                 bare=chunk.value is None,
             )
         )
-    if offset != len(text):  # the chunks must cover the text exactly, or offsets mean nothing
-        raise EnvFileParseError("python-dotenv did not account for every character of the file.")
-    return bindings, unparsed
+    return _Parsed(tuple(bindings), tuple(unparsed), tuple(pairs), errors, offset == len(text))
 
 
 def _locate(chunk: str, key: str, value: str | None) -> _Located | None:
@@ -312,14 +345,8 @@ def _parse_token(token: str) -> str | None:
 
 def _readback(text: str) -> tuple[list[tuple[str, str | None]], int]:
     """What dotenv reads from ``text``: the (key, value) pairs in order, and how many chunks it rejected."""
-    pairs: list[tuple[str, str | None]] = []
-    errors = 0
-    for chunk in parse_stream(io.StringIO(text.removeprefix(BOM))):
-        if chunk.error:
-            errors += 1
-        elif chunk.key is not None:
-            pairs.append((chunk.key, chunk.value))
-    return pairs, errors
+    parsed = _parse(text)
+    return list(parsed.pairs), parsed.errors
 
 
 # --- writing values -------------------------------------------------------------------------------------
@@ -376,32 +403,66 @@ _IDENTITY_PARAMS: Final = frozenset(
 
 
 def merge_url(old: str | None, new: str) -> str:
-    """``new``, plus the query parameters of ``old`` that ``new`` lacks; ``new``'s own parameters win.
+    """``new``, plus the query parameters of ``old`` that ``new`` lacks, never with weaker TLS than ``old``.
 
     Keeps what the team tuned (pgbouncer, connect_timeout, schema, pool_timeout, connection_limit,
-    application_name, statement_cache_size…) and takes what Neon sets (sslmode, channel_binding…) from the
-    new URI. ``new`` is not re-encoded: kept parameters are appended as they were written. Parameters that
-    identify the old connection (host, user, password, dbname…, and Neon's ``options=endpoint=…``) are
-    dropped.
+    application_name, statement_cache_size…) and takes what Neon sets from the new URI. TLS is never
+    weakened: every ``ssl*`` and ``channel_binding`` parameter of ``old`` is kept (its value replaces
+    ``new``'s: ``sslrootcert``, ``sslcert``…), except that ``sslmode`` and ``channel_binding`` keep the
+    stronger of the two values (``verify-full`` over Neon's ``require``; Neon's ``channel_binding=require``
+    over an old ``prefer``). ``new`` is not re-encoded: kept parameters are written as they were. Parameters
+    that identify the old connection (host, user, password, dbname…, and Neon's ``options=endpoint=…``)
+    are dropped.
     """
     if old is None or not _ANY_URL.match(old.strip()) or not _ANY_URL.match(new):
         return new
     head, hash_sign, fragment = new.partition("#")
-    _, question, query = head.partition("?")
-    present = {_param_name(param) for param in query.split("&") if param}
+    base, _, query = head.partition("?")
+    old_params = {_param_name(param): param for param in _query_params(old.strip())}
+    params = [param for param in query.split("&") if param]
+    merged = [_stronger_tls(param, old_params.get(_param_name(param))) for param in params]
+    present = {_param_name(param) for param in params}
     keep = [
         param
-        for param in _query_params(old.strip())
-        if _param_name(param) not in present and not _identifies_old(param)
+        for name, param in old_params.items()
+        if name not in present and (_is_tls(name) or not _identifies_old(param))
     ]
-    if not keep:
+    if merged == params and not keep:
         return new
-    separator = "?" if not question else "" if query == "" or query.endswith("&") else "&"
-    return head + separator + "&".join(keep) + hash_sign + fragment
+    return base + "?" + "&".join(merged + keep) + hash_sign + fragment
+
+
+# libpq's sslmode and channel_binding values, weakest first. A value not listed (a typo, a driver's own)
+# ranks above all: we cannot tell it is weaker, so the old one is kept rather than silently replaced.
+_TLS_STRENGTH: Final = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "channel_binding": ("disable", "prefer", "require"),
+}
+
+
+def _is_tls(name: str) -> bool:
+    return name.lower().startswith("ssl") or name == "channel_binding"
+
+
+def _stronger_tls(param: str, old_param: str | None) -> str:
+    """``param`` of the new URL, or the old URL's version of it where that keeps TLS as strict as it was."""
+    name = _param_name(param)
+    if old_param is None or not _is_tls(name):
+        return param
+    order = _TLS_STRENGTH.get(name)
+    if order is None:
+        return old_param  # sslrootcert, sslcert, sslkey, sslcrl…: the team's files and choices stay
+
+    def rank(value: str) -> int:
+        value = unquote(value).strip().lower()
+        return order.index(value) if value in order else len(order)
+
+    return old_param if rank(old_param.partition("=")[2]) > rank(param.partition("=")[2]) else param
 
 
 def _query_params(url: str) -> list[str]:
-    query = url.partition("#")[0].partition("?")[2]
+    # After the userinfo, however its password is written: a raw '#' or '?' in it must not hide the query.
+    query = split_url(url, query_at_signs=True)[2].partition("#")[0].partition("?")[2]
     return [param for param in query.split("&") if param]
 
 
@@ -416,38 +477,47 @@ def _identifies_old(param: str) -> bool:
     return name in _IDENTITY_PARAMS or (name == "options" and "endpoint=" in unquote(value))
 
 
-# Lines of secret-looking variables are masked whole in diffs (their value and anything after it).
-_SECRET_LINE: Final = re.compile(
-    r"^(?P<head>[ +-]?\s*(?:export\s+)?['\"]?[\w.-]*(?:PASS|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL|SALT)"
-    r"[\w.-]*['\"]?\s*[=:]\s*)\S.*$",
-    re.IGNORECASE,
-)
-_SECRET_NAME: Final = re.compile(r"PASS|SECRET|TOKEN|KEY|PRIVATE|CREDENTIAL|SALT", re.IGNORECASE)
+def masked_diff(
+    path: Path | str, old_text: str, new_text: str, *, shown: Collection[str] | None = None
+) -> str:
+    """A unified diff of the two texts, safe to print: every value on every line it shows is masked.
 
-
-def masked_diff(path: Path | str, old_text: str, new_text: str) -> str:
-    """A unified diff of the two texts, safe to print: passwords and secret-looking values are masked.
-
-    The diff is computed on the real text (so a change of password alone still shows as a changed line)
-    and masked afterwards: Postgres URLs via :func:`redact`, lines of variables whose name looks secret
-    (``*PASSWORD*``, ``*SECRET*``, ``*TOKEN*``, ``*KEY*``…) whole, and every line of a multi-line value
-    (certificates, service-account JSON) wherever it shows up as context.
+    The diff is computed on the real text (so a change of password alone still shows as a changed line);
+    each line is then printed from a masked copy of its text, built from dotenv's parse of the whole file
+    (so a value spanning lines is masked on each of them). Only variable names survive, plus, for the
+    variables in ``shown`` (by default: those whose value changes), the parts of a URL that are not secret:
+    scheme, user, host, path and query, with the password and any ``password=`` masked however the
+    password is written. Every other value (another service's URL, a DSN, a token), every comment and
+    every line dotenv cannot read is masked whole: a list of secret-looking names would always miss one.
     """
-    fragments = _secret_fragments(old_text) | _secret_fragments(new_text)
-    diff = difflib.unified_diff(
-        _display_lines(old_text),
-        _display_lines(new_text),
-        fromfile=f"{path} (before)",
-        tofile=f"{path} (after)",
-        lineterm="",
-    )
-    out: list[str] = []
-    for number, line in enumerate(diff):
-        if number < 2 or line.startswith("@@"):
-            out.append(redact(line))
-        else:
-            out.append(_SECRET_LINE.sub(lambda m: m["head"] + MASK, redact(line, fragments)))
-    return "\n".join(out)
+    old_lines, new_lines = _display_lines(old_text), _display_lines(new_text)
+    if shown is None:
+        before, after = dict(_readback(old_text)[0]), dict(_readback(new_text)[0])
+        shown = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    old_masked, new_masked = _masked_lines(old_text, shown), _masked_lines(new_text, shown)
+    out = [redact(f"--- {path} (before)"), redact(f"+++ {path} (after)")]
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for group in matcher.get_grouped_opcodes(3):
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_hunk_range(first[1], last[2])} +{_hunk_range(first[3], last[4])} @@")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in old_masked[i1:i2]]
+                continue
+            if tag in ("replace", "delete"):
+                out += ["-" + line for line in old_masked[i1:i2]]
+            if tag in ("replace", "insert"):
+                out += ["+" + line for line in new_masked[j1:j2]]
+    if len(out) == 2:
+        return ""  # no change: no diff at all, as difflib gives
+    return "\n".join(redact(line) for line in out)
+
+
+def _hunk_range(start: int, stop: int) -> str:
+    """A unified diff's line range, as difflib writes it."""
+    length = stop - start
+    beginning = start + 1 if length else start
+    return str(beginning) if length == 1 else f"{beginning},{length}"
 
 
 def _display_lines(text: str) -> list[str]:
@@ -455,14 +525,116 @@ def _display_lines(text: str) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-def _secret_fragments(text: str) -> set[str]:
-    """Values to scrub from diff lines: those of secret-looking keys and every line of multi-line values."""
-    fragments: set[str] = set()
-    for key, value in _readback(text)[0]:
-        if value and (_SECRET_NAME.search(key) or _NEWLINE.search(value)):
-            fragments.add(value)
-            fragments.update(part.strip() for part in _NEWLINE.split(value) if part.strip())
-    return fragments
+# What may stay of a comment or an unreadable line: a leading `#` or `//`, `export`, and a name in the
+# upper-case style of environment variables followed by `=` (a commented-out `# DATABASE_URL=postgres://…` is
+# the most common place for an old password). Anything else in a comment, even a word before a colon, may be
+# the secret itself.
+_KEEP_OF_LINE: Final = re.compile(
+    r"(?P<keep>[^\S\r\n]*(?:(?:#|//)[^\S\r\n]*)*(?:export[^\S\r\n]+)?(?:[A-Z_][A-Z0-9_]*[^\S\r\n]*=[^\S\r\n]*)?)"
+)
+
+
+def _masked_lines(text: str, shown: Collection[str]) -> list[str]:
+    """``_display_lines(text)`` with every value masked (see :func:`masked_diff`); one pass, linear."""
+    bindings, unparsed = _analyse(text)
+    spans = [
+        (b.value_start, b.value_end, _masked_value(b, shown, text))
+        for b in bindings
+        if b.value_end > b.value_start
+    ]
+    spans += [(c.start, c.end, _mask_parts(text[c.start : c.end], _mask_free_line)) for c in unparsed]
+    spans.sort()
+    pieces: list[str] = []
+    done = 0
+    for start, end, replacement in spans:
+        # Between values: keys, `=`, blanks and comments. A comment keeps its `#` (and a name), no more.
+        pieces += [_mask_parts(text[done:start], _mask_comment), replacement]
+        done = end
+    pieces.append(_mask_parts(text[done:], _mask_comment))
+    masked = _display_lines("".join(pieces))
+    if len(masked) != len(_display_lines(text)):  # cannot happen: each mask keeps every line break
+        raise EnvFileError("The masked diff could not be built.")
+    return masked
+
+
+def _masked_value(binding: Binding, shown: Collection[str], text: str) -> str:
+    """The value token of ``binding`` as the diff shows it: its quotes and line breaks, nothing else of it."""
+    if binding.key in shown and _ANY_URL.match(binding.value) and not _NEWLINE.search(binding.value):
+        return binding.quote + _public_url(binding.value) + binding.quote
+    raw = text[binding.value_start : binding.value_end]
+    if binding.quote and len(raw) >= 2:
+        return binding.quote + _mask_parts(raw[1:-1], lambda part: MASK) + binding.quote
+    return _mask_parts(raw, lambda part: MASK)
+
+
+# Query parameters of a connection URL whose values are settings, not secrets: shown in the diff. Any other
+# parameter's value is masked (Prisma Accelerate's `api_key=`, a driver's `token=`…): deny by default.
+_PUBLIC_PARAMS: Final = frozenset(
+    {
+        "application_name",
+        "channel_binding",
+        "connect_timeout",
+        "connection_limit",
+        "gssencmode",
+        "keepalives",
+        "keepalives_idle",
+        "load_balance_hosts",
+        "options",
+        "pgbouncer",
+        "pool_timeout",
+        "schema",
+        "socket_timeout",
+        "ssl",
+        "sslaccept",
+        "sslcert",
+        "sslcrl",
+        "sslkey",
+        "sslmode",
+        "sslnegotiation",
+        "sslrootcert",
+        "statement_cache_size",
+        "target_session_attrs",
+    }
+)
+
+
+def _public_url(url: str) -> str:
+    """``url`` with its password masked (however it is written) and every query value not known to be public."""
+    masked = mask_url(url)
+    scheme_end = masked.find("://") + 3
+    at = masked.find(f":{MASK}@", scheme_end)
+    start = at + len(MASK) + 2 if at >= 0 else scheme_end
+    rest, hash_sign, fragment = masked[start:].partition("#")
+    base, question, query = rest.partition("?")
+    params = [
+        param
+        if _param_name(param).lower() in _PUBLIC_PARAMS or "=" not in param
+        else _param_name(param) + "=" + MASK
+        for param in query.split("&")
+    ]
+    return masked[:start] + base + question + "&".join(params) + hash_sign + (MASK if fragment else "")
+
+
+def _mask_parts(text: str, mask_line: Callable[[str], str]) -> str:
+    """``text`` with each line (between its line breaks, which are kept) passed through ``mask_line``."""
+    parts = re.split(r"(\r\n|\r|\n)", text)
+    return "".join(
+        part if index % 2 or not part.strip() else mask_line(part) for index, part in enumerate(parts)
+    )
+
+
+def _mask_comment(part: str) -> str:
+    """The text between two values on one line: keys and `=` stay; from a `#` on, only a name may stay."""
+    hash_at = part.find("#")
+    if hash_at < 0:
+        return part
+    return part[:hash_at] + _mask_free_line(part[hash_at:])
+
+
+def _mask_free_line(part: str) -> str:
+    keep = _KEEP_OF_LINE.match(part)
+    kept = keep["keep"] if keep else ""
+    return kept + MASK if part[len(kept) :].strip() else part
 
 
 # --- reading, backing up and writing files ---------------------------------------------------------------
@@ -632,12 +804,61 @@ def _encode(text: str, path: Path) -> bytes:
         ) from None
 
 
+# The temporary file's name: `<name>.recovery-wizard-<hex>.tmp`, beside the file. It holds the whole new file,
+# passwords included, until the rename; a kill in between leaves it behind, so its name must be one the usual
+# .gitignore patterns (`.env*`, `.env.*`, `*.tmp`) already ignore, and the next write removes it.
+_TEMP_MARK: Final = ".recovery-wizard-"
+# Older versions named it `.<name>.<12 hex>.tmp`, which no common pattern ignores: removed the same way.
+_LEGACY_TEMP: Final = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
+
+
+def _temp_path(target: Path) -> Path:
+    return target.parent / f"{target.name}{_TEMP_MARK}{secrets.token_hex(6)}.tmp"
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary copies an interrupted write of ``path`` left beside it; return what was removed.
+
+    A writer holds an exclusive ``flock`` on its temporary file until the rename, and the kernel drops it when
+    the writer dies: a temporary file we can lock is one nobody is writing any more.
+    """
+    target = Path(os.path.realpath(path))
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    prefix = target.name + _TEMP_MARK
+    for name in names:
+        legacy = _LEGACY_TEMP.fullmatch(name)
+        ours = name.startswith(prefix) and name.endswith(".tmp")
+        if not ours and not (legacy and legacy["name"] == target.name):
+            continue
+        candidate = target.parent / name
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # gone meanwhile, or a link someone planted: not ours to touch
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(candidate)
+            removed.append(candidate)
+        except OSError:
+            continue  # locked: a live write (or we may not remove it)
+        finally:
+            os.close(fd)
+    return removed
+
+
 def _replace_atomically(path: Path, data: bytes, mode: int, precondition: Callable[[], None]) -> None:
     """Write ``data`` to a temporary file beside ``path`` and swap it in; on failure leave ``path`` alone."""
     # Through a symlink (a shared .env) we replace the file it points to, and keep the link.
     target = Path(os.path.realpath(path))
     precondition()
-    temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    remove_stale_temps(target)
+    temp = _temp_path(target)
     try:
         # Created with the final mode (never wider: the umask only narrows, and fchmod then restores the
         # exact bits), exclusively, and not through a link someone planted.
@@ -646,14 +867,16 @@ def _replace_atomically(path: Path, data: bytes, mode: int, precondition: Callab
         raise EnvFileError(f"Could not write {path}: {exc.strerror}; it was left as it was.") from None
     try:
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held until we close it: tells a later run this one is alive
             os.fchmod(fd, mode)
             _keep_owner(fd, target)
+            _copy_xattrs(target, fd, path)
             _write_all(fd, data)
             os.fsync(fd)
+            precondition()  # again, right before the swap: the window for a concurrent edit stays tiny
+            os.replace(temp, target)
         finally:
             os.close(fd)
-        precondition()  # again, right before the swap: the window for a concurrent edit stays tiny
-        os.replace(temp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(temp)
@@ -661,6 +884,46 @@ def _replace_atomically(path: Path, data: bytes, mode: int, precondition: Callab
             raise EnvFileError(f"Could not write {path}: {exc.strerror}; it was left as it was.") from None
         raise
     _fsync_dir(target.parent)
+
+
+# Extended attributes the kernel and its security modules manage (an SELinux label set by policy on the new
+# file, IMA/EVM hashes): copied where allowed, never a reason to refuse the write.
+_KERNEL_XATTRS: Final = "security."
+
+
+def _copy_xattrs(source: Path, fd: int, shown: Path) -> None:
+    """Give the new file the extended attributes of the one it replaces, POSIX ACLs included.
+
+    An ACL is the xattr ``system.posix_acl_access``. Losing it is not harmless: the group bits of the mode
+    hold the ACL's mask, so without the ACL the owning group would get the mask's rights, and the users the
+    ACL named (a deploy user) would lose theirs. So a copy that fails refuses the write; a filesystem
+    without xattrs simply has none to copy. (No library: the os module has the calls, and this is all.)
+    """
+    if not hasattr(os, "listxattr"):
+        return  # the os module has these calls on Linux only (macOS keeps xattrs through other APIs)
+    try:
+        names = os.listxattr(source)
+    except FileNotFoundError:
+        return  # restoring a file that is gone: nothing to copy from
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS):
+            return
+        raise
+    for name in names:
+        try:
+            os.setxattr(fd, name, os.getxattr(source, name))
+        except OSError as exc:
+            if name.startswith(_KERNEL_XATTRS):
+                continue
+            raise EnvFileError(
+                f"Could not carry the extended attribute {name} of {shown} over to the new file "
+                f"({exc.strerror}), so it was left as it was.",
+                hint="Rewrite the connection strings by hand, or remove that attribute first if it is not needed.",
+            ) from None
+    # An ACL inherited from the directory's default ACL, which the old file did not have: drop it.
+    with contextlib.suppress(OSError):
+        if "system.posix_acl_access" not in names and "system.posix_acl_access" in os.listxattr(fd):
+            os.removexattr(fd, "system.posix_acl_access")
 
 
 def _keep_owner(fd: int, target: Path) -> None:
@@ -749,6 +1012,7 @@ def reading_warnings(
     warnings: list[str] = []
     env = _read_quietly(path, warnings)
     ours = _connection_keys(env) if env else set()
+    warnings += _hard_link_warnings(path)
     warnings += _next_warnings(path, project_dir, ours)
     if prisma_major is not None:
         warning = _prisma_warning(path, project_dir, prisma_major, has_prisma_config)
@@ -760,6 +1024,22 @@ def reading_warnings(
             "`git diff` and could be committed. Consider `git rm --cached` and adding it to .gitignore."
         )
     return warnings
+
+
+def _hard_link_warnings(path: Path) -> list[str]:
+    # The rewrite swaps a new file in under this name (that is what makes it atomic); another name for the
+    # same file (a hard link) keeps pointing at the old contents.
+    try:
+        links = os.stat(path).st_nlink
+    except OSError:
+        return []
+    if links <= 1:
+        return []
+    return [
+        f"{path} has {links - 1} other hard link(s): the rewrite puts a new file under this name only, so "
+        f"the other name(s) keep the old connection strings. Find them with `find / -xdev -samefile {path}` "
+        "and update them by hand (or replace them with symlinks to this file)."
+    ]
 
 
 def _read_quietly(path: Path, warnings: list[str]) -> EnvFile | None:
@@ -790,9 +1070,9 @@ def _next_warnings(path: Path, project_dir: Path, ours: set[str]) -> list[str]:
         shared = sorted(ours & {b.key for b in other.bindings}) if other else []
         if shared:
             warnings.append(
-                f"{other_path} also sets {', '.join(shared)}, and Next.js reads {name} before {path.name}"
-                f"{when} (the first value wins): the app will keep using the value in {name} unless that "
-                "file is rewritten too."
+                f"{', '.join(shared)} WILL NOT BE REPOINTED{when.upper()}: {other_path} also sets "
+                f"{', '.join(shared)}, and Next.js reads {name} before {path.name}{when} (the first value "
+                f"wins): the app will keep using the value in {name} unless that file is rewritten too."
             )
     return warnings
 

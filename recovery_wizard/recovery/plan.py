@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery import envfile, prisma
@@ -28,7 +28,7 @@ from recovery_wizard.recovery.timepoint import (
     resolve_zone,
 )
 from recovery_wizard.recovery.verify import is_read_only_sql
-from recovery_wizard.redact import Secret
+from recovery_wizard.redact import Secret, split_url
 
 if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
@@ -167,6 +167,11 @@ class Plan:
                 lines.append(
                     "Env files: nothing to change (an in-place restore keeps the connection strings)."
                 )
+            elif not self.env_targets:
+                lines.append(
+                    "Env files: NONE will be repointed (see the warning below): the app keeps using "
+                    f"{self.branch.name!r} until its connection strings are changed by hand."
+                )
             for target in self.env_targets:
                 lines.append(
                     f"Rewrite {', '.join(target.variables)} in {target.path} to point at {self.name!r} "
@@ -202,7 +207,12 @@ class Plan:
             "role": self.role,
             "name": self.name,
             "env_files": [
-                {"path": str(t.path), "pooled_var": t.pooled_var, "direct_var": t.direct_var}
+                {
+                    "path": str(t.path),
+                    "pooled_var": t.pooled_var,
+                    "direct_var": t.direct_var,
+                    "warnings": t.warnings,
+                }
                 for t in self.env_targets
             ],
             "checks": self.checks,
@@ -321,12 +331,85 @@ def read_moment(text: str, zone: tzinfo, window: RestoreWindow, *, now: datetime
 
 
 def _url_identity(url: str | None) -> tuple[str | None, str | None]:
-    """(role, database) named by a connection URL, if it is one."""
+    """(role, database) named by a connection URL, if it is one.
+
+    Not urlsplit: a password that is not percent-encoded (a raw '/', '#' or '@', seen in hand-written files)
+    would make it read part of the password as the host or the database, and that would end up in messages.
+    The URL is split as redact.mask_url splits it.
+    """
     if not url or "://" not in url:
         return None, None
-    parts = urlsplit(url)
-    database = unquote(parts.path.lstrip("/")) or None
-    return (unquote(parts.username) if parts.username else None), database
+    _, userinfo, location = split_url(url.strip(), query_at_signs=True)
+    path = location.partition("?")[0].partition("#")[0]
+    user = unquote((userinfo or "").partition(":")[0]) or None
+    return user, unquote(path.partition("/")[2]) or None
+
+
+def _current_identity(
+    targets: list[EnvTarget], options: RunOptions
+) -> tuple[dict[str, str], dict[str, str], Path | None]:
+    """The roles and databases the variables to be rewritten use now, by "VARIABLE in PATH"; the first file.
+
+    Every variable is rewritten with one role and one database, so variables that differ would silently
+    move some of them to another role: refused (exit 2) unless --role/--database say which.
+    """
+    roles: dict[str, str] = {}  # "DATABASE_URL in /app/.env" -> role
+    databases: dict[str, str] = {}
+    source: Path | None = None
+    for target in targets:
+        env = envfile.EnvFile.read(target.path)
+        for variable in (target.direct_var, target.pooled_var):
+            role, database = _url_identity(env.get(variable) if variable else None)
+            where = f"{variable} in {target.path}"
+            if role:
+                roles[where] = role
+            if database:
+                databases[where] = database
+            if (role or database) and source is None:
+                source = target.path
+    for what, option, given, named in (
+        ("role", "--role", options.role, roles),
+        ("database", "--database", options.database, databases),
+    ):
+        if given is None and len(set(named.values())) > 1:
+            uses = "; ".join(f"{where} uses {name!r}" for where, name in named.items())
+            raise UsageError(
+                f"The connection strings to rewrite use different {what}s ({uses}), and recovery-wizard "
+                f"writes one {what} into all of them.",
+                hint=f"Pass {option} with the {what} they should all use, or rewrite them by hand.",
+            )
+    return roles, databases, source
+
+
+def _strategy_of(options: RunOptions) -> str:
+    return "new-branch" if options.command == "drill" else options.strategy
+
+
+# Env files that may hold the app's connection strings when there is no .env to rewrite (docs/prisma.md,
+# Next.js's load order): named in the warning so the person knows which one to pass.
+_OTHER_ENV_FILES = (
+    "prisma/.env",
+    ".env.local",
+    ".env.production",
+    ".env.production.local",
+    ".env.development",
+)
+
+
+def _nothing_repointed(options: RunOptions) -> str:
+    """The loud warning for a new-branch restore that will rewrite no env file."""
+    found = [name for name in _OTHER_ENV_FILES if (options.workdir / name).is_file()]
+    where = (
+        f"there is no .env in {options.workdir} (only {', '.join(found)}, which is not rewritten unless "
+        "passed with --env-file)"
+        if found
+        else f"there is no .env in {options.workdir} and no --env-file was given"
+    )
+    return (
+        f"NOTHING WILL BE REPOINTED: {where}. The restore creates a new branch, and the app keeps using the "
+        "damaged branch until its connection strings point at it: pass --env-file "
+        f"{found[0] if found else 'PATH'}, or set them by hand where the app runs, then redeploy."
+    )
 
 
 def env_targets(options: RunOptions, detected: prisma.PrismaProject | None) -> list[EnvTarget]:
@@ -425,13 +508,11 @@ async def resolve_plan(
     for target in targets:
         warnings += target.warnings
 
-    current_url = None
-    for target in targets:
-        env = envfile.EnvFile.read(target.path)
-        current_url = env.get(target.direct_var or "") or env.get(target.pooled_var or "")
-        if current_url:
-            break
-    url_role, url_db = _url_identity(current_url)
+    if options.command == "restore" and _strategy_of(options) == "new-branch" and not targets:
+        warnings.append(_nothing_repointed(options))
+
+    url_roles, url_dbs, url_source = _current_identity(targets, options)
+    url_role, url_db = next(iter(url_roles.values()), None), next(iter(url_dbs.values()), None)
     # Independent reads, at once: each round trip is on the critical path of a 2 a.m. restore.
     found_databases, found_roles, recent = await asyncio.gather(
         client.databases(project.id, branch.id),
@@ -440,6 +521,22 @@ async def resolve_plan(
     )
     databases = [d.name for d in found_databases]
     roles = [r.name for r in found_roles]
+    # The app keeps connecting as it does now, or the run stops: a role or database the API does not list
+    # must not silently become the owner role or another database in the app's connection strings.
+    if options.role is None and url_role is not None and url_role not in roles:
+        raise UsageError(
+            f"{url_source} connects as the role {url_role!r}, which Neon does not list on {branch.name!r} "
+            f"(it lists: {', '.join(roles) or 'none'}). recovery-wizard can only write connection strings "
+            "for a role Neon lists, and will not switch the app to another role without being told.",
+            hint=f"Pass --role with the role the app should use from now on, or add {url_role!r} as a role "
+            "in the Neon Console (Branches → Roles) and re-run.",
+        )
+    if options.database is None and url_db is not None and url_db not in databases:
+        raise UsageError(
+            f"{url_source} uses the database {url_db!r}, which branch {branch.name!r} does not have "
+            f"(it has: {', '.join(databases) or 'none'}).",
+            hint="Pass --database with the database the app should use from now on.",
+        )
     database = options.database or (url_db if url_db in databases else None)
     if database is None:
         database = await _only_or_ask(prompter, "database", databases, "--database", branch.name)
@@ -452,6 +549,13 @@ async def resolve_plan(
         role = await _only_or_ask(prompter, "role", roles, "--role", branch.name)
     elif role not in roles:
         raise UsageError(f"Branch {branch.name!r} has no role {role!r}; it has: {', '.join(roles)}.")
+    for what, today, then in (("role", url_roles, role), ("database", url_dbs, database)):
+        for where, name in today.items():
+            if name != then:
+                warnings.append(
+                    f"{where} uses the {what} {name!r} today; after the rewrite it uses the {what} "
+                    f"{then!r}, as --{what} asked."
+                )
 
     strategy = "new-branch" if options.command == "drill" else options.strategy
     children = [b for b in branches if b.parent_id == branch.id]

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.redact import redact
 
 if TYPE_CHECKING:
@@ -182,6 +183,9 @@ def render_report(result: RunResult) -> str:
 
     out += ["", "## How to undo", ""]
     out += undo_lines(result)
+    todo = left_by_hand(result)
+    if todo:
+        out += ["", "## Left to do by hand", "", *(f"- {line}" for line in todo)]
     return redact("\n".join(out).rstrip() + "\n")
 
 

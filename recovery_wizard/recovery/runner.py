@@ -22,6 +22,7 @@ from recovery_wizard.neon.errors import BadResponseError, NeonError, OutcomeUnkn
 from recovery_wizard.neon.models import Branch, EndpointType
 from recovery_wizard.neon.waiter import WaitProgress
 from recovery_wizard.recovery import envfile, prisma, verify
+from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.recovery.journal import Journal
 from recovery_wizard.recovery.lostwrites import LostRows, lost_writes
 from recovery_wizard.recovery.outcome import (
@@ -179,6 +180,8 @@ class RunResult:
             else {k: v for k, v in self.search.items() if k != "probes"},
             "error": None if self.error is None else {"message": str(self.error), "hint": self.error.hint},
             "requests": self.requests,
+            "warnings": list(plan.warnings) if plan else [],
+            "left_by_hand": left_by_hand(self),
         }
 
 
@@ -885,7 +888,7 @@ async def plan_from_journal(client: NeonClient, journal: Journal, options: RunOp
     window = RestoreWindow.from_retention(project.history_retention_seconds, datetime.now(UTC))
     detected = prisma.detect(options.workdir) if saved.get("prisma") else None
     targets = [
-        EnvTarget(Path(t["path"]), t.get("pooled_var"), t.get("direct_var"), False, [])
+        EnvTarget(Path(t["path"]), t.get("pooled_var"), t.get("direct_var"), False, t.get("warnings", []))
         for t in saved.get("env_files", [])
     ]
     expires = saved.get("expires_at")
@@ -903,7 +906,7 @@ async def plan_from_journal(client: NeonClient, journal: Journal, options: RunOp
         checks=list(saved.get("checks", [])),
         prisma=detected,
         children=[],
-        warnings=[],
+        warnings=list(saved.get("warnings", [])),
         keep=bool(start.data["options"].get("keep")),
         expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
     )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
+import fnmatch
 import hashlib
 import io
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -510,7 +514,7 @@ def test_masked_diff_shows_the_change_but_no_password() -> None:
     assert "-DATABASE_URL=postgresql://neondb_owner:****@ep-old-lake-a1b2c3d4-pooler." in diff
     assert "+DATABASE_URL=postgresql://neondb_owner:****@ep-new-moon-e5f6g7h8-pooler." in diff
     assert " NEXTAUTH_SECRET=****" in diff
-    assert " OTHER=1" in diff
+    assert " OTHER=****" in diff  # every value is masked, not only those whose name looks secret
 
 
 def test_masked_diff_shows_a_change_of_password_alone() -> None:
@@ -524,7 +528,7 @@ def test_masked_diff_shows_a_change_of_password_alone() -> None:
 def test_masked_diff_of_identical_texts_is_empty_and_crlf_is_not_shown() -> None:
     assert masked_diff(".env", "A=1\r\n", "A=1\r\n") == ""
     diff = masked_diff(".env", "A=1\r\nB=2\r\n", "A=1\r\nB=3\r\n")
-    assert "\r" not in diff and "-B=2" in diff and "+B=3" in diff
+    assert "\r" not in diff and "-B=****" in diff and "+B=****" in diff
 
 
 # --- files: read, backup, write, restore ------------------------------------------------------------------
@@ -815,6 +819,7 @@ def test_no_warnings_for_a_plain_env(project: Path) -> None:
 def test_env_local_that_sets_the_same_variable_is_named(project: Path) -> None:
     write(project / ".env.local", f"DATABASE_URL={OLD_POOLED}\nNEXT_PUBLIC_X=2\nOTHER=1\n")
     [warning] = warnings_for(project / ".env", project)
+    assert warning.startswith("DATABASE_URL WILL NOT BE REPOINTED: ")  # loud: the app keeps the old value
     assert ".env.local also sets DATABASE_URL," in warning
     assert "Next.js reads .env.local before .env" in warning
     assert "NEXT_PUBLIC_X" not in warning  # not a connection string
@@ -912,3 +917,370 @@ def test_reprs_hold_no_secret() -> None:
 def test_module_api_is_complete() -> None:
     for name in envfile.__all__:
         assert hasattr(envfile, name)
+
+
+# --- the masked diff shows names and the changed URLs' public parts, nothing else ---------------------------
+
+NEIGHBOURS = {
+    "REDIS_URL": "redis://:redis-planted-pw@redis.internal:6379",
+    "MONGODB_URI": "'mongodb+srv://app:mongo-planted-pw@cluster0.x.mongodb.net/db'",
+    "SENTRY_DSN": "https://sentryplantedkey@o123.ingest.sentry.io/42",
+    "AMQP_URL": "amqp://app:amqp-planted-pw@rabbit:5672  # amqp-planted-comment",
+    "STRIPE": "sk_live_planted0123456789",
+}
+
+
+def test_masked_diff_masks_every_neighbouring_value_comment_and_unreadable_line() -> None:
+    n = NEIGHBOURS
+    old = (
+        "# old: DATABASE_URL=postgresql://u:comment-planted-pw@old-host/db\n"
+        f"REDIS_URL={n['REDIS_URL']}\nMONGODB_URI={n['MONGODB_URI']}\n"
+        f"DATABASE_URL={OLD_POOLED}\n"
+        f"SENTRY_DSN={n['SENTRY_DSN']}\nAMQP_URL={n['AMQP_URL']}\n"
+        "// OLD_DSN=postgresql://u:unparsed-planted-pw@h/db\n"
+        f"DIRECT_URL={OLD_DIRECT}\n"
+        f"STRIPE={n['STRIPE']}\n"
+        'CERT="-----BEGIN-----\nmultiline-planted-line\n-----END-----"\n'
+    )
+    new = env_of(old).rewritten({"DATABASE_URL": NEW_POOLED, "DIRECT_URL": NEW_DIRECT})
+    diff = masked_diff(".env", old, new)
+    planted = [*re.findall(r"[\w-]*planted[\w-]*", old), PASSWORD, NEW_PASSWORD]
+    assert len(planted) == 11
+    assert [secret for secret in planted if secret in diff] == []
+    for key in NEIGHBOURS:  # the names stay, so the person can tell which lines are shown
+        assert f"\n {key}=" in diff
+    assert "+DATABASE_URL=postgresql://neondb_owner:****@ep-new-moon-e5f6g7h8-pooler." in diff
+    assert "+DIRECT_URL=postgresql://neondb_owner:****@ep-new-moon-e5f6g7h8.eu-central-1" in diff
+    assert "\n # ****\n" in diff and "\n // OLD_DSN=****" in diff and "\n AMQP_URL=****  # ****" in diff
+    assert diff.endswith('\n CERT="****\n ****')  # each line of a multi-line value
+
+
+@pytest.mark.parametrize(
+    "raw", ["pa/ss-planted", "pa#ss-planted", "pa'ss-planted", "p@ss?planted", "pa ss planted"]
+)
+def test_masked_diff_masks_an_old_password_that_is_not_percent_encoded(raw: str) -> None:
+    old_url = f"postgresql://neondb_owner:{raw}@ep-old-lake.neon.tech/neondb?sslmode=require"
+    old = env_of("DATABASE_URL=x\n").rewritten({"DATABASE_URL": old_url})
+    assert env_of(old).get("DATABASE_URL") == old_url
+    new = env_of(old).rewritten({"DATABASE_URL": NEW_POOLED})
+    diff = masked_diff(".env", old, new)
+    assert "planted" not in diff and "pa" not in diff.replace("pass", "")
+    assert re.search(
+        r'\n-DATABASE_URL="?postgresql://neondb_owner:\*\*\*\*@ep-old-lake\.neon\.tech/neondb\?sslmode=require"?\n',
+        diff,
+    )
+
+
+def test_masked_diff_shows_only_public_query_values_of_the_changed_urls() -> None:
+    old = "DATABASE_URL=prisma+postgres://accelerate.prisma-data.net/?api_key=eyJplanted\n"
+    new_url = f"{NEW_POOLED}&token=tok-planted&application_name=shop#frag-planted"
+    diff = masked_diff(".env", old, env_of(old).rewritten({"DATABASE_URL": new_url}))
+    assert "planted" not in diff
+    assert "-DATABASE_URL=prisma+postgres://accelerate.prisma-data.net/?api_key=****" in diff
+    assert "?sslmode=require&channel_binding=require&token=****&application_name=shop#****" in diff
+
+
+_value_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=24)
+_line_text = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\r\n"),
+    min_size=1,
+    max_size=24,
+)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    password=_line_text,
+    neighbours=st.lists(_value_text, min_size=1, max_size=4),
+    comment=_line_text,
+    quote=st.sampled_from(['"', "'", ""]),
+)
+def test_masked_diff_never_shows_a_password_or_a_neighbouring_value(
+    password: str, neighbours: list[str], comment: str, quote: str
+) -> None:
+    # Each planted value carries a marker no key, host or mask contains; the file is written by EnvFile
+    # itself, so it is one dotenv reads back exactly, whatever the characters (line breaks included).
+    values = {f"SERVICE_{i}": "Qz7" + value for i, value in enumerate(neighbours)}
+    old_url = f"postgresql://app:Qz7{password}@ep-old.neon.tech/neondb?sslmode=require"
+    template = f"# Qz7{comment}\n" + "".join(f"{key}={quote}x{quote}\n" for key in [*values, "DATABASE_URL"])
+    old = env_of(template).rewritten({**values, "DATABASE_URL": old_url})
+    new = env_of(old).rewritten({"DATABASE_URL": merge_url(env_of(old).get("DATABASE_URL"), NEW_POOLED)})
+    diff = masked_diff(".env", old, new)
+    assert "Qz7" not in diff and NEW_PASSWORD not in diff
+    assert "+DATABASE_URL=" in diff and "@ep-new-moon-e5f6g7h8-pooler." in diff
+
+
+# --- never weaker TLS -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("old_query", "new_query", "merged_query"),
+    [
+        # The team's verify-full and CA file stay; Neon's channel_binding is added.
+        (
+            "sslmode=verify-full&sslrootcert=/etc/ssl/neon-ca.pem",
+            "sslmode=require&channel_binding=require",
+            "sslmode=verify-full&channel_binding=require&sslrootcert=/etc/ssl/neon-ca.pem",
+        ),
+        ("sslmode=verify-ca", "sslmode=require", "sslmode=verify-ca"),
+        # A weaker old setting does not weaken Neon's.
+        (
+            "sslmode=prefer&channel_binding=prefer",
+            "sslmode=require&channel_binding=require",
+            "sslmode=require&channel_binding=require",
+        ),
+        ("sslmode=disable", "sslmode=require", "sslmode=require"),
+        # Client certificates and other ssl* settings come along, old values win.
+        (
+            "sslcert=/c.pem&sslkey=/k.pem&sslnegotiation=direct&ssl_min_protocol_version=TLSv1.3",
+            "sslmode=require",
+            "sslmode=require&sslcert=/c.pem&sslkey=/k.pem&sslnegotiation=direct"
+            "&ssl_min_protocol_version=TLSv1.3",
+        ),
+        (
+            "channel_binding=require",
+            "sslmode=require&channel_binding=prefer",
+            "sslmode=require&channel_binding=require",
+        ),
+        ("sslmode=VERIFY-FULL", "sslmode=require", "sslmode=VERIFY-FULL"),
+    ],
+)
+def test_merge_url_never_weakens_tls(old_query: str, new_query: str, merged_query: str) -> None:
+    old = f"postgresql://u:{PASSWORD}@ep-old.neon.tech/neondb?{old_query}"
+    new = f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?{new_query}"
+    assert merge_url(old, new) == f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?{merged_query}"
+
+
+def test_merge_url_keeps_tls_when_a_query_value_holds_an_at_sign() -> None:
+    old = "postgresql://u:pw@ep-old.neon.tech/neondb?sslmode=verify-full&application_name=ops@corp"
+    new = f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?sslmode=require"
+    assert merge_url(old, new) == (
+        f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?sslmode=verify-full&application_name=ops@corp"
+    )
+
+
+def test_merge_url_reads_the_old_query_past_a_raw_hash_in_the_password() -> None:
+    old = "postgresql://u:pa#ss@ep-old.neon.tech/neondb?sslmode=verify-full&connect_timeout=15"
+    new = f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?sslmode=require"
+    assert merge_url(old, new) == (
+        f"postgresql://u:{NEW_PASSWORD}@ep-new.neon.tech/neondb?sslmode=verify-full&connect_timeout=15"
+    )
+
+
+# --- extended attributes, ACLs and hard links -------------------------------------------------------------
+
+
+def _xattrs_supported(path: Path) -> bool:
+    try:
+        os.setxattr(path, "user.rw-probe", b"1")
+        os.removexattr(path, "user.rw-probe")
+    except OSError:
+        return False
+    return True
+
+
+def test_write_atomic_and_restore_backup_keep_extended_attributes(tmp_path: Path) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    if not _xattrs_supported(path):
+        pytest.skip("this filesystem does not support user extended attributes")
+    os.setxattr(path, "user.owner-team", b"payments")
+    env = EnvFile.read(path)
+    saved = backup(env, tmp_path / "backups")
+    write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))
+    assert os.getxattr(path, "user.owner-team") == b"payments"
+    restore_backup(saved, path, expected_digest=hashlib.sha256(path.read_bytes()).hexdigest())
+    assert os.getxattr(path, "user.owner-team") == b"payments"
+
+
+def test_write_atomic_keeps_a_posix_acl(tmp_path: Path) -> None:
+    if shutil.which("setfacl") is None or shutil.which("getfacl") is None:
+        pytest.skip("setfacl/getfacl are not installed (apt-get install acl)")
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n", 0o600)
+    # A named user's read access: what a deploy user or a container user often gets on a shared .env.
+    grant = subprocess.run(["setfacl", "-m", "u:nobody:r", str(path)], capture_output=True, text=True)
+    if grant.returncode != 0:
+        pytest.skip(f"this filesystem does not support POSIX ACLs: {grant.stderr.strip()}")
+
+    def acl() -> str:
+        return subprocess.run(
+            ["getfacl", "--omit-header", "--absolute-names", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    before, mode = acl(), stat.S_IMODE(path.stat().st_mode)
+    assert "user:nobody:r--" in before
+    env = EnvFile.read(path)
+    write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))
+    assert acl() == before and stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_write_atomic_refuses_when_an_extended_attribute_cannot_be_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    original = path.read_bytes()
+    monkeypatch.setattr(os, "listxattr", lambda *a, **k: ["system.posix_acl_access"])
+    monkeypatch.setattr(os, "getxattr", lambda *a, **k: b"\x02\x00\x00\x00")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setxattr", refuse)
+    env = EnvFile.read(path)
+    with pytest.raises(EnvFileError, match=r"system\.posix_acl_access.*left as it was"):
+        write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".env"]
+
+
+def test_reading_warnings_name_a_hard_linked_env_file(tmp_path: Path) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    assert not [
+        w
+        for w in reading_warnings(path, tmp_path, prisma_major=None, has_prisma_config=False)
+        if "hard link" in w
+    ]
+    os.link(path, tmp_path / "twin.env")
+    warnings = reading_warnings(path, tmp_path, prisma_major=None, has_prisma_config=False)
+    linked = [w for w in warnings if "hard link" in w]
+    assert len(linked) == 1 and "1 other hard link" in linked[0] and str(path) in linked[0]
+    assert PASSWORD not in " ".join(warnings)
+
+
+# --- the temporary file: a name .gitignore patterns already cover, removed after a kill ----------------------
+
+_KILL_DURING_WRITE = """
+import os, signal, sys
+from pathlib import Path
+from recovery_wizard.recovery.envfile import EnvFile, write_atomic
+os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)  # die after the temp file is complete
+env = EnvFile.read(Path(sys.argv[1]))
+write_atomic(env, env.rewritten({"DATABASE_URL": sys.argv[2]}))
+"""
+
+
+def test_a_sigkill_during_the_write_leaves_an_ignored_temp_file_that_the_next_write_removes(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    original = path.read_bytes()
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILL_DURING_WRITE, str(path), NEW_POOLED], capture_output=True, timeout=60
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert path.read_bytes() == original
+    left = [p for p in tmp_path.iterdir() if p.name != ".env"]
+    assert len(left) == 1 and NEW_PASSWORD in left[0].read_text()  # the whole new file, as the issue saw
+    # Ignored by the patterns projects use for env files.
+    assert fnmatch.fnmatch(left[0].name, ".env*") and fnmatch.fnmatch(left[0].name, ".env.*")
+    assert fnmatch.fnmatch(left[0].name, "*.tmp")
+    if shutil.which("git"):
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+        (tmp_path / ".gitignore").write_text(".env*\n!.gitignore\n")
+        ignored = subprocess.run(
+            ["git", "-C", str(tmp_path), "check-ignore", "-q", left[0].name], check=False
+        )
+        assert ignored.returncode == 0
+    env = EnvFile.read(path)
+    write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))
+    assert not left[0].exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".env")] == [".env"]
+
+
+def test_stale_temp_removal_spares_a_temp_file_being_written(tmp_path: Path) -> None:
+    path = write(tmp_path / ".env", "A=1\n")
+    live = write(tmp_path / ".env.recovery-wizard-0123456789ab.tmp", "A=2\n")
+    legacy = write(tmp_path / "..env.0123456789ab.tmp", "A=3\n")  # the name older versions used
+    other = write(tmp_path / ".env.local.recovery-wizard-0123456789ab.tmp", "A=4\n")  # another file's
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a writer that is still alive holds this
+        assert envfile.remove_stale_temps(path) == [legacy]
+        assert live.exists() and other.exists()
+    finally:
+        os.close(fd)
+    assert envfile.remove_stale_temps(path) == [live]
+    assert other.exists()
+
+
+# --- planning is linear in the file's size --------------------------------------------------------------
+
+
+def _big_env(path: Path, lines: int) -> Path:
+    body = [f"DATABASE_URL={OLD_POOLED}", f"DIRECT_URL={OLD_DIRECT}"]
+    body += [f"VAR_{i}=value-{i}" for i in range(lines)]
+    return write(path, "\n".join(body) + "\n")
+
+
+def _planning_work(tmp_path: Path, lines: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(parser calls, Python lines executed) for the env part of planning a restore over a file."""
+    from recovery_wizard.recovery import plan as plan_module
+
+    app = tmp_path / f"app{lines}"
+    app.mkdir()
+    _big_env(app / ".env", lines)
+    parses = 0
+    real_parse = parse_stream
+
+    def counting(stream: Any) -> Any:
+        nonlocal parses
+        parses += 1
+        return real_parse(stream)
+
+    monkeypatch.setattr("recovery_wizard.recovery.envfile.parse_stream", counting)
+    executed = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal executed
+        if event == "line":
+            executed += 1
+        return tracer
+
+    options = plan_module.RunOptions(command="restore", workdir=app)
+    sys.settrace(tracer)
+    try:
+        targets = plan_module.env_targets(options, None)
+        env = EnvFile.read(targets[0].path)
+        env.rewritten({"DATABASE_URL": NEW_POOLED})
+    finally:
+        sys.settrace(None)
+    return parses, executed
+
+
+def test_planning_does_not_reparse_or_rescan_per_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_parses, small_work = _planning_work(tmp_path, 300, monkeypatch)
+    big_parses, big_work = _planning_work(tmp_path, 1200, monkeypatch)
+    assert big_parses == small_parses  # a fixed number of whole-file parses, whatever the size
+    # Four times the lines, about four times the work: a scan per line would make it about sixteen.
+    assert big_work < 5 * small_work, (small_work, big_work)
+
+
+def test_write_atomic_does_not_refuse_over_a_security_label_it_may_not_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    monkeypatch.setattr(os, "listxattr", lambda *a, **k: ["security.selinux", "security.ima"])
+    monkeypatch.setattr(os, "getxattr", lambda *a, **k: b"label")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "setxattr", refuse)
+    env = EnvFile.read(path)
+    write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))  # the kernel labels the new file itself
+    assert EnvFile.read(path).get("DATABASE_URL") == NEW_POOLED
+
+
+def test_write_atomic_works_where_the_os_module_has_no_xattr_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / ".env", f"DATABASE_URL={OLD_POOLED}\n")
+    for name in ("listxattr", "getxattr", "setxattr", "removexattr"):
+        monkeypatch.delattr(os, name, raising=False)  # as on macOS
+    env = EnvFile.read(path)
+    write_atomic(env, env.rewritten({"DATABASE_URL": NEW_POOLED}))
+    assert EnvFile.read(path).get("DATABASE_URL") == NEW_POOLED

@@ -72,3 +72,49 @@ async def test_no_secret_in_any_output(shared: Shared, tmp_path: Path, flow: str
     # A mask is fine; the password's first characters in clear would not be.
     for secret in planted:
         assert not any(secret[:12] in t for t in texts), f"{flow}: a prefix of a secret leaked"
+
+
+# Other services' credentials beside the connection strings, and an old password that is not percent-encoded:
+# the masked diff of the env step shows these lines as context and must show none of their values.
+NEIGHBOURS = (
+    "REDIS_URL=redis://:{c}redis@redis.internal:6379\n"
+    "MONGODB_URI='mongodb+srv://app:{c}mongo@cluster0.x.mongodb.net/db'\n"
+    "SENTRY_DSN=https://{c}sentry@o123.ingest.sentry.io/42\n"
+    "AMQP_URL=amqp://app:{c}amqp@rabbit:5672  # {c}comment\n"
+)
+
+
+@pytest.mark.parametrize("raw", ["pa/ss", "pa#ss", "pa'ss"])
+async def test_no_neighbouring_credential_or_raw_password_in_the_env_diff(
+    shared: Shared, tmp_path: Path, raw: str
+) -> None:
+    app = shared.make_app(tmp_path)
+    env_path = app / ".env"
+    canary = "cnry" + secrets.token_hex(6)
+    lines = env_path.read_text().splitlines(keepends=True)
+    # The DIRECT_URL's password, written raw (a hand-edited file); the restore asks Neon for new URIs anyway.
+    lines = [
+        line.replace(":" + line.split(":")[2].split("@")[0] + "@", f":{canary}{raw}@", 1)
+        if line.startswith("DIRECT_URL=")
+        else line
+        for line in lines
+    ]
+    lines.insert(2, NEIGHBOURS.format(c=canary))
+    env_path.write_text("".join(lines))
+    result = await shared.cli(
+        app,
+        "restore",
+        "--yes",
+        "--json",
+        "--no-prisma",
+        "--at",
+        "35 minutes ago",
+        "--name",
+        f"canary-{canary}",
+    )
+    count("secret_canary:env files with neighbours and raw passwords")
+    assert result.code == 0, (result.stdout, result.stderr)
+    assert "Changes to" in result.stderr  # the diff was shown
+    texts = [result.stdout.replace(f"canary-{canary}", ""), result.stderr.replace(f"canary-{canary}", "")]
+    texts.append(run_texts(app).replace(f"canary-{canary}", ""))
+    assert not any(canary in t for t in texts), "a neighbouring credential or a raw password leaked"
