@@ -294,7 +294,7 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
             print(f"error: {result.error}", file=sys.stderr)
             if result.error.hint:
                 print(f"hint: {result.error.hint}", file=sys.stderr)
-            _emit(g, payload, f"Incident record: {result.report_path}")
+            _emit(g, payload, "\n".join([f"Incident record: {result.report_path}", *_by_hand(result)]))
         else:
             _emit(g, payload, _summary(result))
     return EXIT_OK if result.error is None else result.error.exit_code

@@ -419,6 +419,20 @@ async def test_an_env_failure_after_the_branch_exists_is_resumable(shared: Share
     assert await shared.branch_names() - before == {"late-env"}, "a second branch"
 
 
+async def test_a_failure_after_verification_says_what_is_left_by_hand(shared: Shared, tmp_path: Path) -> None:
+    """The plain-text end of a failed run lists what still points at the damaged data, as a success does."""
+    count("lifecycle:failures after the first write")
+    app = shared.make_app(tmp_path)
+    shared.clear_faults()
+    env = app / ".env"
+    env.write_text(env.read_text() + '// DATABASE_URL="postgresql://old@host/db"\n')
+    failed = await shared.cli(app, "restore", "--yes", "--at", "35 minutes ago", "--name", "late-env-text")
+    assert failed.code == 1, failed.stderr
+    assert "Left to do by hand:" in failed.stdout
+    assert f"{env} was not rewritten" in failed.stdout
+    assert "redeploy" in failed.stdout
+
+
 async def test_an_interrupted_find_moment_never_hints_a_restore_resume(
     shared: Shared, tmp_path: Path
 ) -> None:
