@@ -34,6 +34,7 @@ from recovery_wizard.recovery.runner import Runner, RunResult, begin_run, fail, 
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret
+from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
@@ -426,8 +427,9 @@ class WizardApp(App[int]):
                 if isinstance(screen, choices.MomentScreen):
                     screen.show_peek(str(exc), error=True)
                 return
-            rows = [" | ".join(result.columns)] + [
-                " | ".join(str(v) for v in row) for row in result.rows[:20]
+            # Each value on one line with its controls made visible: a value is data, not layout.
+            rows = [" | ".join(printable(c) for c in result.columns)] + [
+                " | ".join(printable(str(v)) for v in row) for row in result.rows[:20]
             ]
             if isinstance(screen, choices.MomentScreen):
                 screen.show_peek(f"At {moment.describe()} ({result.lens}):\n" + "\n".join(rows))
@@ -628,7 +630,29 @@ def make_app(config: WizardConfig) -> WizardApp:
     return WizardApp(config)
 
 
+def exit_code(app: WizardApp, code: int | None) -> int:
+    """The process's exit code once ``app`` has stopped with ``code``.
+
+    Textual ends the app on an unhandled exception with no return value (which would be 0) and return code
+    1: that is a failure, never a success, and a run it cut short still gets its incident record.
+    """
+    if not app.return_code:
+        return int(code or 0)
+    runner = app.runner
+    if runner is not None and runner.result.report_path is None and app.client is not None:
+        result = runner.result
+        error = app._exception
+        result.status = "failed"
+        result.error = StepFailedError(
+            result.step or "run",
+            f"The wizard stopped on an unexpected error: {type(error).__name__}: {error}",
+            hint="This is a bug in recovery-wizard: the journal in .recovery-wizard/runs/ shows how far the "
+            "run got; resume it with `recovery-wizard restore --resume`.",
+        )
+        finish_run(result, app.client)
+    return max(int(code or 0), int(app.return_code), 1)
+
+
 def run_wizard(config: WizardConfig) -> int:
     app = make_app(config)
-    code = app.run()
-    return int(code or 0)
+    return exit_code(app, app.run())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -12,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from recovery_wizard.recovery.runner import STEP_INFO, StepInfo
+from recovery_wizard.tui.text import safe
 from recovery_wizard.tui.widgets.rail import StepRail
 from recovery_wizard.tui.widgets.why import WhyPanel
 
@@ -90,7 +90,7 @@ class WizardScreen(Screen[None]):
         with Horizontal(id="frame"):
             yield StepRail(wizard.steps, self.STEP, wizard.done_steps, id="rail")
             with Vertical(id="main"):
-                yield Static(escape(self.TITLE_TEXT or self.STEP.title()), id="title")
+                yield Static(safe(self.TITLE_TEXT or self.STEP.title()), id="title")
                 with VerticalScroll(id="body"):
                     yield from self.compose_body()
                 with Horizontal(id="actions"):
