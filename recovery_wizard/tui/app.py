@@ -36,6 +36,7 @@ from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, reso
 from recovery_wizard.redact import Secret
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
+from recovery_wizard.tui.contrast import readable_variables
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
@@ -165,6 +166,10 @@ class WizardApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, WizardScreen):
                 screen.set_why(self.show_why)
+
+    def get_css_variables(self) -> dict[str, str]:
+        # Every text colour at 4.5:1 or better on what it is drawn on, in the light theme too.
+        return readable_variables(super().get_css_variables())
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
