@@ -109,6 +109,10 @@ class WizardApp(App[int]):
     # Absolute: Textual resolves a relative CSS_PATH against a subclass's own file.
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "recovery-wizard"
+    # Small terminals get the step first (app.tcss): under 60 columns no rail, under 20 rows compact controls.
+    # (Textual declares them as plain attributes, so they cannot be ClassVars here.)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit_wizard", "Quit", priority=True),
         Binding("f1", "toggle_why", "Why", show=False),

@@ -22,3 +22,13 @@ def safe(text: object, *, multiline: bool = True) -> str:
 def literal(text: object) -> Text:
     """One line of data (a name, a value) for a table cell or a list option: never parsed as markup."""
     return Text(printable(str(text)), end="")
+
+
+ECHO_LIMIT = 24
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """What the user typed, short enough to echo in a message: a 10 KB paste must not push the screen away."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}…"

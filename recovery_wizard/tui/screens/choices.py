@@ -20,7 +20,7 @@ from recovery_wizard.recovery.timepoint import (
 )
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.screens.base import WizardScreen
-from recovery_wizard.tui.text import literal, safe
+from recovery_wizard.tui.text import clip, literal, safe
 from recovery_wizard.tui.widgets.window_bar import WindowBar
 
 
@@ -176,7 +176,10 @@ class BranchScreen(WizardScreen):
         self.keys = [key for key, _ in shown]
         empty = self.query_one("#empty", Static)
         if not matching:
-            empty.update(f"No branch matches “{safe(text)}”. Clear the filter to see all {len(self.rows)}.")
+            empty.update(
+                f"No branch matches “{safe(clip(text), multiline=False)}”. "
+                f"Clear the filter to see all {len(self.rows)}."
+            )
         elif len(matching) > len(shown):
             empty.update(f"Showing {len(shown)} of {len(matching)} branches: type to narrow.")
         else:
