@@ -65,7 +65,8 @@ class TerminalPrompter:
                 printable(f"{question} Type {expected} to confirm:", multiline=True), output=_output()
             )
         )
-        return str(typed).strip() == expected
+        # What is shown is accepted too: a name's control characters are shown escaped, and cannot be typed.
+        return str(typed).strip() in (expected, printable(expected))
 
 
 class ScriptPrompter:

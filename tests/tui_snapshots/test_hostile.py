@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import DataTable, OptionList
+from textual.widgets import Button, DataTable, OptionList
 
 from recovery_wizard.neon import NeonClient
 from recovery_wizard.neon.errors import ConflictError
@@ -321,3 +321,19 @@ def test_snapshot_hostile_error_modal(snap_compare: SnapCompare) -> None:
         await error_scene(pilot)
 
     assert snap_compare(make_wizard(), terminal_size=WIDE, run_before=run_before)
+
+
+async def test_an_in_place_confirmation_accepts_the_name_as_shown() -> None:
+    """Nobody can type an ESC: typing the name as the modal shows it ("hotfix\\x1b]0;…") confirms."""
+    app = make_wizard()
+    async with app.run_test(size=WIDE) as pilot:
+        await show(pilot, "plan")
+        modal = TypeToConfirmModal(f"Overwrite {TITLE_NAME}?", TITLE_NAME)
+        answers: list[bool | None] = []
+        await app.push_screen(modal, answers.append)
+        await pilot.pause()
+        await paste(pilot, "#typed", printable(TITLE_NAME))
+        assert not modal.query_one("#confirm", Button).disabled
+        await pilot.press("enter")
+        await pilot.pause()
+        assert answers == [True]

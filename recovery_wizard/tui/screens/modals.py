@@ -64,11 +64,16 @@ class TypeToConfirmModal(ModalScreen[bool]):
     def on_mount(self) -> None:
         self.query_one("#typed", Input).focus()
 
+    def matches(self, typed: str) -> bool:
+        # A name with a control character in it is shown with the character escaped ("\x1b"), and nobody can
+        # type an ESC: what is shown is accepted too.
+        return typed.strip() in (self.expected, printable(self.expected))
+
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#confirm", Button).disabled = event.value.strip() != self.expected
+        self.query_one("#confirm", Button).disabled = not self.matches(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip() == self.expected:
+        if self.matches(event.value):
             self.dismiss(True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
