@@ -180,11 +180,13 @@ SCENES: dict[str, Scene] = {
 MODALS: dict[str, Scene] = {"confirm": confirm, "type-to-confirm": type_to_confirm, "error": error}
 
 
+@pytest.mark.parametrize("size", [(110, 40), (40, 12)], ids=["110x40", "40x12"])
 @pytest.mark.parametrize("theme", THEMES)
 @pytest.mark.parametrize("scene", [*SCENES, *MODALS])
-async def test_every_text_reaches_aa(scene: str, theme: str) -> None:
+async def test_every_text_reaches_aa(scene: str, theme: str, size: tuple[int, int]) -> None:
+    """At 40x12 the controls are compact (no borders): their colours are checked too."""
     app = make_wizard(learn=True)  # the why panel on: it has text of its own
-    async with app.run_test(size=(110, 40)) as pilot:
+    async with app.run_test(size=size) as pilot:
         app.theme = theme
         await (SCENES | MODALS)[scene](pilot)
         await pilot.pause()

@@ -166,3 +166,25 @@ def test_snapshot_branch_filter_pasted_10kb(snap_compare: SnapCompare) -> None:
         await paste(pilot, "#filter", "x" * 10_000)
 
     assert snap_compare(make_wizard(), terminal_size=(80, 24), run_before=run_before)
+
+
+@pytest.mark.parametrize("scene", SCENES)
+async def test_learning_mode_on_a_narrow_terminal_does_not_crash(scene: str) -> None:
+    """The rail and the why panel together left a list no width at 40 columns: Rich raised ValueError."""
+    app = make_wizard(learn=True)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await SCENES[scene](pilot)
+        for size in ((40, 12), (30, 10), (100, 32), (24, 8)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+        await pilot.press("f1", "f1")
+        await pilot.pause()
+    assert app.return_code in (None, 0)
+
+
+async def test_the_project_list_opens_in_learning_mode_at_40_columns() -> None:
+    app = make_wizard(learn=True)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await show(pilot, "project")
+        await pilot.pause()
+        assert app.screen.query_one("#projects").region.width > 0

@@ -96,7 +96,8 @@ class WizardScreen(Screen[None]):
                 with Horizontal(id="actions"):
                     yield from self.compose_actions()
             why = WhyPanel(step_info(self.STEP), id="why")
-            why.display = wizard.show_why
+            # A class, not an inline display: app.tcss hides the panel on narrow terminals whatever F1 says.
+            why.set_class(not wizard.show_why, "-off")
             yield why
         yield Footer()
 
@@ -123,7 +124,7 @@ class WizardScreen(Screen[None]):
             self.wizard.back()  # does nothing where there is no earlier choice
 
     def set_why(self, visible: bool) -> None:
-        self.query_one("#why").display = visible
+        self.query_one("#why").set_class(not visible, "-off")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         handler = getattr(self, f"pressed_{(event.button.id or '').replace('-', '_')}", None)
