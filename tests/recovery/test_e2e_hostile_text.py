@@ -30,7 +30,9 @@ def assert_printable(text: str) -> None:
         assert control not in text, f"{control!r} reached the terminal"
 
 
-async def test_branches_prints_a_hostile_name_visibly_and_json_keeps_it_exact(world: World) -> None:
+async def test_branches_and_timeline_print_a_hostile_name_visibly_and_json_keeps_it_exact(
+    world: World,
+) -> None:
     await world.client.create_branch(world.sandbox.project_id, parent_id=world.main.id, name=HOSTILE)
     text = await world.cli("branches")
     assert text.code == 0, text.stderr
@@ -40,6 +42,11 @@ async def test_branches_prints_a_hostile_name_visibly_and_json_keeps_it_exact(wo
     assert as_json.code == 0, as_json.stderr
     assert "\x1b" not in as_json.stdout  # escaped as \u001b by json.dumps
     assert HOSTILE in [b["name"] for b in as_json.json()["branches"]]
+    # The timeline names the branch in its "created" event.
+    timeline = await world.cli("timeline")
+    assert timeline.code == 0, timeline.stderr
+    assert_printable(timeline.stdout + timeline.stderr)
+    assert printable(HOSTILE) in timeline.stdout
 
 
 async def test_peek_prints_a_hostile_value_visibly(world: World) -> None:
