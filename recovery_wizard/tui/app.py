@@ -7,6 +7,7 @@ ErrorModal with Neon's message, the request id and the next thing to try, and of
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -650,7 +651,7 @@ def exit_code(app: WizardApp, code: int | None) -> int:
     runner = app.runner
     if runner is not None and runner.result.report_path is None and app.client is not None:
         result = runner.result
-        error = app._exception
+        error = app._exception  # Textual keeps the unhandled exception here; it has no public accessor
         result.status = "failed"
         result.error = StepFailedError(
             result.step or "run",
@@ -658,7 +659,10 @@ def exit_code(app: WizardApp, code: int | None) -> int:
             hint="This is a bug in recovery-wizard: the journal in .recovery-wizard/runs/ shows how far the "
             "run got; resume it with `recovery-wizard restore --resume`.",
         )
-        finish_run(result, app.client)
+        try:
+            finish_run(result, app.client)
+        except OSError as exc:  # a full disk must not hide the error the user is about to read
+            print(f"The incident record could not be written: {exc}", file=sys.stderr)
     return max(int(code or 0), int(app.return_code), 1)
 
 
