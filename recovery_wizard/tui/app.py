@@ -41,6 +41,7 @@ from recovery_wizard.tui.contrast import readable_variables
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
+from recovery_wizard.tui.text import clip
 
 
 class Mode(StrEnum):
@@ -87,6 +88,7 @@ SCREENS: dict[str, type[WizardScreen]] = {
     "cleanup": steps.CleanupScreen,
     "done": steps.DoneScreen,
 }
+PEEK_VALUE_LIMIT = 200
 # Up to here, Back is safe: nothing has been written.
 CHOICE_STEPS = ("connect", "project", "branch", "moment", "strategy", "plan")
 
@@ -437,9 +439,10 @@ class WizardApp(App[int]):
                 if isinstance(screen, choices.MomentScreen):
                     screen.show_peek(str(exc), error=True)
                 return
-            # Each value on one line with its controls made visible: a value is data, not layout.
+            # Each value on one line with its controls made visible, and cut at 200 characters: a value is
+            # data, not layout, and a 1 MB jsonb must not take the screen (or the time to lay it out).
             rows = [" | ".join(printable(c) for c in result.columns)] + [
-                " | ".join(printable(str(v)) for v in row) for row in result.rows[:20]
+                " | ".join(clip(printable(str(v)), PEEK_VALUE_LIMIT) for v in row) for row in result.rows[:20]
             ]
             if isinstance(screen, choices.MomentScreen):
                 screen.show_peek(f"At {moment.describe()} ({result.lens}):\n" + "\n".join(rows))

@@ -15,7 +15,10 @@ from recovery_wizard.tui.screens import choices
 from tests.tui.conftest import SIZE, Incident, on_screen, screen_text, wait_until
 from tests.tui_snapshots.test_hostile import FORBIDDEN, HOSTILE_NAMES, terminal
 
-VALUE_SQL = "SELECT chr(27) || ']0;PWNED' || chr(7) || chr(10) || 'fake row' || chr(27) || '[41m' AS v"
+VALUE_SQL = (
+    "SELECT chr(27) || ']0;PWNED' || chr(7) || chr(10) || 'fake row' || chr(27) || '[41m' AS v, "
+    "repeat('x', 100000) AS big"
+)
 
 
 async def test_hostile_branches_and_a_hostile_value_are_shown_as_text(incident: Incident) -> None:
@@ -47,6 +50,6 @@ async def test_hostile_branches_and_a_hostile_value_are_shown_as_text(incident: 
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen_text(moment, "#peek-result").startswith("At "), "the look")
         result = screen_text(moment, "#peek-result").splitlines()
-        assert result[1:] == ["v", "\\x1b]0;PWNED\\x07\\nfake row\\x1b[41m"]
+        assert result[1:] == ["v | big", "\\x1b]0;PWNED\\x07\\nfake row\\x1b[41m | " + "x" * 199 + "…"]
         sent, _ = terminal(app)
         assert not [s for s in FORBIDDEN if s in sent]

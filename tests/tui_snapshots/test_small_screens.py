@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from textual.app import App
+from textual.content import Content
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Static
 
 from recovery_wizard.tui.app import Mode, summary_text, undo_lines
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal, TypeToConfirmModal
-from recovery_wizard.tui.screens.steps import DoneScreen, PlanScreen
+from recovery_wizard.tui.screens.steps import DoneScreen, PlanScreen, VerifyScreen
 from tests.tui_snapshots.scenes import (
     INTRO,
     SnapCompare,
@@ -28,6 +29,7 @@ from tests.tui_snapshots.scenes import (
     show,
     show_run,
     steady,
+    verification,
 )
 from tests.tui_snapshots.test_hostile import terminal
 from tests.tui_snapshots.test_screens import API_KEY
@@ -188,3 +190,20 @@ async def test_the_project_list_opens_in_learning_mode_at_40_columns() -> None:
         await show(pilot, "project")
         await pilot.pause()
         assert app.screen.query_one("#projects").region.width > 0
+
+
+async def test_a_long_check_takes_one_line_on_verify() -> None:
+    """A check is echoed on one line, cut: a 10 KB --check must not push the counts and verdicts away."""
+    app = make_wizard()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await show_run(pilot, "verify")
+        assert isinstance(screen, VerifyScreen)
+        data = verification()
+        data["checks"][0]["sql"] = "SELECT count(*) >= 10\n  FROM " + " OR ".join(["true"] * 2500)
+        screen.show_verification(data)
+        await pilot.pause()
+        checks = screen.query_one("#checks", Static).visual
+        assert isinstance(checks, Content)
+        lines = [line for line in checks.plain.splitlines() if line.strip()]
+        assert len(lines) <= 6, lines[:3]
+        assert lines[0].startswith("✔ PASS — SELECT count(*) >= 10 FROM true OR")

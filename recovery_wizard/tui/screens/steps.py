@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Static
 from recovery_wizard.recovery.report import count_cell
 from recovery_wizard.redact import redact
 from recovery_wizard.tui.screens.base import WizardScreen
-from recovery_wizard.tui.text import literal, safe
+from recovery_wizard.tui.text import clip, literal, safe
 
 
 class PlanScreen(WizardScreen):
@@ -185,13 +185,18 @@ class VerifyScreen(RunStepScreen):
             restored, damaged = check.get("restored") or {}, check.get("damaged") or {}
             mark = "✔ PASS" if passed else "✘ FAIL"
             lines.append(
-                f"[b $text-{'success' if passed else 'error'}]{mark}[/] — {safe(check['sql'])}\n"
+                f"[b $text-{'success' if passed else 'error'}]{mark}[/] — {safe(_one_line(check['sql']), multiline=False)}\n"
                 f"      restored: {safe(str(restored.get('value') or restored.get('error')), multiline=False)}"
                 f"   damaged: {safe(str(damaged.get('value') or damaged.get('error') or '—'), multiline=False)}"
             )
         self.query_one("#checks", Static).update("\n".join(lines) if lines else "No checks given.")
         # The table replaces the plain-text block the runbook also reports.
         self.query_one("#block", Static).update("")
+
+
+def _one_line(sql: str, limit: int = 160) -> str:
+    """A check's SQL as one line, cut at ``limit``: the verdict, not the query, is what this screen is for."""
+    return clip(" ".join(sql.split()), limit)
 
 
 def _delta(delta: int | None) -> str:
