@@ -47,6 +47,7 @@ from recovery_wizard.recovery.outcome import (
 from recovery_wizard.recovery.plan import RunOptions
 from recovery_wizard.recovery.ui import Prompter
 from recovery_wizard.redact import Secret, redact
+from recovery_wizard.textsafe import printable
 
 T = TypeVar("T")
 
@@ -71,17 +72,23 @@ def make_prompter(g: GlobalOptions) -> Prompter:
 
 def _emit(g: GlobalOptions, payload: dict[str, Any], human: str) -> None:
     if g.json:
+        # json.dumps escapes every control character (and, with ensure_ascii, every non-ASCII one) itself.
         sys.stdout.write(redact(json.dumps(payload, default=str, sort_keys=True)) + "\n")
     elif human:
-        sys.stdout.write(redact(human) + "\n")
+        sys.stdout.write(printable(redact(human), multiline=True) + "\n")
     sys.stdout.flush()
+
+
+def _say(text: str) -> None:
+    """A line on stderr: messages name branches and quote Neon, so they are redacted and made printable."""
+    print(printable(redact(text), multiline=True), file=sys.stderr)
 
 
 def _fail(g: GlobalOptions, error: RecoveryError, code: int, status: str) -> int:
     """An error before a run started writing (or a read-only command's): message, hint, JSON, exit code."""
-    print(f"error: {error}", file=sys.stderr)
+    _say(f"error: {error}")
     if error.hint:
-        print(f"hint: {error.hint}", file=sys.stderr)
+        _say(f"hint: {error.hint}")
     if g.json:
         _emit(g, {"status": status, "error": {"message": str(error), "hint": error.hint}}, "")
     return code
@@ -291,9 +298,9 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
     # outcome into a traceback and another exit code.
     with contextlib.suppress(OSError):
         if result.error is not None:
-            print(f"error: {result.error}", file=sys.stderr)
+            _say(f"error: {result.error}")
             if result.error.hint:
-                print(f"hint: {result.error.hint}", file=sys.stderr)
+                _say(f"hint: {result.error.hint}")
             _emit(g, payload, "\n".join([f"Incident record: {result.report_path}", *_by_hand(result)]))
         else:
             _emit(g, payload, _summary(result))
@@ -453,18 +460,23 @@ async def _list_branches(
             }
         )
     header = ("NAME", "ID", "FLAGS", "STATE", "SIZE", "CREATED (UTC)", "LAST RESET (UTC)")
-    table = [header] + [
-        (
-            r["name"],
-            r["id"],
-            r["flags"],
-            r["state"],
-            "" if r["size_mb"] is None else f"{r['size_mb']} MB",
-            (r["created_at"] or "")[:16].replace("T", " "),
-            (r["last_reset_at"] or "")[:16].replace("T", " "),
-        )
-        for r in rows
-    ]
+    table = (
+        [header]
+        + [
+            (
+                printable(
+                    r["name"]
+                ),  # one line, controls shown: the columns stay aligned and the terminal safe
+                r["id"],
+                r["flags"],
+                r["state"],
+                "" if r["size_mb"] is None else f"{r['size_mb']} MB",
+                (r["created_at"] or "")[:16].replace("T", " "),
+                (r["last_reset_at"] or "")[:16].replace("T", " "),
+            )
+            for r in rows
+        ]
+    )
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     text = "\n".join("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table)
     _emit(

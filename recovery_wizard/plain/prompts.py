@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from recovery_wizard.recovery.outcome import CancelledError, UsageError
+from recovery_wizard.textsafe import printable
 
 
 def _output() -> Any:
@@ -32,8 +33,8 @@ class TerminalPrompter:
 
         picked = await self._ask(
             questionary.select(
-                question,
-                choices=[questionary.Choice(label, value) for label, value in choices],
+                printable(question, multiline=True),
+                choices=[questionary.Choice(printable(label), value) for label, value in choices],
                 output=_output(),
             )
         )
@@ -50,13 +51,22 @@ class TerminalPrompter:
     async def confirm(self, question: str, *, default: bool = False) -> bool:
         import questionary
 
-        return bool(await self._ask(questionary.confirm(question, default=default, output=_output())))
+        return bool(
+            await self._ask(
+                questionary.confirm(printable(question, multiline=True), default=default, output=_output())
+            )
+        )
 
     async def type_to_confirm(self, question: str, expected: str) -> bool:
         import questionary
 
-        typed = await self._ask(questionary.text(f"{question} Type {expected} to confirm:", output=_output()))
-        return str(typed).strip() == expected
+        typed = await self._ask(
+            questionary.text(
+                printable(f"{question} Type {expected} to confirm:", multiline=True), output=_output()
+            )
+        )
+        # What is shown is accepted too: a name's control characters are shown escaped, and cannot be typed.
+        return str(typed).strip() in (expected, printable(expected))
 
 
 class ScriptPrompter:

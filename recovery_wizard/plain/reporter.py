@@ -1,4 +1,7 @@
-"""Progress on stderr for the headless commands (stdout is for the result, and only JSON under --json)."""
+"""Progress on stderr for the headless commands (stdout is for the result, and only JSON under --json).
+
+Every line is redacted, then made printable: names and values in it come from Neon or the database.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import sys
 from typing import TextIO
 
 from recovery_wizard.redact import redact
+from recovery_wizard.textsafe import printable
 
 
 class StderrReporter:
@@ -20,7 +24,7 @@ class StderrReporter:
         if self._progress_open:
             self.stream.write("\n")
             self._progress_open = False
-        self.stream.write(redact(text) + "\n")
+        self.stream.write(printable(redact(text), multiline=True) + "\n")
         self.stream.flush()
 
     def step(self, key: str, title: str) -> None:
@@ -39,7 +43,7 @@ class StderrReporter:
         self._last_progress = message
         if self.tty:
             # Overwrite the same line: an operation's progress is one living status, not a log.
-            self.stream.write("\r   " + redact(message)[:150].ljust(60))
+            self.stream.write("\r   " + printable(redact(message))[:150].ljust(60))
             self._progress_open = True
             self.stream.flush()
         else:

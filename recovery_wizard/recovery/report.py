@@ -2,7 +2,8 @@
 
 Written for the morning after: what happened when (UTC), with which ids, the moment chosen and why, the
 verification, what was changed, what the restore lost, and how to undo each change. Every line goes through
-``redact``: the record can be pasted into a ticket.
+``redact``: the record can be pasted into a ticket. Names and values from Neon or the database go through
+``printable``: a control sequence in a branch name is shown, not obeyed by the terminal that ``cat``s it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.redact import redact
+from recovery_wizard.textsafe import printable
 
 if TYPE_CHECKING:
     from recovery_wizard.recovery.runner import RunResult
@@ -56,7 +58,7 @@ def _timeline(result: RunResult) -> list[str]:
             }
             if details:
                 what += " (" + ", ".join(f"{k} {v}" for k, v in details.items()) + ")"
-        lines.append(f"| {_when(record.at)} | {what} |")
+        lines.append(f"| {_when(record.at)} | {printable(what)} |")
     return lines
 
 
@@ -126,7 +128,9 @@ def render_report(result: RunResult) -> str:
             damaged = count_cell(table.get("damaged"))
             restored = count_cell(table.get("restored"))
             delta = table.get("delta")
-            out.append(f"| {name} | {damaged} | {restored} | {'' if not delta else f'{delta:+d}'} |")
+            out.append(
+                f"| {printable(name)} | {damaged} | {restored} | {'' if not delta else f'{delta:+d}'} |"
+            )
         tables = verification.get("tables", [])
         if any(
             side and not side.get("exact", True)
@@ -186,7 +190,7 @@ def render_report(result: RunResult) -> str:
     todo = left_by_hand(result)
     if todo:
         out += ["", "## Left to do by hand", "", *(f"- {line}" for line in todo)]
-    return redact("\n".join(out).rstrip() + "\n")
+    return printable(redact("\n".join(out).rstrip()), multiline=True) + "\n"
 
 
 def _outcome(outcome: dict[str, Any] | None) -> str:

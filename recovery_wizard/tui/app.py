@@ -7,6 +7,7 @@ ErrorModal with Neon's message, the request id and the next thing to try, and of
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -34,10 +35,13 @@ from recovery_wizard.recovery.runner import Runner, RunResult, begin_run, fail, 
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret
+from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
+from recovery_wizard.tui.contrast import readable_variables
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
+from recovery_wizard.tui.text import clip
 
 
 class Mode(StrEnum):
@@ -84,6 +88,7 @@ SCREENS: dict[str, type[WizardScreen]] = {
     "cleanup": steps.CleanupScreen,
     "done": steps.DoneScreen,
 }
+PEEK_VALUE_LIMIT = 200
 # Up to here, Back is safe: nothing has been written.
 CHOICE_STEPS = ("connect", "project", "branch", "moment", "strategy", "plan")
 
@@ -107,6 +112,10 @@ class WizardApp(App[int]):
     # Absolute: Textual resolves a relative CSS_PATH against a subclass's own file.
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "recovery-wizard"
+    # Small terminals get the step first (app.tcss): under 60 columns no rail, under 20 rows compact controls.
+    # (Textual declares them as plain attributes, so they cannot be ClassVars here.)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (60, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit_wizard", "Quit", priority=True),
         Binding("f1", "toggle_why", "Why", show=False),
@@ -164,6 +173,10 @@ class WizardApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, WizardScreen):
                 screen.set_why(self.show_why)
+
+    def get_css_variables(self) -> dict[str, str]:
+        # Every text colour at 4.5:1 or better on what it is drawn on, in the light theme too.
+        return readable_variables(super().get_css_variables())
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
@@ -426,8 +439,10 @@ class WizardApp(App[int]):
                 if isinstance(screen, choices.MomentScreen):
                     screen.show_peek(str(exc), error=True)
                 return
-            rows = [" | ".join(result.columns)] + [
-                " | ".join(str(v) for v in row) for row in result.rows[:20]
+            # Each value on one line with its controls made visible, and cut at 200 characters: a value is
+            # data, not layout, and a 1 MB jsonb must not take the screen (or the time to lay it out).
+            rows = [" | ".join(printable(c) for c in result.columns)] + [
+                " | ".join(clip(printable(str(v)), PEEK_VALUE_LIMIT) for v in row) for row in result.rows[:20]
             ]
             if isinstance(screen, choices.MomentScreen):
                 screen.show_peek(f"At {moment.describe()} ({result.lens}):\n" + "\n".join(rows))
@@ -628,7 +643,32 @@ def make_app(config: WizardConfig) -> WizardApp:
     return WizardApp(config)
 
 
+def exit_code(app: WizardApp, code: int | None) -> int:
+    """The process's exit code once ``app`` has stopped with ``code``.
+
+    Textual ends the app on an unhandled exception with no return value (which would be 0) and return code
+    1: that is a failure, never a success, and a run it cut short still gets its incident record.
+    """
+    if not app.return_code:
+        return int(code or 0)
+    runner = app.runner
+    if runner is not None and runner.result.report_path is None and app.client is not None:
+        result = runner.result
+        error = app._exception  # Textual keeps the unhandled exception here; it has no public accessor
+        result.status = "failed"
+        result.error = StepFailedError(
+            result.step or "run",
+            f"The wizard stopped on an unexpected error: {type(error).__name__}: {error}",
+            hint="This is a bug in recovery-wizard: the journal in .recovery-wizard/runs/ shows how far the "
+            "run got; resume it with `recovery-wizard restore --resume`.",
+        )
+        try:
+            finish_run(result, app.client)
+        except OSError as exc:  # a full disk must not hide the error the user is about to read
+            print(f"The incident record could not be written: {exc}", file=sys.stderr)
+    return max(int(code or 0), int(app.return_code), 1)
+
+
 def run_wizard(config: WizardConfig) -> int:
     app = make_app(config)
-    code = app.run()
-    return int(code or 0)
+    return exit_code(app, app.run())

@@ -18,7 +18,7 @@ import httpx
 
 from recovery_wizard.neon import NeonClient
 from recovery_wizard.sandbox.service import Sandbox
-from recovery_wizard.tui.app import Mode, WizardConfig, make_app
+from recovery_wizard.tui.app import Mode, WizardConfig, exit_code, make_app
 
 SCHEMA = """// HomeCheff: home-cooked meals, ordered online.
 generator client {
@@ -99,7 +99,8 @@ async def run_demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:
                 intro=intro,
                 checks=[sandbox.project.scenario.canary],
             )
-            code = int(await make_app(config).run_async() or 0)
+            app = make_app(config)
+            code = exit_code(app, await app.run_async())
     finally:
         if keep_app:
             print(f"The demo app and its incident record are in {app_dir}.", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -12,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from recovery_wizard.recovery.runner import STEP_INFO, StepInfo
+from recovery_wizard.tui.text import safe
 from recovery_wizard.tui.widgets.rail import StepRail
 from recovery_wizard.tui.widgets.why import WhyPanel
 
@@ -90,13 +90,14 @@ class WizardScreen(Screen[None]):
         with Horizontal(id="frame"):
             yield StepRail(wizard.steps, self.STEP, wizard.done_steps, id="rail")
             with Vertical(id="main"):
-                yield Static(escape(self.TITLE_TEXT or self.STEP.title()), id="title")
+                yield Static(safe(self.TITLE_TEXT or self.STEP.title()), id="title")
                 with VerticalScroll(id="body"):
                     yield from self.compose_body()
                 with Horizontal(id="actions"):
                     yield from self.compose_actions()
             why = WhyPanel(step_info(self.STEP), id="why")
-            why.display = wizard.show_why
+            # A class, not an inline display: app.tcss hides the panel on narrow terminals whatever F1 says.
+            why.set_class(not wizard.show_why, "-off")
             yield why
         yield Footer()
 
@@ -123,7 +124,7 @@ class WizardScreen(Screen[None]):
             self.wizard.back()  # does nothing where there is no earlier choice
 
     def set_why(self, visible: bool) -> None:
-        self.query_one("#why").display = visible
+        self.query_one("#why").set_class(not visible, "-off")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         handler = getattr(self, f"pressed_{(event.button.id or '').replace('-', '_')}", None)

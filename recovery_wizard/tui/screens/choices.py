@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from rich.markup import escape
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -18,7 +18,9 @@ from recovery_wizard.recovery.timepoint import (
     TimePointError,
     parse_moment,
 )
+from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.text import clip, literal, safe
 from recovery_wizard.tui.widgets.window_bar import WindowBar
 
 
@@ -29,7 +31,7 @@ class ConnectScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         if self.wizard.config.intro:
-            yield Static(escape(self.wizard.config.intro), id="intro", classes="callout")
+            yield Static(safe(self.wizard.config.intro), id="intro", classes="callout")
         if self.wizard.config.intro:
             yield Static("The sandbox's API key is ready (not shown).", id="key-source")
         elif self.wizard.config.api_key:
@@ -72,7 +74,7 @@ class ConnectScreen(WizardScreen):
 
     def show_status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#status", Static)
-        status.update(escape(text))
+        status.update(safe(text))
         status.set_class(error, "error")
         if error:
             self.query_one("#next", Button).disabled = False
@@ -85,7 +87,9 @@ class ProjectScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         projects = self.wizard.projects
         yield Static(f"The key sees {len(projects)} project(s).")
-        options = OptionList(*[Option(f"{p.name}  ({p.id})", id=p.id) for p in projects], id="projects")
+        options = OptionList(
+            *[Option(literal(f"{p.name}  ({p.id})"), id=p.id) for p in projects], id="projects"
+        )
         yield options
 
     def compose_actions(self) -> ComposeResult:
@@ -113,14 +117,15 @@ class ProjectScreen(WizardScreen):
             self.wizard.choose_project(project_id)
 
 
-def _branch_row(b: Branch) -> tuple[str, ...]:
+def _branch_row(b: Branch) -> tuple[Text, ...]:
     flags = " ".join(
         f for f, on in (("default", b.default), ("protected", b.protected), ("root", b.is_root)) if on
     )
     size = "" if b.logical_size is None else f"{b.logical_size / 1_048_576:.0f} MB"
     created = f"{b.created_at:%m-%d %H:%M}" if b.created_at else ""
     reset = f"{b.last_reset_at:%m-%d %H:%M}" if b.last_reset_at else ""
-    return (b.name, flags, b.current_state, size, created, reset)
+    # Text, not str: a DataTable parses a str cell as markup, and a name is data ("ci/[/]fix").
+    return tuple(literal(cell) for cell in (b.name, flags, b.current_state, size, created, reset))
 
 
 MAX_ROWS = 200
@@ -150,7 +155,8 @@ class BranchScreen(WizardScreen):
         # Lower-cased search keys once: filtering then costs a substring test per branch, not a format.
         # The default branch first (usually the damaged one), then roots, then Neon's order.
         ordered = sorted(self.wizard.branches, key=lambda b: (not b.default, not b.is_root))
-        self.rows = [(f"{b.name} {b.id}".lower(), b.id, _branch_row(b)) for b in ordered]
+        # The name as shown is searchable too, so what the table shows ("main\\x1b…") is what a filter finds.
+        self.rows = [(f"{b.name} {printable(b.name)} {b.id}".lower(), b.id, _branch_row(b)) for b in ordered]
         self.default_id = next((b.id for b in ordered if b.default), None)
         table = self.query_one("#branches", DataTable)
         table.add_columns("Name", "Flags", "State", "Size", "Created UTC", "Reset UTC")
@@ -170,7 +176,10 @@ class BranchScreen(WizardScreen):
         self.keys = [key for key, _ in shown]
         empty = self.query_one("#empty", Static)
         if not matching:
-            empty.update(f"No branch matches “{escape(text)}”. Clear the filter to see all {len(self.rows)}.")
+            empty.update(
+                f"No branch matches “{safe(clip(text), multiline=False)}”. "
+                f"Clear the filter to see all {len(self.rows)}."
+            )
         elif len(matching) > len(shown):
             empty.update(f"Showing {len(shown)} of {len(matching)} branches: type to narrow.")
         else:
@@ -228,7 +237,7 @@ class MomentScreen(WizardScreen):
         zone = self.wizard.zone
         assert window is not None
         yield Static(
-            f"The restore window is {escape(window.describe(zone))}.",
+            f"The restore window is {safe(window.describe(zone))}.",
             id="window-text",
         )
         yield WindowBar(window, id="bar")
@@ -240,7 +249,7 @@ class MomentScreen(WizardScreen):
         yield Static("", id="resolved")
         yield Static(
             "Accepted: RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' in your zone, '90m ago', and phrases in English, "
-            f"Dutch and Indonesian. Your zone: {escape(str(zone))}.",
+            f"Dutch and Indonesian. Your zone: {safe(str(zone))}.",
             classes="hint",
         )
         # Help with the hardest question, folded away so the one decision stays in front.
@@ -282,17 +291,17 @@ class MomentScreen(WizardScreen):
             try:
                 moment = parse_moment(text, zone=self.wizard.zone, now=datetime.now(UTC))
             except TimePointError as exc:
-                resolved.update(escape(str(exc)))
+                resolved.update(safe(str(exc)))
                 bar.show(None)
             else:
                 bar.show(moment.utc)
                 try:
                     RestoreWindow(window.earliest, datetime.now(UTC), window.retention_seconds).check(moment)
                 except TimePointError as exc:
-                    hint = f"\nNext: {escape(exc.hint)}" if exc.hint else ""
-                    resolved.update(f"{escape(moment.describe())}\n{escape(str(exc))}{hint}")
+                    hint = f"\nNext: {safe(exc.hint)}" if exc.hint else ""
+                    resolved.update(f"{safe(moment.describe())}\n{safe(str(exc))}{hint}")
                 else:
-                    resolved.update(f"→ {escape(moment.describe())}")
+                    resolved.update(f"→ {safe(moment.describe())}")
                     ok = True
         resolved.set_class(not ok and bool(text.strip()), "error")
         self.query_one("#next", Button).disabled = not ok
@@ -317,7 +326,7 @@ class MomentScreen(WizardScreen):
 
     def show_find(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#find-status", Static)
-        status.update(escape(text))
+        status.update(safe(text))
         status.set_class(error, "error")
 
     def found_moment(self, moment_text: str, summary: str) -> None:
@@ -337,7 +346,7 @@ class MomentScreen(WizardScreen):
 
     def show_peek(self, text: str, *, error: bool = False) -> None:
         result = self.query_one("#peek-result", Static)
-        result.update(escape(text))
+        result.update(safe(text))
         result.set_class(error, "error")
 
     def on_collapsible_expanded(self, event: Collapsible.Expanded) -> None:
@@ -345,7 +354,7 @@ class MomentScreen(WizardScreen):
             self.wizard.load_timeline()
 
     def show_timeline(self, text: str) -> None:
-        self.query_one("#timeline", Static).update(escape(text))
+        self.query_one("#timeline", Static).update(safe(text))
 
     def pressed_next(self) -> None:
         text = self.query_one("#at", Input).value
@@ -380,11 +389,11 @@ class StrategyScreen(WizardScreen):
         with RadioSet(id="strategy"):
             yield RadioButton("New branch at that moment", value=current == "new-branch", id="new-branch")
             yield RadioButton("In place, keeping a backup", value=current == "in-place", id="in-place")
-        yield Static(escape(STRATEGY_TEXT[current]), id="consequences", classes="callout")
+        yield Static(safe(STRATEGY_TEXT[current]), id="consequences", classes="callout")
         branch = self.wizard.branch
         if branch is not None and not branch.is_root:
             yield Static(
-                f"{escape(branch.name)} is not a root branch: Neon restores only root branches in place.",
+                f"{safe(branch.name, multiline=False)} is not a root branch: Neon restores only root branches in place.",
                 classes="warn",
             )
 
@@ -402,7 +411,7 @@ class StrategyScreen(WizardScreen):
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         key = event.pressed.id or "new-branch"
         self.wizard.strategy = key
-        self.query_one("#consequences", Static).update(escape(STRATEGY_TEXT[key]))
+        self.query_one("#consequences", Static).update(safe(STRATEGY_TEXT[key]))
 
     def pressed_next(self) -> None:
         self.wizard.choose_strategy(self.wizard.strategy)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -14,6 +13,8 @@ from textual.widgets import Button, Input, Static
 from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon.errors import NeonError
 from recovery_wizard.redact import redact
+from recovery_wizard.textsafe import printable
+from recovery_wizard.tui.text import safe
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -25,7 +26,7 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
-            yield Static(escape(redact(self.question)), classes="modal-text")
+            yield Static(safe(redact(self.question)), classes="modal-text")
             with Horizontal(classes="modal-actions"):
                 yield Button(self.no, id="no")
                 yield Button(self.yes, id="yes", variant="warning")
@@ -51,9 +52,11 @@ class TypeToConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal danger"):
-            yield Static(escape(redact(self.question)), classes="modal-text")
-            yield Static(f"Type [b]{escape(self.expected)}[/b] to confirm:", classes="modal-text")
-            yield Input(placeholder=self.expected, id="typed")
+            yield Static(safe(redact(self.question)), classes="modal-text")
+            yield Static(
+                f"Type [b]{safe(self.expected, multiline=False)}[/b] to confirm:", classes="modal-text"
+            )
+            yield Input(placeholder=printable(self.expected), id="typed")
             with Horizontal(classes="modal-actions"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Overwrite", id="confirm", variant="error", disabled=True)
@@ -61,11 +64,16 @@ class TypeToConfirmModal(ModalScreen[bool]):
     def on_mount(self) -> None:
         self.query_one("#typed", Input).focus()
 
+    def matches(self, typed: str) -> bool:
+        # A name with a control character in it is shown with the character escaped ("\x1b"), and nobody can
+        # type an ESC: what is shown is accepted too.
+        return typed.strip() in (self.expected, printable(self.expected))
+
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#confirm", Button).disabled = event.value.strip() != self.expected
+        self.query_one("#confirm", Button).disabled = not self.matches(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.value.strip() == self.expected:
+        if self.matches(event.value):
             self.dismiss(True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -90,9 +98,9 @@ class ErrorModal(ModalScreen[str]):
     def compose(self) -> ComposeResult:
         error = self.error
         with Vertical(classes="modal danger"):
-            yield Static(f"[b]{escape(self.what)} failed[/b]", classes="modal-title")
+            yield Static(f"[b]{safe(self.what)} failed[/b]", classes="modal-title")
             text = str(error) if isinstance(error, RecoveryError) else f"{type(error).__name__}: {error}"
-            yield Static(escape(redact(text)), classes="modal-text", id="error-message")
+            yield Static(safe(redact(text)), classes="modal-text", id="error-message")
             if isinstance(error, NeonError):
                 details = []
                 if error.status:
@@ -102,7 +110,7 @@ class ErrorModal(ModalScreen[str]):
                 if error.request_id and error.request_id not in str(error):
                     details.append(f"request id {error.request_id}")
                 if details:
-                    yield Static(escape(" · ".join(details)), classes="modal-detail", id="error-detail")
+                    yield Static(safe(" · ".join(details)), classes="modal-detail", id="error-detail")
             hint = error.hint if isinstance(error, RecoveryError) else ""
             if not isinstance(error, RecoveryError):
                 hint = (
@@ -110,7 +118,7 @@ class ErrorModal(ModalScreen[str]):
                     "that, the journal in .recovery-wizard/runs/ shows how far the run got."
                 )
             if hint:
-                yield Static("Next: " + escape(redact(hint)), classes="modal-hint", id="error-hint")
+                yield Static("Next: " + safe(redact(hint)), classes="modal-hint", id="error-hint")
             with Horizontal(classes="modal-actions"):
                 yield Button("Close", id="close")
                 if self.can_retry:

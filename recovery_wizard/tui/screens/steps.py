@@ -6,7 +6,6 @@ import re
 import time
 from typing import Any, ClassVar
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Button, DataTable, Static
@@ -14,6 +13,7 @@ from textual.widgets import Button, DataTable, Static
 from recovery_wizard.recovery.report import count_cell
 from recovery_wizard.redact import redact
 from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.text import clip, literal, safe
 
 
 class PlanScreen(WizardScreen):
@@ -34,9 +34,13 @@ class PlanScreen(WizardScreen):
     def show_plan(self) -> None:
         plan = self.wizard.plan
         assert plan is not None
-        steps = "\n".join(f"{i}. {escape(line)}" for i, line in enumerate(plan.actions(), start=1))
+        steps = "\n".join(
+            f"{i}. {safe(line, multiline=False)}" for i, line in enumerate(plan.actions(), start=1)
+        )
         self.query_one("#plan", Static).update(steps)
-        self.query_one("#warnings", Static).update("\n".join(f"! {escape(w)}" for w in plan.warnings))
+        self.query_one("#warnings", Static).update(
+            "\n".join(f"! {safe(w, multiline=False)}" for w in plan.warnings)
+        )
         start = self.query_one("#start", Button)
         start.label = {"drill": "Start the drill", "in-place": "Restore in place…"}.get(
             plan.command if plan.command == "drill" else plan.strategy, "Create the restore branch"
@@ -46,9 +50,9 @@ class PlanScreen(WizardScreen):
         start.focus()
 
     def show_refusal(self, message: str, hint: str) -> None:
-        text = f"Nothing was changed. {escape(message)}"
+        text = f"Nothing was changed. {safe(message)}"
         if hint:
-            text += f"\nNext: {escape(hint)}"
+            text += f"\nNext: {safe(hint)}"
         plan = self.query_one("#plan", Static)
         plan.update(text)
         plan.add_class("error")
@@ -102,14 +106,14 @@ class RunStepScreen(WizardScreen):
         text = getattr(self, "_progress_text", "Working…")
         # The runbook's own progress lines already say how long ("…, 37 s"): do not say it twice.
         clock = "" if re.search(r"\d+ s$", text) else f"  ·  {elapsed:.0f} s"
-        self.query_one("#progress", Static).update(f"{escape(text)}{clock}")
+        self.query_one("#progress", Static).update(f"{safe(text)}{clock}")
 
     # RunView
     def add_line(self, kind: str, text: str) -> None:
         if kind == "step":
             return  # the screen's title already says which step this is
         prefix = {"warn": "! ", "output": "| "}.get(kind, "")
-        self.lines.append(escape(redact(prefix + text)))
+        self.lines.append(safe(redact(prefix + text)))
         # Keep the last lines only: a long Prisma log must not grow the screen without bound.
         del self.lines[:-300]
         self.query_one("#log-text", Static).update("\n".join(self.lines))
@@ -122,7 +126,7 @@ class RunStepScreen(WizardScreen):
         self._render_progress()
 
     def show_block(self, title: str, body: str) -> None:
-        self.query_one("#block", Static).update(f"[b]{escape(title)}[/b]\n{escape(redact(body))}")
+        self.query_one("#block", Static).update(f"[b]{safe(title)}[/b]\n{safe(redact(body))}")
 
     def finished(self, message: str, *, ok: bool = True) -> None:
         """The step's work is over: stop the clock, say how it went, let the user continue."""
@@ -130,7 +134,7 @@ class RunStepScreen(WizardScreen):
         self.started = None
         self.timer.stop()
         progress = self.query_one("#progress", Static)
-        progress.update(f"{escape(message)}  ·  {elapsed:.1f} s")
+        progress.update(f"{safe(message)}  ·  {elapsed:.1f} s")
         progress.set_class(False, "running")
         progress.set_class(not ok, "error")
         progress.set_class(ok, "ok")
@@ -170,7 +174,10 @@ class VerifyScreen(RunStepScreen):
         for t in verification.get("tables", []):
             name = t["table"] if t["schema"] == "public" else f"{t['schema']}.{t['table']}"
             table.add_row(
-                name, count_cell(t.get("damaged")), count_cell(t.get("restored")), _delta(t.get("delta"))
+                literal(name),
+                count_cell(t.get("damaged")),
+                count_cell(t.get("restored")),
+                _delta(t.get("delta")),
             )
         lines = []
         for check in verification.get("checks", []):
@@ -178,13 +185,18 @@ class VerifyScreen(RunStepScreen):
             restored, damaged = check.get("restored") or {}, check.get("damaged") or {}
             mark = "✔ PASS" if passed else "✘ FAIL"
             lines.append(
-                f"[b $text-{'success' if passed else 'error'}]{mark}[/] — {escape(check['sql'])}\n"
-                f"      restored: {escape(str(restored.get('value') or restored.get('error')))}"
-                f"   damaged: {escape(str(damaged.get('value') or damaged.get('error') or '—'))}"
+                f"[b $text-{'success' if passed else 'error'}]{mark}[/] — {safe(_one_line(check['sql']), multiline=False)}\n"
+                f"      restored: {safe(str(restored.get('value') or restored.get('error')), multiline=False)}"
+                f"   damaged: {safe(str(damaged.get('value') or damaged.get('error') or '—'), multiline=False)}"
             )
         self.query_one("#checks", Static).update("\n".join(lines) if lines else "No checks given.")
         # The table replaces the plain-text block the runbook also reports.
         self.query_one("#block", Static).update("")
+
+
+def _one_line(sql: str, limit: int = 160) -> str:
+    """A check's SQL as one line, cut at ``limit``: the verdict, not the query, is what this screen is for."""
+    return clip(" ".join(sql.split()), limit)
 
 
 def _delta(delta: int | None) -> str:
@@ -226,9 +238,9 @@ class DoneScreen(WizardScreen):
 
     def show_summary(self, summary: str, undo: list[str], *, ok: bool) -> None:
         text = self.query_one("#summary", Static)
-        text.update(escape(redact(summary)))
+        text.update(safe(redact(summary)))
         text.set_class(not ok, "error")
-        self.query_one("#undo", Static).update("[b]How to undo[/b]\n" + escape(redact("\n".join(undo))))
+        self.query_one("#undo", Static).update("[b]How to undo[/b]\n" + safe(redact("\n".join(undo))))
         self.query_one("#quit", Button).focus()
 
     def pressed_quit(self) -> None:

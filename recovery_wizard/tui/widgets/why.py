@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from recovery_wizard.recovery.runner import StepInfo
+from recovery_wizard.tui.text import safe
 
 
 class WhyPanel(VerticalScroll):
@@ -20,9 +20,9 @@ class WhyPanel(VerticalScroll):
         if self.info is None:
             return
         yield Static("[b]What it does[/b]", classes="why-head")
-        yield Static(escape(self.info.what), classes="why-text")
+        yield Static(safe(self.info.what), classes="why-text")
         yield Static("[b]Why it matters[/b]", classes="why-head")
-        yield Static(escape(self.info.why), classes="why-text")
+        yield Static(safe(self.info.why), classes="why-text")
         yield Static("[b]By hand[/b]", classes="why-head")
-        yield Static(escape(self.info.console), classes="why-code")
+        yield Static(safe(self.info.console), classes="why-code")
         yield Static("F1 hides this panel.", classes="why-hint")
