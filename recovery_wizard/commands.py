@@ -81,7 +81,8 @@ def _emit(g: GlobalOptions, payload: dict[str, Any], human: str) -> None:
 
 def _say(text: str) -> None:
     """A line on stderr: messages name branches and quote Neon, so they are redacted and made printable."""
-    print(printable(redact(text), multiline=True), file=sys.stderr)
+    with contextlib.suppress(OSError):  # a terminal that hung up (SIGHUP after an SSH drop)
+        print(printable(redact(text), multiline=True), file=sys.stderr, flush=True)
 
 
 def _fail(g: GlobalOptions, error: RecoveryError, code: int, status: str) -> int:
@@ -191,13 +192,8 @@ async def _interruptible(coro: Awaitable[int], g: GlobalOptions | None) -> int:
             signal.signal(sig, old)
 
 
-def _say(text: str) -> None:
-    with contextlib.suppress(OSError):  # a terminal that hung up
-        print(text, file=sys.stderr, flush=True)
-
-
 def _print_error(error: RecoveryError, code: int) -> int:
-    print(f"error: {error}", file=sys.stderr)
+    _say(f"error: {error}")
     return code
 
 
