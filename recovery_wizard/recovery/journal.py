@@ -11,7 +11,8 @@ journal says exactly which effects may be half-done, and ``--resume`` reconciles
 repeating them. Records never hold a secret: ``append`` scrubs every string with ``redact``.
 
 For crash tests, ``RECOVERY_WIZARD_CRASH_AT=N`` makes the process SIGKILL itself right after writing
-record N: a real, uncatchable kill at an exact checkpoint.
+record N: a real, uncatchable kill at an exact checkpoint. ``RECOVERY_WIZARD_CRASH_BEFORE=N`` kills it just
+before writing record N, i.e. after the side effect that record N would have reported.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from recovery_wizard.redact import redact
 
 STATE_DIR = ".recovery-wizard"
 CRASH_ENV = "RECOVERY_WIZARD_CRASH_AT"
+CRASH_BEFORE_ENV = "RECOVERY_WIZARD_CRASH_BEFORE"
 
 
 class JournalError(RecoveryError):
@@ -126,6 +128,8 @@ class Journal:
 
     def append(self, kind: str, event: str, step: str | None = None, **data: Any) -> Record:
         record = Record(len(self.records) + 1, datetime.now(UTC), kind, event, step, _scrub(data))
+        if os.environ.get(CRASH_BEFORE_ENV) == str(record.seq):
+            os.kill(os.getpid(), signal.SIGKILL)
         line = json.dumps(
             {
                 "seq": record.seq,
