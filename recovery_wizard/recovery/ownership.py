@@ -13,6 +13,7 @@ was never made: refusing loses nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -91,15 +92,16 @@ def env_files_of(workdir: Path, extra: Iterable[Path] = ()) -> list[Path]:
     return found
 
 
-def env_files_pointing_at(files: Iterable[Path], ids: Iterable[str]) -> list[Path]:
-    """The files among ``files`` that name any of ``ids`` (a branch id or its computes' ``ep-…`` ids)."""
-    wanted = [i for i in ids if i]
+def env_files_pointing_at(files: Iterable[Path], needles: Iterable[str]) -> list[Path]:
+    """The files among ``files`` that name any of ``needles``: a branch id, its computes' ``ep-…`` ids or
+    hosts (``host[:port]``). A needle must end where a name or number ends (``ep-a-1`` is not ``ep-a-12``)."""
+    patterns = [re.compile(re.escape(n) + r"(?![0-9A-Za-z])") for n in needles if n]
     pointing = []
     for path in files:
         try:
             text = path.read_text(errors="replace")
         except OSError:
             continue
-        if any(i in text for i in wanted):
+        if any(p.search(text) for p in patterns):
             pointing.append(path)
     return pointing

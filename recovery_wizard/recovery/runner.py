@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from recovery_wizard.neon.errors import BadResponseError, NeonError, NotFoundError, OutcomeUnknownError
 from recovery_wizard.neon.models import Branch, EndpointType
@@ -780,8 +781,16 @@ class Runner:
             begun_at=begin.at if begin is not None else None,
         )
         endpoints = await self.client.endpoints(self.project_id, fresh.id)
+        needles = [fresh.id, *(e.id for e in endpoints), *(e.host for e in endpoints)]
+        if endpoints:
+            # The pooled host is not in the endpoint list (Neon: `<ep id>-pooler…`; elsewhere another host).
+            try:
+                pooled = await self._uri(fresh.id, endpoints[0].id, pooled=True)
+                needles.append(urlsplit(pooled.reveal()).netloc.rpartition("@")[2])
+            except NeonError as exc:
+                log.debug("the drill branch's pooled URI could not be read: %s", exc)
         files = ownership.env_files_of(self.workdir, (t.path for t in self.plan.env_targets))
-        for path in ownership.env_files_pointing_at(files, [fresh.id, *(e.id for e in endpoints)]):
+        for path in ownership.env_files_pointing_at(files, needles):
             reasons.append(f"{path} points at it")
         if reasons:
             raise StepFailedError(

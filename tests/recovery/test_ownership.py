@@ -1,0 +1,76 @@
+"""The proofs a run needs before adopting or deleting a branch, one fact at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from recovery_wizard.neon.models import Branch
+from recovery_wizard.recovery import ownership
+
+BEGUN = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+MOMENT = datetime(2026, 11, 21, 1, 29, 59, 123000, tzinfo=UTC)
+
+
+def branch(**fields: object) -> Branch:
+    base: dict[str, object] = {
+        "id": "br-ours-1",
+        "project_id": "p",
+        "name": "main-restore",
+        "current_state": "ready",
+        "parent_id": "br-main",
+        "parent_timestamp": MOMENT,
+        "created_at": BEGUN + timedelta(seconds=2),
+    }
+    return Branch(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def reasons(b: Branch, annotation: dict[str, str] | None = None) -> list[str]:
+    return ownership.why_not_ours(
+        b,
+        ownership.marker("run-1") if annotation is None else annotation,
+        run_id="run-1",
+        parent_id="br-main",
+        moment=MOMENT,
+        begun_at=BEGUN,
+    )
+
+
+def test_a_branch_the_run_made_is_proven() -> None:
+    assert reasons(branch()) == []
+
+
+def test_each_missing_fact_is_named() -> None:
+    assert reasons(branch(), {}) == ["it carries no recovery-wizard run marker"]
+    assert "another recovery-wizard run (run-2)" in reasons(branch(), ownership.marker("run-2"))[0]
+    assert "its parent is br-other" in reasons(branch(parent_id="br-other"))[0]
+    assert "not at the restore point" in reasons(branch(parent_timestamp=MOMENT + timedelta(seconds=1)))[0]
+    assert reasons(branch(created_at=BEGUN - timedelta(hours=1))) == ["it was created before this run began"]
+    assert reasons(branch(default=True)) == ["it is the project's default branch"]
+    assert reasons(branch(protected=True)) == ["it is the project's protected branch"]
+
+
+def test_a_backup_is_proven_by_the_restore_not_by_its_name() -> None:
+    target = branch(id="br-main", name="main", parent_id=None, last_reset_at=BEGUN + timedelta(seconds=3))
+    backup = branch(id="br-bak", name="main_old", parent_id=None, parent_timestamp=None)
+    assert ownership.why_not_our_backup(backup, target, begun_at=BEGUN) == []
+    not_restored = branch(id="br-main", name="main", parent_id=None, last_reset_at=None)
+    copy = branch(id="br-copy", name="main_old", parent_id="br-main")
+    found = ownership.why_not_our_backup(copy, not_restored, begun_at=BEGUN)
+    assert found == [
+        "main has not been restored since this run began",
+        "it is a branch made from main (a copy), not the backup Neon keeps",
+    ]
+
+
+def test_env_files_pointing_at_a_branch(tmp_path: Path) -> None:
+    (tmp_path / "prisma").mkdir()
+    (tmp_path / ".env").write_text("DATABASE_URL=postgresql://u:p@ep-cool-1234-pooler.eu.neon.tech/db\n")
+    (tmp_path / ".env.local").write_text("DIRECT_URL=postgresql://u:p@127.0.0.1:54321/db\n")
+    (tmp_path / "prisma" / ".env").write_text("X=ep-cool-12\n")
+    files = ownership.env_files_of(tmp_path)
+    assert {p.relative_to(tmp_path).as_posix() for p in files} == {".env", ".env.local", "prisma/.env"}
+    assert ownership.env_files_pointing_at(files, ["ep-cool-1234"]) == [tmp_path / ".env"]
+    assert ownership.env_files_pointing_at(files, ["ep-cool-123"]) == []  # ids end where they end
+    assert ownership.env_files_pointing_at(files, ["127.0.0.1:5432"]) == []
+    assert ownership.env_files_pointing_at(files, ["127.0.0.1:54321"]) == [tmp_path / ".env.local"]
