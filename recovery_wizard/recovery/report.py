@@ -31,13 +31,40 @@ _STEP_WORDS = {
 }
 
 
+_SKIPPED_WORDS = {
+    "prisma": "Prisma (`prisma db pull`, `prisma generate`)",
+    "env": "pointing the app's env files at the restored data",
+}
+
+
 def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _timeline(result: RunResult) -> list[str]:
-    lines = []
+    rows: list[tuple[datetime, str]] = []
     for record in result.journal.records:
+        at = record.at
+        if record.step == "find-moment":
+            # The search ran before this run (the record was copied in when the run began): show it then.
+            at = _parse_time(record.data.get("searched_at")) or at
+            rows.append(
+                (
+                    at,
+                    f"find-moment search finished (run {record.data.get('run_id')}): canary last held at "
+                    f"{record.data.get('last_good')}, failed from {record.data.get('first_bad')}",
+                )
+            )
+            continue
         if record.kind == "run":
             what = _EVENT_WORDS.get((record.kind, record.event), record.event)
             if record.event == "end":
@@ -55,8 +82,9 @@ def _timeline(result: RunResult) -> list[str]:
             }
             if details:
                 what += " (" + ", ".join(f"{k} {v}" for k, v in details.items()) + ")"
-        lines.append(f"| {_when(record.at)} | {what} |")
-    return lines
+        rows.append((at, what))
+    # Stable: records written in the same instant keep the journal's order.
+    return [f"| {_when(at)} | {what} |" for at, what in sorted(rows, key=lambda row: row[0])]
 
 
 def render_report(result: RunResult) -> str:
@@ -109,10 +137,17 @@ def render_report(result: RunResult) -> str:
             for p in probes:
                 verdict = "holds" if p.get("holds") else ("fails" if p.get("holds") is False else "error")
                 out.append(f"| {p.get('at')} | {verdict} | {p.get('lens')} |")
-    if result.timeline:
+    if plan is not None:
         out += ["", "## The project around the restore point (control plane, UTC)", ""]
+        began = result.journal.start.at if result.journal.start is not None else None
         for event in result.timeline:
-            out.append(f"- {event['at']}: {event['summary']}")
+            at = _parse_time(event["at"])
+            ours = " (during this run)" if at is not None and began is not None and at >= began else ""
+            out.append(f"- {event['at']}: {event['summary']}{ours}")
+        if not result.timeline:
+            out.append(
+                "No control-plane events (operations, branches created or reset) were found near the restore point."
+            )
 
     out += ["", "## Verification", ""]
     verification = result.verification
@@ -179,6 +214,16 @@ def render_report(result: RunResult) -> str:
         changed = True
     if not changed:
         out.append("Nothing.")
+    for step, reason in result.skipped.items():
+        out.append(f"- Skipped: {_SKIPPED_WORDS.get(step, step)}, because {reason}.")
+    if (
+        plan is not None
+        and plan.prisma is not None
+        and plan.command == "restore"
+        and not result.prisma
+        and "prisma" not in result.skipped
+    ):
+        out.append("- Not run: Prisma (`prisma db pull`, `prisma generate`): the run stopped before it.")
 
     out += ["", "## How to undo", ""]
     out += undo_lines(result)

@@ -37,6 +37,7 @@ from recovery_wizard.redact import Secret
 
 if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
+    from recovery_wizard.recovery.timeline import Event
     from recovery_wizard.recovery.ui import Prompter, Reporter
 
 log = logging.getLogger("recovery_wizard.runner")
@@ -146,6 +147,7 @@ class RunResult:
     step: str = ""  # the step running now: a failure is blamed on it, not on the last one journalled
     timeline: list[dict[str, Any]] = field(default_factory=list)
     search: dict[str, Any] | None = None  # the find-moment search that chose the restore point, if any
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> why it did not run (for the record)
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan
@@ -575,10 +577,7 @@ class Runner:
         except NeonError as exc:
             self.reporter.warn(f"Could not read the project's timeline for the record: {exc}")
             return
-        near = [
-            e for e in events if abs(e.at - moment) <= TIMELINE_SPAN and e.kind not in ("now", "window-start")
-        ]
-        self.result.timeline = [e.to_dict() for e in near[:TIMELINE_MAX]]
+        self.result.timeline = [e.to_dict() for e in events_near(events, moment)]
         self.journal.append("step", "done", "timeline", events=self.result.timeline)
 
     def _verify_failure_message(self) -> str:
@@ -593,6 +592,13 @@ class Runner:
     async def rewrite_env(self) -> None:
         self.result.step = "env"
         if self.plan.in_place or not self.plan.env_targets:
+            self.result.skipped["env"] = (
+                "a drill does not touch the app"
+                if self.plan.command == "drill"
+                else "an in-place restore keeps the branch's connection strings"
+                if self.plan.in_place
+                else "no env file with the damaged branch's connection strings was found"
+            )
             return
         self.reporter.step("env", STEP_INFO["env"].title)
         assert self.result.restore_branch is not None
@@ -681,6 +687,7 @@ class Runner:
         self.result.step = "prisma"
         project = self.plan.prisma
         if project is None or self.plan.command != "restore":
+            self.result.skipped["prisma"] = self._prisma_skip_reason()
             return
         finished = self.journal.done("prisma")
         if finished is not None:
@@ -717,6 +724,23 @@ class Runner:
             "diff": pulled.diff,
         }
         self.journal.append("step", "done", "prisma", **self.result.prisma)
+
+    def _prisma_skip_reason(self) -> str:
+        if self.plan.command != "restore":
+            return "a drill does not touch the app"
+        start = self.journal.start
+        if start is not None and (start.data.get("options") or {}).get("prisma") is False:
+            return "--no-prisma was given"
+        try:
+            detected = prisma.detect(self.workdir)
+        except Exception as exc:  # the record is a nicety: never fail a restore over it
+            return f"Prisma could not be detected ({exc})"
+        if detected is None:
+            return f"no Prisma schema or config was found in {self.workdir}"
+        return (
+            "the Prisma CLI is not installed (node_modules/.bin/prisma): run `npm install`, then "
+            "`npx prisma db pull` and `npx prisma generate` by hand"
+        )
 
     # --- drill cleanup --------------------------------------------------------------------------------
 
@@ -804,6 +828,19 @@ class Runner:
     def workdir(self) -> Path:
         """The app directory: the run directory is ``<workdir>/.recovery-wizard/runs/<run id>``."""
         return self.journal.run_dir.parents[2]
+
+
+def events_near(events: list[Event], moment: datetime) -> list[Event]:
+    """The project's events closest to ``moment`` (within TIMELINE_SPAN, at most TIMELINE_MAX), oldest first.
+
+    Closest first, not newest first: the newest events of a project are the run's own operations, which
+    would otherwise fill the list and push out what happened around the restore point.
+    """
+    near = [
+        e for e in events if abs(e.at - moment) <= TIMELINE_SPAN and e.kind not in ("now", "window-start")
+    ]
+    closest = sorted(near, key=lambda e: abs(e.at - moment))[:TIMELINE_MAX]
+    return sorted(closest, key=lambda e: e.at)
 
 
 def _digest_of(text: str) -> str:
@@ -923,6 +960,9 @@ def find_search(workdir: Path, moment: datetime) -> dict[str, Any] | None:
             probes = [r.data for r in journal.records if r.step == "probe" and r.event == "done"]
             return {
                 "run_id": journal.run_id,
+                # When the search ran (the record shows it then, not when the restore began).
+                "started_at": start.at,
+                "searched_at": end.at,
                 "canary": start.data.get("canary"),
                 "last_good": end.data["last_good"],
                 "first_bad": end.data.get("first_bad"),
