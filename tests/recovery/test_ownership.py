@@ -5,8 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from recovery_wizard.neon import NeonClient
+from recovery_wizard.neon.errors import NeonError
 from recovery_wizard.neon.models import Branch
 from recovery_wizard.recovery import ownership
+from recovery_wizard.recovery import peek as peek_module
+from recovery_wizard.sandbox.faults import parse_fault
+from recovery_wizard.sandbox.service import Sandbox
+from tests.recovery.test_findmoment import CANARY, incident
+from tests.recovery.test_findmoment import served as served
 
 BEGUN = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 MOMENT = datetime(2026, 11, 21, 1, 29, 59, 123000, tzinfo=UTC)
@@ -74,3 +83,20 @@ def test_env_files_pointing_at_a_branch(tmp_path: Path) -> None:
     assert ownership.env_files_pointing_at(files, ["ep-cool-123"]) == []  # ids end where they end
     assert ownership.env_files_pointing_at(files, ["127.0.0.1:5432"]) == []
     assert ownership.env_files_pointing_at(files, ["127.0.0.1:54321"]) == [tmp_path / ".env.local"]
+
+
+async def test_a_peek_never_deletes_a_branch_that_only_has_its_name(
+    served: tuple[Sandbox, NeonClient, Branch], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox, client, main = served
+    monkeypatch.setattr("recovery_wizard.recovery.peek.secrets.token_hex", lambda n: "ab" * n)
+    moment = incident(sandbox) - timedelta(seconds=1)
+    name = f"peek-{main.name}-{moment:%Y%m%dT%H%M%S}-abab"
+    # Someone's branch with the very name the peek will ask for; then the peek's create answer is lost.
+    theirs = await client.create_branch(sandbox.project_id, parent_id=main.id, name=name, endpoints=[])
+    sandbox.app.faults.append(parse_fault("POST /projects/*/branches=500:when=before"))
+    lens = peek_module.Lens(client, sandbox.project_id, main, "neondb", "neondb_owner", time_travel=False)
+    with pytest.raises(NeonError):
+        await peek_module.peek(lens, moment, CANARY)
+    sandbox.app.faults.clear()
+    assert theirs.branch.id in {b.id for b in await client.branches(sandbox.project_id)}
