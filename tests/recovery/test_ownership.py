@@ -10,12 +10,19 @@ import pytest
 from recovery_wizard.neon import NeonClient
 from recovery_wizard.neon.errors import NeonError
 from recovery_wizard.neon.models import Branch
+from recovery_wizard.plain.prompts import ScriptPrompter
 from recovery_wizard.recovery import ownership
 from recovery_wizard.recovery import peek as peek_module
+from recovery_wizard.recovery import runner as runner_module
+from recovery_wizard.recovery.outcome import StepFailedError
+from recovery_wizard.recovery.plan import resolve_plan
+from recovery_wizard.recovery.runner import Runner, begin_run
 from recovery_wizard.sandbox.faults import parse_fault
 from recovery_wizard.sandbox.service import Sandbox
 from tests.recovery.test_findmoment import CANARY, incident
 from tests.recovery.test_findmoment import served as served
+from tests.recovery.test_runner import Recorder, options
+from tests.recovery.test_runner import client as client
 
 BEGUN = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 MOMENT = datetime(2026, 11, 21, 1, 29, 59, 123000, tzinfo=UTC)
@@ -100,3 +107,47 @@ async def test_a_peek_never_deletes_a_branch_that_only_has_its_name(
         await peek_module.peek(lens, moment, CANARY)
     sandbox.app.faults.clear()
     assert theirs.branch.id in {b.id for b in await client.branches(sandbox.project_id)}
+
+
+async def _planned(client: NeonClient, tmp_path: Path, **kwargs: object) -> Runner:
+    """A runner whose plan is resolved and whose journal has begun (as `run` leaves them)."""
+    prompter, reporter = ScriptPrompter(assume_yes=True), Recorder()
+    opts = options(tmp_path, **kwargs)
+    plan = await resolve_plan(client, opts, prompter, reporter)
+    return Runner(client, plan, begin_run(opts, plan), prompter, reporter, yes=True)
+
+
+async def test_a_lost_create_answer_never_adopts_someone_elses_branch_of_that_name(
+    sandbox: Sandbox, client: NeonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "RECONCILE_PAUSE", 0.01)
+    runner = await _planned(client, tmp_path)
+    plan = runner.plan
+    # After planning, someone makes the very branch the plan names: same parent, same moment.
+    theirs = await client.create_branch(
+        sandbox.project_id, parent_id=plan.branch.id, name=plan.name, parent_timestamp=plan.moment.utc
+    )
+    await client.wait_for_operations(sandbox.project_id, theirs.operations)
+    # The run's create never reaches Neon, and its answer is lost: the name now points at their branch.
+    sandbox.app.faults.append(parse_fault("POST /projects/*/branches=500:when=before"))
+    with pytest.raises(
+        StepFailedError, match="cannot prove it made it: it carries no recovery-wizard run marker"
+    ):
+        await runner.restore_new_branch()
+    assert runner.result.restore_branch is None
+    assert runner.journal.done("restore") is None
+
+
+async def test_a_lost_in_place_answer_never_takes_a_copy_for_the_backup(
+    sandbox: Sandbox, client: NeonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner_module, "RECONCILE_PAUSE", 0.01)
+    runner = await _planned(client, tmp_path, strategy="in-place")
+    plan = runner.plan
+    copy = await client.create_branch(sandbox.project_id, parent_id=plan.branch.id, name=plan.name)
+    await client.wait_for_operations(sandbox.project_id, copy.operations)
+    sandbox.app.faults.append(parse_fault("POST /projects/*/branches/*/restore=500:when=before"))
+    with pytest.raises(StepFailedError, match="main has not been restored since this run began"):
+        await runner.restore_in_place()
+    assert runner.result.backup_branch is None
+    assert runner.journal.done("restore") is None
