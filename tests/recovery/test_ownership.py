@@ -60,7 +60,7 @@ def test_each_missing_fact_is_named() -> None:
     assert reasons(branch(), {}) == ["it carries no recovery-wizard run marker"]
     assert "another recovery-wizard run (run-2)" in reasons(branch(), ownership.marker("run-2"))[0]
     assert "its parent is br-other" in reasons(branch(parent_id="br-other"))[0]
-    assert "not at the restore point" in reasons(branch(parent_timestamp=MOMENT + timedelta(seconds=1)))[0]
+    assert "not at the restore point" in reasons(branch(parent_timestamp=MOMENT + timedelta(seconds=2)))[0]
     assert reasons(branch(created_at=BEGUN - timedelta(hours=1))) == ["it was created before this run began"]
     assert reasons(branch(default=True)) == ["it is the project's default branch"]
     assert reasons(branch(protected=True)) == ["it is the project's protected branch"]
