@@ -333,8 +333,14 @@ def _env_writes(journal: Journal) -> list[_EnvWrite]:
         last, begin = journal.last(key), journal.last(key, "begin")
         if last is None or begin is None or last.event not in ("begin", "done"):
             continue
-        path = Path(str(last.data.get("path") or begin.data["path"]))
-        backup = Path(str(last.data.get("backup") or begin.data["backup"]))
+        path_text = last.data.get("path") or begin.data.get("path")
+        backup_text = last.data.get("backup") or begin.data.get("backup")
+        if not path_text or not backup_text:
+            raise UsageError(
+                f"The journal of run {journal.run_id} does not say which file or backup {key} was.",
+                hint=f"Put the file back by hand from {journal.run_dir / 'env-backups'}.",
+            )
+        path, backup = Path(str(path_text)), Path(str(backup_text))
         written = last.data.get("written") or begin.data.get("after")
         if last.event == "begin" and (not path.exists() or envfile.EnvFile.read(path).digest != written):
             continue  # the swap never happened: the file is as it was
@@ -362,7 +368,6 @@ def _rollback(journal: Journal, reporter: StderrReporter, *, yes: bool) -> list[
             )
         pending.append(write)
     journal.append("step", "begin", "rollback", files=[str(w.path) for w in written])
-    restored = []
     for write in reversed(pending):
         envfile.restore_backup(write.backup, write.path, expected_digest=write.written)
         reporter.info(f"Restored {write.path} from {write.backup}.")
