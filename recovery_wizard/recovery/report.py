@@ -37,6 +37,25 @@ _SKIPPED_WORDS = {
 }
 
 
+def _span_words() -> str:
+    from recovery_wizard.recovery.runner import TIMELINE_SPAN
+
+    return f"{TIMELINE_SPAN.total_seconds() / 3600:g} h"
+
+
+def _is_own(result: RunResult, event: dict[str, Any]) -> bool:
+    """An event of this run itself: after it began, on a branch it made (or the branch it restored)."""
+    began = result.journal.start.at if result.journal.start is not None else None
+    at = _parse_time(event.get("at"))
+    if began is None or at is None or at < began:
+        return False
+    ids = {b["id"] for b in [result.backup_branch] if b}
+    if result.restore_branch is not None:
+        ids.add(result.restore_branch.id)
+    text = f"{event.get('summary', '')} {event.get('ref', '')}"
+    return any(i in text for i in ids)
+
+
 def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -139,15 +158,17 @@ def render_report(result: RunResult) -> str:
                 out.append(f"| {p.get('at')} | {verdict} | {p.get('lens')} |")
     if plan is not None:
         out += ["", "## The project around the restore point (control plane, UTC)", ""]
-        began = result.journal.start.at if result.journal.start is not None else None
-        for event in result.timeline:
-            at = _parse_time(event["at"])
-            ours = " (during this run)" if at is not None and began is not None and at >= began else ""
-            out.append(f"- {event['at']}: {event['summary']}{ours}")
-        if not result.timeline:
+        own = [e for e in result.timeline if _is_own(result, e)]
+        others = [e for e in result.timeline if not _is_own(result, e)]
+        for event in others:
+            out.append(f"- {event['at']}: {event['summary']}")
+        if not others:
             out.append(
-                "No control-plane events (operations, branches created or reset) were found near the restore point."
+                f"No other control-plane events (operations, branches created or reset) within "
+                f"{_span_words()} of the restore point."
             )
+        if own:
+            out.append(f"- (and {len(own)} operation(s) of this run itself on its own branches, not listed)")
 
     out += ["", "## Verification", ""]
     verification = result.verification

@@ -49,7 +49,12 @@ async def test_a_drill_record_says_prisma_and_env_were_skipped_and_why(world: Wo
         "Skipped: Prisma (`prisma db pull`, `prisma generate`), because a drill does not touch the app."
         in report
     )
-    assert "## The project around the restore point" in report
+    around = report.split("## The project around the restore point", 1)[1].split("\n## ", 1)[0]
+    # The sandbox's project did nothing near the restore point but this drill: its own operations are
+    # counted, not passed off as the project's history.
+    assert "No other control-plane events" in around
+    assert "operation(s) of this run itself" in around
+    assert "create_timeline" not in around
 
 
 def test_the_project_around_the_restore_point_is_not_crowded_out_by_the_runs_own_operations() -> None:
