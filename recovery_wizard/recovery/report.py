@@ -161,14 +161,15 @@ def render_report(result: RunResult) -> str:
         own = [e for e in result.timeline if _is_own(result, e)]
         others = [e for e in result.timeline if not _is_own(result, e)]
         for event in others:
-            out.append(f"- {event['at']}: {event['summary']}")
+            at = _parse_time(event["at"])
+            out.append(f"- {_when(at) if at is not None else event['at']}: {event['summary']}")
         if not others:
             out.append(
                 f"No other control-plane events (operations, branches created or reset) within "
                 f"{_span_words()} of the restore point."
             )
         if own:
-            out.append(f"- (and {len(own)} operation(s) of this run itself on its own branches, not listed)")
+            out += ["", f"This run's own {len(own)} operation(s) on its own branches are not listed."]
 
     out += ["", "## Verification", ""]
     verification = result.verification

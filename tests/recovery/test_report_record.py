@@ -53,7 +53,7 @@ async def test_a_drill_record_says_prisma_and_env_were_skipped_and_why(world: Wo
     # The sandbox's project did nothing near the restore point but this drill: its own operations are
     # counted, not passed off as the project's history.
     assert "No other control-plane events" in around
-    assert "operation(s) of this run itself" in around
+    assert "This run's own" in around
     assert "create_timeline" not in around
 
 
