@@ -12,7 +12,8 @@ repeating them. Records never hold a secret: ``append`` scrubs every string with
 
 For crash tests, ``RECOVERY_WIZARD_CRASH_AT=N`` makes the process SIGKILL itself right after writing
 record N: a real, uncatchable kill at an exact checkpoint. ``RECOVERY_WIZARD_CRASH_BEFORE=N`` kills it just
-before writing record N, i.e. after the side effect that record N would have reported.
+before writing record N, i.e. after the side effect that record N would have reported. Instead of N, the
+``event:step`` of a step record (``begin:restore``, ``done:env:0``) names the first record of that kind.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class Journal:
 
     def append(self, kind: str, event: str, step: str | None = None, **data: Any) -> Record:
         record = Record(len(self.records) + 1, datetime.now(UTC), kind, event, step, _scrub(data))
-        if os.environ.get(CRASH_BEFORE_ENV) == str(record.seq):
+        if os.environ.get(CRASH_BEFORE_ENV) in (str(record.seq), f"{event}:{step}"):
             os.kill(os.getpid(), signal.SIGKILL)
         line = json.dumps(
             {
@@ -149,7 +150,7 @@ class Journal:
             os.close(fd)
         self.records.append(record)
         crash_at = os.environ.get(CRASH_ENV)
-        if crash_at and crash_at.isdigit() and int(crash_at) == record.seq:
+        if crash_at in (str(record.seq), f"{event}:{step}"):
             os.kill(os.getpid(), signal.SIGKILL)
         return record
 

@@ -16,8 +16,8 @@ from recovery_wizard.recovery.runner import run
 from tests.recovery.conftest import World
 from tests.recovery.test_runner import Recorder
 
-# Records: run start, restore begin/done, timeline, verify done, env begin: killed before the swap.
-ENV_BEGIN = "6"
+# Killed right after the env file's begin record: before the swap.
+ENV_BEGIN = "begin:env:0"
 RESTORE = ("restore", "--yes", "--at", "35 minutes ago", "--no-prisma", "--name", "edited-meanwhile")
 EDIT = "FEATURE_FLAG=on\n"
 

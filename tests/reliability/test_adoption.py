@@ -46,10 +46,17 @@ async def test_drill_resume_never_adopts_or_deletes_a_restore_branch_of_the_same
     name = "incident-restore-7"
     # Killed right after the drill's "restore begin" record: it never asked Neon for its branch.
     killed = await shared.cli(
-        drill_app, "drill", "--yes", *AT, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_AT": "2"}
+        drill_app,
+        "drill",
+        "--yes",
+        *AT,
+        "--name",
+        name,
+        extra_env={"RECOVERY_WIZARD_CRASH_AT": "begin:restore"},
     )
     assert killed.code == -9, killed.stderr
-    assert _records(drill_app) == [("start", None), ("begin", "restore")]
+    assert _records(drill_app)[-1] == ("begin", "restore")
+    assert ("done", "restore") not in _records(drill_app)
 
     # The real incident: a restore under the same name, and the app pointed at it.
     prod_app = shared.make_app(tmp_path / "prod")
@@ -77,8 +84,10 @@ async def test_drill_resume_never_adopts_or_deletes_a_restore_branch_of_the_same
 async def test_in_place_resume_refuses_a_persons_copy_named_like_the_backup(world: World) -> None:
     count("adoption:foreign branches refused")
     name = "main_safety_copy"
-    # Records: run start, measure done, restore begin — killed before the restore was asked for.
-    killed = await world.cli(*IN_PLACE, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_AT": "3"})
+    # Killed right after the restore's begin record: before the restore was asked for.
+    killed = await world.cli(
+        *IN_PLACE, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_AT": "begin:restore"}
+    )
     assert killed.code == -9, killed.stderr
     assert _records(world.app)[-1] == ("begin", "restore")
     before = await world.client.branch(world.sandbox.project_id, world.main.id)
@@ -107,7 +116,9 @@ async def test_in_place_resume_adopts_the_backup_its_own_restore_made(world: Wor
     count("adoption:own branches adopted")
     name = "main_old_resumed"
     # Killed just before the restore's done record: Neon restored main and kept the backup.
-    killed = await world.cli(*IN_PLACE, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_BEFORE": "4"})
+    killed = await world.cli(
+        *IN_PLACE, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_BEFORE": "done:restore"}
+    )
     assert killed.code == -9, killed.stderr
     assert _records(world.app)[-1] == ("begin", "restore")
 
@@ -125,9 +136,9 @@ async def test_drill_resume_never_deletes_its_branch_once_an_env_file_points_at_
     count("adoption:foreign branches refused")
     app = shared.make_app(tmp_path)
     name = "drill-now-in-use"
-    # Records: start, restore begin/done, timeline, verify done — killed before the cleanup began.
+    # Killed right after the verify's done record: before the cleanup began.
     killed = await shared.cli(
-        app, "drill", "--yes", *AT, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_AT": "5"}
+        app, "drill", "--yes", *AT, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_AT": "done:verify"}
     )
     assert killed.code == -9, killed.stderr
     assert _records(app)[-1] == ("done", "verify")
@@ -151,10 +162,9 @@ async def test_drill_resume_after_its_delete_was_sent_finishes(shared: Shared, t
     count("adoption:drill cleanup resumed")
     app = shared.make_app(tmp_path)
     name = "drill-delete-sent"
-    # Records: start, restore begin/done, timeline, verify done, cleanup begin — killed after the delete
-    # went through, just before its done record.
+    # Killed after the delete went through, just before the cleanup's done record.
     killed = await shared.cli(
-        app, "drill", "--yes", *AT, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_BEFORE": "7"}
+        app, "drill", "--yes", *AT, "--name", name, extra_env={"RECOVERY_WIZARD_CRASH_BEFORE": "done:cleanup"}
     )
     assert killed.code == -9, killed.stderr
     assert _records(app)[-1] == ("begin", "cleanup")
