@@ -163,7 +163,9 @@ def render_report(result: RunResult) -> str:
         for event in others:
             at = _parse_time(event["at"])
             out.append(f"- {_when(at) if at is not None else event['at']}: {event['summary']}")
-        if not others:
+        if result.journal.done("timeline") is None and not result.timeline:
+            out.append("Not read: the run stopped before verification, or Neon did not list the operations.")
+        elif not others:
             out.append(
                 f"No other control-plane events (operations, branches created or reset) within "
                 f"{_span_words()} of the restore point."
@@ -245,7 +247,10 @@ def render_report(result: RunResult) -> str:
         and not result.prisma
         and "prisma" not in result.skipped
     ):
-        out.append("- Not run: Prisma (`prisma db pull`, `prisma generate`): the run stopped before it.")
+        out.append(
+            "- Not done: Prisma (`prisma db pull`, `prisma generate`): the run stopped before it finished "
+            "(see **Stopped at** above)."
+        )
 
     out += ["", "## How to undo", ""]
     out += undo_lines(result)
