@@ -504,34 +504,72 @@ def env_rollback(g: GlobalOptions, run_id: str | None) -> int:
 
 def _last_env_run(workdir: Path, reporter: StderrReporter) -> Journal:
     for journal in journals(workdir, warn=reporter.warn):
-        written = [r for r in journal.records if r.step and r.step.startswith("env:") and r.event == "done"]
         rolled = any(r.step == "rollback" and r.event == "done" for r in journal.records)
-        if written and not rolled:
+        if not rolled and _env_writes(journal):
             return journal
     raise UsageError(f"No run in {workdir} changed an env file that has not been rolled back already.")
 
 
+@dataclass(frozen=True)
+class _EnvWrite:
+    """One env file a run wrote: where, the backup of what it held before, and the digest written."""
+
+    path: Path
+    backup: Path
+    written: str | None
+
+
+def _env_writes(journal: Journal) -> list[_EnvWrite]:
+    """The env files the run wrote, in the order written, read from each file's last begin/done records.
+
+    A ``done`` record names the file and the digest written (older journals' resume path left them out: the
+    ``begin`` record has them). A ``begin`` without ``done`` (killed around the swap) counts as written only
+    when the file holds exactly what the run was about to write.
+    """
+    writes: dict[str, _EnvWrite] = {}
+    for key in dict.fromkeys(r.step for r in journal.records if r.step and r.step.startswith("env:")):
+        last, begin = journal.last(key), journal.last(key, "begin")
+        if last is None or begin is None or last.event not in ("begin", "done"):
+            continue
+        path_text = last.data.get("path") or begin.data.get("path")
+        backup_text = last.data.get("backup") or begin.data.get("backup")
+        if not path_text or not backup_text:
+            raise UsageError(
+                f"The journal of run {journal.run_id} does not say which file or backup {key} was.",
+                hint=f"Put the file back by hand from {journal.run_dir / 'env-backups'}.",
+            )
+        path, backup = Path(str(path_text)), Path(str(backup_text))
+        written = last.data.get("written") or begin.data.get("after")
+        if last.event == "begin" and (not path.exists() or envfile.EnvFile.read(path).digest != written):
+            continue  # the swap never happened: the file is as it was
+        writes[key] = _EnvWrite(path, backup, None if written is None else str(written))
+    return list(writes.values())
+
+
 def _rollback(journal: Journal, reporter: StderrReporter, *, yes: bool) -> list[dict[str, str]]:
-    written = [r for r in journal.records if r.step and r.step.startswith("env:") and r.event == "done"]
+    written = _env_writes(journal)
     if not written:
         raise UsageError(f"Run {journal.run_id} changed no env file.")
     if any(r.step == "rollback" and r.event == "done" for r in journal.records):
         raise UsageError(f"The env files of run {journal.run_id} were already rolled back.")
-    # Check every file first: roll back all or nothing.
-    for record in written:
-        target = Path(str(record.data["path"]))
-        if target.exists() and envfile.EnvFile.read(target).digest != record.data.get("written"):
+    # Check every file first: roll back all or nothing. A file already holding its backup (a rollback
+    # interrupted half-way) is left as it is.
+    pending: list[_EnvWrite] = []
+    for write in written:
+        current = envfile.EnvFile.read(write.path).digest if write.path.exists() else None
+        if current is not None and current == envfile.EnvFile.read(write.backup).digest:
+            continue
+        if current is not None and current != write.written:
             raise UsageError(
-                f"{target} changed after run {journal.run_id} wrote it; it was not rolled back.",
-                hint=f"Compare it with the backup {record.data.get('backup')} and restore by hand.",
+                f"{write.path} changed after run {journal.run_id} wrote it; it was not rolled back.",
+                hint=f"Compare it with the backup {write.backup} and restore by hand.",
             )
-    journal.append("step", "begin", "rollback", files=[str(r.data["path"]) for r in written])
-    restored = []
-    for record in reversed(written):
-        target, backup = Path(str(record.data["path"])), Path(str(record.data["backup"]))
-        envfile.restore_backup(backup, target, expected_digest=str(record.data.get("written")))
-        restored.append({"path": str(target), "backup": str(backup)})
-        reporter.info(f"Restored {target} from {backup}.")
+        pending.append(write)
+    journal.append("step", "begin", "rollback", files=[str(w.path) for w in written])
+    for write in reversed(pending):
+        envfile.restore_backup(write.backup, write.path, expected_digest=write.written)
+        reporter.info(f"Restored {write.path} from {write.backup}.")
+    restored = [{"path": str(w.path), "backup": str(w.backup)} for w in reversed(written)]
     journal.append("step", "done", "rollback", files=[r["path"] for r in restored])
     return restored
 

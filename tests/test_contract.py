@@ -58,6 +58,7 @@ CLIENT_OPERATIONS: dict[str, str] = {
     "branches": "listProjectBranches",
     "iter_branches": "listProjectBranches",
     "branch": "getProjectBranch",
+    "branch_annotated": "getProjectBranch",
     "create_branch": "createProjectBranch",
     "update_branch": "updateProjectBranch",
     "delete_branch": "deleteProjectBranch",

@@ -181,6 +181,25 @@ async def test_create_branch_at_a_moment_sends_parent_endpoint_and_expiry(
     assert "npg_Fixture5ecret" not in repr(created)
 
 
+async def test_a_branch_is_created_with_an_annotation_and_read_back_with_it(
+    client: NeonClient, neon_api: respx.MockRouter
+) -> None:
+    route = neon_api.post(f"/projects/{PROJECT}/branches").mock(return_value=reply("created_branch", 201))
+    await client.create_branch(PROJECT, parent_id=BR, annotation={"recovery-wizard-run": "run-1"})
+    assert body_of(route)["annotation_value"] == {"recovery-wizard-run": "run-1"}
+    neon_api.get(f"/projects/{PROJECT}/branches/{BR}").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "branch": _branch(1),
+                "annotation": {"object": {"type": "console/branch", "id": BR}, "value": {"k": "v"}},
+            },
+        )
+    )
+    branch, annotation = await client.branch_annotated(PROJECT, BR)
+    assert branch.id == "br-page-branch-00000001" and annotation == {"k": "v"}
+
+
 async def test_create_branch_at_an_lsn_with_a_read_only_endpoint(
     client: NeonClient, neon_api: respx.MockRouter
 ) -> None:

@@ -220,6 +220,13 @@ class NeonClient:
         )
         return envelope.branch
 
+    async def branch_annotated(self, project_id: str, branch_id: str) -> tuple[Branch, dict[str, str]]:
+        """The branch and the annotation Neon keeps for it (what ``create_branch(annotation=…)`` set)."""
+        envelope = await self.transport.request(
+            "GET", f"/projects/{_seg(project_id)}/branches/{_seg(branch_id)}", BranchEnvelope
+        )
+        return envelope.branch, dict(envelope.annotation.value) if envelope.annotation else {}
+
     async def create_branch(
         self,
         project_id: str,
@@ -231,10 +238,12 @@ class NeonClient:
         endpoints: Sequence[str] = (EndpointType.READ_WRITE,),
         expires_at: datetime | None = None,
         init_source: str | None = None,
+        annotation: dict[str, str] | None = None,
     ) -> CreatedBranch:
         """Create a branch of ``parent_id`` (required: without it Neon forks the DEFAULT branch).
 
         ``endpoints`` defaults to one read-write compute, since a branch without one cannot be reached.
+        ``annotation`` is kept by Neon with the branch (a run marks what it made, to prove it later).
         """
         if parent_timestamp is not None and parent_lsn is not None:
             raise ValueError("give parent_timestamp or parent_lsn, not both")
@@ -250,6 +259,8 @@ class NeonClient:
         if init_source is not None:
             branch["init_source"] = init_source
         body: dict[str, Any] = {"branch": branch}
+        if annotation:
+            body["annotation_value"] = dict(annotation)
         if endpoints:
             body["endpoints"] = [{"type": str(kind)} for kind in endpoints]
         return await self.transport.request(

@@ -250,8 +250,15 @@ class ProjectEnvelope(Model):
     project: Project
 
 
+class Annotation(Model):
+    """The key/value annotation Neon keeps for a branch (``annotation_value`` on create)."""
+
+    value: dict[str, str] = {}
+
+
 class BranchEnvelope(Model):
     branch: Branch
+    annotation: Annotation | None = None
 
 
 class OperationEnvelope(Model):

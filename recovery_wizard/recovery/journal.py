@@ -16,7 +16,9 @@ record onto the torn bytes. A journal damaged anywhere else is refused when that
 and skipped with a warning when runs are listed: an old damaged run never blocks a new one.
 
 For crash tests, ``RECOVERY_WIZARD_CRASH_AT=N`` makes the process SIGKILL itself right after writing
-record N: a real, uncatchable kill at an exact checkpoint.
+record N: a real, uncatchable kill at an exact checkpoint. ``RECOVERY_WIZARD_CRASH_BEFORE=N`` kills it just
+before writing record N, i.e. after the side effect that record N would have reported. Instead of N, the
+``event:step`` of a step record (``begin:restore``, ``done:env:0``) names the first record of that kind.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ CRASH_ENV = "RECOVERY_WIZARD_CRASH_AT"
 # How a run ended. Only "failed" and "interrupted" runs (and unfinished ones, i.e. killed) can be resumed;
 # "abandoned" marks an unfinished run that the user chose not to resume (`restore --new`).
 RESUMABLE_STATUSES = ("failed", "interrupted")
+CRASH_BEFORE_ENV = "RECOVERY_WIZARD_CRASH_BEFORE"
 
 
 class JournalError(RecoveryError):
@@ -154,6 +157,8 @@ class Journal:
 
     def append(self, kind: str, event: str, step: str | None = None, **data: Any) -> Record:
         record = Record(len(self.records) + 1, datetime.now(UTC), kind, event, step, _scrub(data))
+        if os.environ.get(CRASH_BEFORE_ENV) in (str(record.seq), f"{event}:{step}"):
+            os.kill(os.getpid(), signal.SIGKILL)
         line = json.dumps(
             {
                 "seq": record.seq,
@@ -180,7 +185,7 @@ class Journal:
             os.close(fd)
         self.records.append(record)
         crash_at = os.environ.get(CRASH_ENV)
-        if crash_at and crash_at.isdigit() and int(crash_at) == record.seq:
+        if crash_at in (str(record.seq), f"{event}:{step}"):
             os.kill(os.getpid(), signal.SIGKILL)
         return record
 

@@ -31,6 +31,7 @@ from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon.client import format_timestamp
 from recovery_wizard.neon.errors import BadResponseError, NeonError, OutcomeUnknownError
 from recovery_wizard.neon.models import Branch, EndpointType
+from recovery_wizard.recovery import ownership
 from recovery_wizard.redact import Secret, mask_url, redact
 
 if TYPE_CHECKING:
@@ -129,6 +130,8 @@ class Lens:
     @contextlib.asynccontextmanager
     async def _short_lived_branch(self, moment: datetime) -> AsyncIterator[Secret]:
         name = f"peek-{self.branch.name}-{moment:%Y%m%dT%H%M%S}-{secrets.token_hex(2)}"
+        # Kept by Neon with the branch: after a lost answer, what proves a branch of this name is ours.
+        mark = ownership.marker(f"peek-{secrets.token_hex(8)}")
         branch_id: str | None = None
         unsure = False  # the create may have happened without us learning the branch's id
         try:
@@ -142,6 +145,7 @@ class Lens:
                         parent_timestamp=moment,
                         endpoints=[EndpointType.READ_ONLY],
                         expires_at=datetime.now(UTC) + PEEK_BRANCH_TTL,
+                        annotation=mark,
                     )
                 except (asyncio.CancelledError, OutcomeUnknownError, BadResponseError):
                     unsure = True
@@ -155,17 +159,21 @@ class Lens:
             if branch_id is not None:
                 await _finish_even_if_cancelled(self._delete(branch_id))
             elif unsure:
-                await _finish_even_if_cancelled(self._delete_named(name))
+                await _finish_even_if_cancelled(self._delete_named(name, mark))
 
-    async def _delete_named(self, name: str) -> None:
-        """After a create whose answer was lost or cut off: find the branch by its (unique) name, delete it."""
+    async def _delete_named(self, name: str, mark: dict[str, str]) -> None:
+        """After a create whose answer was lost or cut off: find the branch by its (unique) name and delete
+        it, only if it carries this peek's marker and parent (a name alone proves nothing)."""
         try:
             found = [b for b in await self.client.branches(self.project_id, search=name) if b.name == name]
+            for branch in found:
+                fresh, annotation = await self.client.branch_annotated(self.project_id, branch.id)
+                if any(annotation.get(k) != v for k, v in mark.items()) or fresh.parent_id != self.branch.id:
+                    log.warning("a branch named %s (%s) is not this peek's: left alone", name, fresh.id)
+                    continue
+                await self._delete(fresh.id)
         except NeonError as exc:
             log.warning("could not look for the peek branch %s (it expires by itself): %s", name, exc)
-            return
-        for branch in found:
-            await self._delete(branch.id)
 
     async def _delete(self, branch_id: str) -> None:
         try:

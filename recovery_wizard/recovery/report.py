@@ -34,13 +34,59 @@ _STEP_WORDS = {
 }
 
 
+_SKIPPED_WORDS = {
+    "prisma": "Prisma (`prisma db pull`, `prisma generate`)",
+    "env": "pointing the app's env files at the restored data",
+}
+
+
+def _span_words() -> str:
+    from recovery_wizard.recovery.runner import TIMELINE_SPAN
+
+    return f"{TIMELINE_SPAN.total_seconds() / 3600:g} h"
+
+
+def _is_own(result: RunResult, event: dict[str, Any]) -> bool:
+    """An event of this run itself: after it began, on a branch it made (or the branch it restored)."""
+    began = result.journal.start.at if result.journal.start is not None else None
+    at = _parse_time(event.get("at"))
+    if began is None or at is None or at < began:
+        return False
+    ids = {b["id"] for b in [result.backup_branch] if b}
+    if result.restore_branch is not None:
+        ids.add(result.restore_branch.id)
+    text = f"{event.get('summary', '')} {event.get('ref', '')}"
+    return any(i in text for i in ids)
+
+
 def _when(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def _timeline(result: RunResult) -> list[str]:
-    lines = []
+    rows: list[tuple[datetime, str]] = []
     for record in result.journal.records:
+        at = record.at
+        if record.step == "find-moment":
+            # The search ran before this run (the record was copied in when the run began): show it then.
+            at = _parse_time(record.data.get("searched_at")) or at
+            rows.append(
+                (
+                    at,
+                    f"find-moment search finished (run {record.data.get('run_id')}): canary last held at "
+                    f"{record.data.get('last_good')}, failed from {record.data.get('first_bad')}",
+                )
+            )
+            continue
         if record.kind == "run":
             what = _EVENT_WORDS.get((record.kind, record.event), record.event)
             if record.event == "end":
@@ -58,8 +104,9 @@ def _timeline(result: RunResult) -> list[str]:
             }
             if details:
                 what += " (" + ", ".join(f"{k} {v}" for k, v in details.items()) + ")"
-        lines.append(f"| {_when(record.at)} | {printable(what)} |")
-    return lines
+        rows.append((at, what))
+    # Stable: records written in the same instant keep the journal's order.
+    return [f"| {_when(at)} | {printable(what)} |" for at, what in sorted(rows, key=lambda row: row[0])]
 
 
 def render_report(result: RunResult) -> str:
@@ -112,10 +159,22 @@ def render_report(result: RunResult) -> str:
             for p in probes:
                 verdict = "holds" if p.get("holds") else ("fails" if p.get("holds") is False else "error")
                 out.append(f"| {p.get('at')} | {verdict} | {p.get('lens')} |")
-    if result.timeline:
+    if plan is not None:
         out += ["", "## The project around the restore point (control plane, UTC)", ""]
-        for event in result.timeline:
-            out.append(f"- {event['at']}: {event['summary']}")
+        own = [e for e in result.timeline if _is_own(result, e)]
+        others = [e for e in result.timeline if not _is_own(result, e)]
+        for event in others:
+            at = _parse_time(event["at"])
+            out.append(f"- {_when(at) if at is not None else event['at']}: {event['summary']}")
+        if result.journal.done("timeline") is None and not result.timeline:
+            out.append("Not read: the run stopped before verification, or Neon did not list the operations.")
+        elif not others:
+            out.append(
+                f"No other control-plane events (operations, branches created or reset) within "
+                f"{_span_words()} of the restore point."
+            )
+        if own:
+            out += ["", f"This run's own {len(own)} operation(s) on its own branches are not listed."]
 
     out += ["", "## Verification", ""]
     verification = result.verification
@@ -184,6 +243,19 @@ def render_report(result: RunResult) -> str:
         changed = True
     if not changed:
         out.append("Nothing.")
+    for step, reason in result.skipped.items():
+        out.append(f"- Skipped: {_SKIPPED_WORDS.get(step, step)}, because {reason}.")
+    if (
+        plan is not None
+        and plan.prisma is not None
+        and plan.command == "restore"
+        and not result.prisma
+        and "prisma" not in result.skipped
+    ):
+        out.append(
+            "- Not done: Prisma (`prisma db pull`, `prisma generate`): the run stopped before it finished "
+            "(see **Stopped at** above)."
+        )
 
     out += ["", "## How to undo", ""]
     out += undo_lines(result)

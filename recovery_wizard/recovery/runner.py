@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from recovery_wizard.errors import RecoveryError
-from recovery_wizard.neon.errors import BadResponseError, NeonError, OutcomeUnknownError
+from recovery_wizard.neon.errors import BadResponseError, NeonError, NotFoundError, OutcomeUnknownError
 from recovery_wizard.neon.models import Branch, EndpointType
 from recovery_wizard.neon.waiter import WaitProgress
-from recovery_wizard.recovery import envfile, prisma, verify
+from recovery_wizard.recovery import envfile, ownership, prisma, verify
 from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.recovery.journal import Journal
 from recovery_wizard.recovery.lostwrites import LostRows, lost_writes
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from recovery_wizard.neon.client import NeonClient
+    from recovery_wizard.recovery.timeline import Event
     from recovery_wizard.recovery.ui import Prompter, Reporter
 
 log = logging.getLogger("recovery_wizard.runner")
@@ -151,6 +153,7 @@ class RunResult:
     step: str = ""  # the step running now: a failure is blamed on it, not on the last one journalled
     timeline: list[dict[str, Any]] = field(default_factory=list)
     search: dict[str, Any] | None = None  # the find-moment search that chose the restore point, if any
+    skipped: dict[str, str] = field(default_factory=dict)  # step -> why it did not run (for the record)
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan
@@ -241,6 +244,46 @@ class Runner:
                 await asyncio.sleep(RECONCILE_PAUSE)
         return None
 
+    async def _adopt(self, found: Branch) -> Branch:
+        """A branch found by name after a crash or a lost answer: adopt it only if this run proves it made it."""
+        branch, annotation = await self.client.branch_annotated(self.project_id, found.id)
+        begin = self.journal.last("restore", "begin")
+        reasons = ownership.why_not_ours(
+            branch,
+            annotation,
+            run_id=self.journal.run_id,
+            parent_id=self.plan.branch.id,
+            moment=self.plan.moment.utc,
+            begun_at=begin.at if begin is not None else None,
+        )
+        if reasons:
+            raise StepFailedError(
+                "restore",
+                f"A branch named {branch.name!r} ({branch.id}) exists, but this run cannot prove it made it: "
+                f"{'; '.join(reasons)}. It was not adopted, changed or deleted.",
+                hint=f"Leave {branch.name} alone: something else may use it. Branch names are unique, so this "
+                f"run never made its own branch: start a new `recovery-wizard {self.plan.command}` with "
+                "another --name.",
+            )
+        return await self._wait_ready(branch)
+
+    async def _adopt_backup(self, found: Branch) -> Branch:
+        """The in-place restore's backup found by name: adopt it only if the restore provably made it."""
+        target = await self.client.branch(self.project_id, self.plan.branch.id)
+        begin = self.journal.last("restore", "begin")
+        assert begin is not None  # a backup is looked for only after the restore's begin record
+        reasons = ownership.why_not_our_backup(found, target, begun_at=begin.at)
+        if reasons:
+            raise StepFailedError(
+                "restore",
+                f"A branch named {found.name!r} ({found.id}) exists, but this run cannot prove it is the backup "
+                f"its in-place restore of {target.name} made: {'; '.join(reasons)}. It was not adopted, and "
+                f"{target.name} was not restored by this run.",
+                hint=f"If {found.name} is someone's copy, keep it and rename it (Neon Console → Branches), then "
+                "run `recovery-wizard restore --resume`; or start a new restore with another --name.",
+            )
+        return found
+
     async def _wait_ready(self, branch: Branch) -> Branch:
         """A branch found by reconciling: wait until its operations (which we did not see) finish."""
         pending = [op for op in await self.client.operations(self.project_id) if op.branch_id == branch.id]
@@ -254,10 +297,27 @@ class Runner:
         plan, journal = self.plan, self.journal
         done = journal.done("restore")
         if done is not None:
-            self.result.restore_branch = await self.client.branch(
-                self.project_id, str(done.data["branch_id"])
-            )
             self.result.endpoint_id = done.data.get("endpoint_id")
+            try:
+                self.result.restore_branch = await self.client.branch(
+                    self.project_id, str(done.data["branch_id"])
+                )
+            except NotFoundError:
+                if plan.command != "drill" or journal.last("cleanup") is None:
+                    raise StepFailedError(
+                        "restore",
+                        f"The branch {done.data.get('branch_name')} ({done.data['branch_id']}) this run "
+                        "restored to no longer exists.",
+                        hint="Someone deleted it (or it expired): start a new restore.",
+                    ) from None
+                # The drill's own cleanup deleted it before the crash: remember what it was.
+                self.result.restore_branch = Branch(
+                    id=str(done.data["branch_id"]),
+                    project_id=self.project_id,
+                    name=str(done.data.get("branch_name") or done.data["branch_id"]),
+                    current_state="deleted",
+                )
+                self.result.deleted = True
             return
         self.reporter.step("restore", STEP_INFO["restore"].title)
         branch: Branch | None = None
@@ -267,7 +327,7 @@ class Runner:
             )
             branch = await self._reconcile(plan.name)
             if branch is not None:
-                branch = await self._wait_ready(branch)
+                branch = await self._adopt(branch)
         else:
             journal.append(
                 "step",
@@ -299,6 +359,8 @@ class Runner:
                     parent_timestamp=plan.moment.utc,
                     endpoints=[EndpointType.READ_WRITE],
                     expires_at=plan.expires_at,
+                    # The run's marker, kept by Neon: what lets a resumed run prove the branch is its own.
+                    annotation=ownership.marker(self.journal.run_id),
                 )
                 break
             except (OutcomeUnknownError, BadResponseError) as exc:
@@ -306,7 +368,7 @@ class Runner:
                 self.reporter.warn(f"Neon's answer was lost; checking whether {plan.name!r} was created…")
                 found = await self._reconcile(plan.name)
                 if found is not None:
-                    return await self._wait_ready(found)
+                    return await self._adopt(found)
                 if attempt == CREATE_ATTEMPTS:
                     raise StepFailedError(
                         "restore",
@@ -362,6 +424,8 @@ class Runner:
         if journal.begun_not_done("restore") is not None:
             self.reporter.info(f"Resuming: looking for the backup {plan.name!r} of the interrupted restore.")
             backup = await self._reconcile(plan.name)
+            if backup is not None:
+                backup = await self._adopt_backup(backup)
         else:
             if not self.yes and not await self.prompter.type_to_confirm(
                 f"This overwrites every database on {plan.branch.name!r} with its state at "
@@ -389,6 +453,8 @@ class Runner:
             except (OutcomeUnknownError, BadResponseError):
                 self.reporter.warn("Neon's answer was lost; checking whether the restore happened…")
                 backup = await self._reconcile(plan.name)
+                if backup is not None:
+                    backup = await self._adopt_backup(backup)
                 if backup is None:
                     raise StepFailedError(
                         "restore",
@@ -459,6 +525,12 @@ class Runner:
             return
         self.reporter.step("verify", STEP_INFO["verify"].title)
         assert self.result.restore_branch is not None
+        if self.result.deleted:
+            raise StepFailedError(
+                "verify",
+                f"The drill branch {self.result.restore_branch.name} was deleted before it was verified.",
+                hint="Start a new drill: `recovery-wizard drill`.",
+            )
         # The timeline for the record is read while the data is measured: it is off the critical path.
         timeline = asyncio.ensure_future(self._collect_timeline())
         if self.plan.in_place:
@@ -513,10 +585,7 @@ class Runner:
         except NeonError as exc:
             self.reporter.warn(f"Could not read the project's timeline for the record: {exc}")
             return
-        near = [
-            e for e in events if abs(e.at - moment) <= TIMELINE_SPAN and e.kind not in ("now", "window-start")
-        ]
-        self.result.timeline = [e.to_dict() for e in near[:TIMELINE_MAX]]
+        self.result.timeline = [e.to_dict() for e in events_near(events, moment)]
         self.journal.append("step", "done", "timeline", events=self.result.timeline)
 
     def _verify_failure_message(self) -> str:
@@ -531,6 +600,13 @@ class Runner:
     async def rewrite_env(self) -> None:
         self.result.step = "env"
         if self.plan.in_place or not self.plan.env_targets:
+            self.result.skipped["env"] = (
+                "a drill does not touch the app"
+                if self.plan.command == "drill"
+                else "an in-place restore keeps the branch's connection strings"
+                if self.plan.in_place
+                else "no env file with the damaged branch's connection strings was found"
+            )
             return
         self.reporter.step("env", STEP_INFO["env"].title)
         assert self.result.restore_branch is not None
@@ -552,27 +628,47 @@ class Runner:
             return {**summary, "backup": done.data.get("backup")}
         env = envfile.EnvFile.read(target.path)
         begun = self.journal.begun_not_done(key)
+        changed_since = False
         if begun is not None:
             if env.digest == begun.data.get("after"):
-                self.journal.append("step", "done", key, backup=begun.data.get("backup"))
+                # The swap happened before the crash: record it exactly as an uninterrupted write does.
+                self._env_done(key, target.path, begun.data.get("backup"), env.digest)
                 return {**summary, "backup": begun.data.get("backup")}
-            if env.digest != begun.data.get("before"):
-                raise StepFailedError(
-                    "env",
-                    f"{target.path} changed since the interrupted run read it; it was not touched again.",
-                    hint=f"Compare it with the backup in {begun.data.get('backup')}, then re-run.",
-                )
+            changed_since = env.digest != begun.data.get("before")
         changes: dict[str, str] = {}
         if target.pooled_var:
             changes[target.pooled_var] = envfile.merge_url(env.get(target.pooled_var), pooled.reveal())
         if target.direct_var:
             changes[target.direct_var] = envfile.merge_url(env.get(target.direct_var), direct.reveal())
         new_text = env.rewritten(changes)
-        self.reporter.show(f"Changes to {target.path}", envfile.masked_diff(target.path, env.text, new_text))
-        if not self.yes and not await self.prompter.confirm(
-            f"Write these changes to {target.path}?", default=True
-        ):
-            raise CancelledError(f"{target.path} was not changed (cancelled).")
+        if changed_since:
+            assert begun is not None
+            self.reporter.show(
+                f"Changes to {target.path} as it is now (it changed since the interrupted run read it)",
+                envfile.masked_diff(target.path, env.text, new_text),
+            )
+            if self.yes:
+                raise StepFailedError(
+                    "env",
+                    f"{target.path} changed since the interrupted run read it; under --yes it is not rewritten "
+                    "without a look at the new diff.",
+                    hint=f"Run `recovery-wizard restore --resume {self.journal.run_id}` without --yes to review "
+                    f"the diff against the file as it is now (the version the run first read is backed up in "
+                    f"{begun.data.get('backup')}).",
+                )
+            if not await self.prompter.confirm(
+                f"{target.path} changed since the interrupted run read it. Write these changes to it?",
+                default=False,
+            ):
+                raise CancelledError(f"{target.path} was not changed (cancelled).")
+        else:
+            self.reporter.show(
+                f"Changes to {target.path}", envfile.masked_diff(target.path, env.text, new_text)
+            )
+            if not self.yes and not await self.prompter.confirm(
+                f"Write these changes to {target.path}?", default=True
+            ):
+                raise CancelledError(f"{target.path} was not changed (cancelled).")
         backup_path = envfile.backup(env, backup_dir)
         # `after` is what the file will hold: on resume it tells a finished write from one never started.
         self.journal.append(
@@ -585,11 +681,13 @@ class Runner:
             backup=backup_path,
         )
         envfile.write_atomic(env, new_text)
-        self.journal.append(
-            "step", "done", key, path=target.path, backup=backup_path, written=_digest_of(new_text)
-        )
+        self._env_done(key, target.path, backup_path, _digest_of(new_text))
         self.reporter.info(f"Rewrote {', '.join(target.variables)} in {target.path} (backup: {backup_path}).")
         return {**summary, "backup": str(backup_path)}
+
+    def _env_done(self, key: str, path: Path, backup: Any, written: str) -> None:
+        """The one shape of an env file's ``done`` record, whichever path wrote it: `env rollback` reads it."""
+        self.journal.append("step", "done", key, path=path, backup=backup, written=written)
 
     # --- prisma ---------------------------------------------------------------------------------------
 
@@ -597,6 +695,7 @@ class Runner:
         self.result.step = "prisma"
         project = self.plan.prisma
         if project is None or self.plan.command != "restore":
+            self.result.skipped["prisma"] = self._prisma_skip_reason()
             return
         finished = self.journal.done("prisma")
         if finished is not None:
@@ -634,6 +733,23 @@ class Runner:
         }
         self.journal.append("step", "done", "prisma", **self.result.prisma)
 
+    def _prisma_skip_reason(self) -> str:
+        if self.plan.command != "restore":
+            return "a drill does not touch the app"
+        start = self.journal.start
+        if start is not None and (start.data.get("options") or {}).get("prisma") is False:
+            return "--no-prisma was given"
+        try:
+            detected = prisma.detect(self.workdir)
+        except Exception as exc:  # the record is a nicety: never fail a restore over it
+            return f"Prisma could not be detected ({exc})"
+        if detected is None:
+            return f"no Prisma schema or config was found in {self.workdir}"
+        return (
+            "the Prisma CLI is not installed (node_modules/.bin/prisma): run `npm install`, then "
+            "`npx prisma db pull` and `npx prisma generate` by hand"
+        )
+
     # --- drill cleanup --------------------------------------------------------------------------------
 
     async def cleanup(self) -> None:
@@ -648,16 +764,91 @@ class Runner:
             return
         self.reporter.step("cleanup", STEP_INFO["cleanup"].title)
         branch = self.result.restore_branch
-        self.journal.append("step", "begin", "cleanup", branch_id=branch.id)
+        if not self.result.deleted:
+            try:
+                await self._refuse_foreign_deletion(branch)
+            except NotFoundError:
+                self.result.deleted = True  # already gone: nothing left to clean up
+        if self.result.deleted:
+            self.journal.append("step", "done", "cleanup", branch_id=branch.id, already_gone=True)
+            self.reporter.info(f"The drill branch {branch.name} was already deleted.")
+            return
+        if self.journal.begun_not_done("cleanup") is None:
+            self.journal.append("step", "begin", "cleanup", branch_id=branch.id)
         try:
             deleted = await self.client.delete_branch(self.project_id, branch.id)
+        except NotFoundError:
+            deleted = None  # gone already (an earlier delete whose answer was lost): a finished cleanup
         except OutcomeUnknownError:
             deleted = None
+            try:
+                await self.client.branch(self.project_id, branch.id)
+            except NotFoundError:
+                pass
+            else:
+                raise StepFailedError(
+                    "cleanup",
+                    f"Neon's answer to deleting the drill branch {branch.name} was lost and it still exists.",
+                    hint="Run `recovery-wizard drill --resume` to delete it again.",
+                ) from None
         if deleted is not None:
             await self._wait(deleted.operations, "cleanup")
         self.result.deleted = True
-        self.journal.append("step", "done", "cleanup", branch_id=branch.id)
+        self.journal.append("step", "done", "cleanup", branch_id=branch.id, already_gone=deleted is None)
         self.reporter.info(f"Deleted the drill branch {branch.name}.")
+
+    async def _refuse_foreign_deletion(self, branch: Branch) -> None:
+        """Refuse to delete a branch this drill cannot prove it made, or that the app still uses.
+
+        Raises NotFoundError when the branch is already gone.
+        """
+        fresh, annotation = await self.client.branch_annotated(self.project_id, branch.id)
+        begin = self.journal.last("restore", "begin")
+        reasons = ownership.why_not_ours(
+            fresh,
+            annotation,
+            run_id=self.journal.run_id,
+            parent_id=self.plan.branch.id,
+            moment=self.plan.moment.utc,
+            begun_at=begin.at if begin is not None else None,
+        )
+        endpoints = await self.client.endpoints(self.project_id, fresh.id)
+        needles = [fresh.id, *(e.id for e in endpoints), *(e.host for e in endpoints)]
+        if endpoints:
+            # The pooled host is not in the endpoint list (Neon: `<ep id>-pooler…`; elsewhere another host).
+            try:
+                pooled = await self._uri(fresh.id, endpoints[0].id, pooled=True)
+                needles.append(urlsplit(pooled.reveal()).netloc.rpartition("@")[2])
+            except NeonError as exc:
+                log.debug("the drill branch's pooled URI could not be read: %s", exc)
+        files = ownership.env_files_of(self.workdir, (t.path for t in self.plan.env_targets))
+        for path in ownership.env_files_pointing_at(files, needles):
+            reasons.append(f"{path} points at it")
+        if reasons:
+            raise StepFailedError(
+                "cleanup",
+                f"Not deleting {fresh.name} ({fresh.id}): {'; '.join(reasons)}.",
+                hint=f"Nothing was deleted. If {fresh.name} really is a leftover drill branch, delete it by hand "
+                f"once nothing uses it: `neonctl branches delete {fresh.id}`.",
+            )
+
+    @property
+    def workdir(self) -> Path:
+        """The app directory: the run directory is ``<workdir>/.recovery-wizard/runs/<run id>``."""
+        return self.journal.run_dir.parents[2]
+
+
+def events_near(events: list[Event], moment: datetime) -> list[Event]:
+    """The project's events closest to ``moment`` (within TIMELINE_SPAN, at most TIMELINE_MAX), oldest first.
+
+    Closest first, not newest first: the newest events of a project are the run's own operations, which
+    would otherwise fill the list and push out what happened around the restore point.
+    """
+    near = [
+        e for e in events if abs(e.at - moment) <= TIMELINE_SPAN and e.kind not in ("now", "window-start")
+    ]
+    closest = sorted(near, key=lambda e: abs(e.at - moment))[:TIMELINE_MAX]
+    return sorted(closest, key=lambda e: e.at)
 
 
 def _digest_of(text: str) -> str:
@@ -799,6 +990,9 @@ def find_search(workdir: Path, moment: datetime) -> dict[str, Any] | None:
             probes = [r.data for r in journal.records if r.step == "probe" and r.event == "done"]
             return {
                 "run_id": journal.run_id,
+                # When the search ran (the record shows it then, not when the restore began).
+                "started_at": start.at,
+                "searched_at": end.at,
                 "canary": start.data.get("canary"),
                 "last_good": end.data["last_good"],
                 "first_bad": end.data.get("first_bad"),

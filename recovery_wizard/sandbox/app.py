@@ -78,6 +78,11 @@ def _string(obj: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
+def _annotation(branch_id: str, value: dict[str, str]) -> dict[str, Any]:
+    """``AnnotationData`` as Neon returns it for a branch."""
+    return {"object": {"type": "console/branch", "id": branch_id}, "value": dict(value)}
+
+
 class SandboxApi:
     """Routes bound to one engine and one API key."""
 
@@ -223,7 +228,7 @@ class SandboxApi:
         return JSONResponse(
             {
                 "branches": [serialize.branch(self.engine, project, b) for b in page],
-                "annotations": {},
+                "annotations": {b.id: _annotation(b.id, b.annotation) for b in page if b.annotation},
                 "pagination": pagination,
             }
         )
@@ -233,7 +238,7 @@ class SandboxApi:
         return JSONResponse(
             {
                 "branch": serialize.branch(self.engine, project, branch),
-                "annotation": {"object": {"type": "console/branch", "id": branch.id}, "value": {}},
+                "annotation": _annotation(branch.id, branch.annotation),
             }
         )
 
@@ -248,6 +253,14 @@ class SandboxApi:
             raise ApiError(400, "endpoints must be a list of objects")
         stamp = _string(spec, "parent_timestamp", "branch")
         expiry = _string(spec, "expires_at", "branch")
+        annotation = body.get("annotation_value") or {}
+        # AnnotationValueData: at most 50 properties, every value a string.
+        if (
+            not isinstance(annotation, dict)
+            or len(annotation) > 50
+            or not all(isinstance(v, str) for v in annotation.values())
+        ):
+            raise ApiError(400, "annotation_value must be an object of at most 50 string values")
         created = await self.engine.create_branch(
             project,
             parent_id=_string(spec, "parent_id", "branch"),
@@ -257,6 +270,7 @@ class SandboxApi:
             endpoints=[str(e.get("type")) for e in endpoints],
             expires_at=parse_time(expiry, "branch.expires_at") if expiry else None,
             init_source=_string(spec, "init_source", "branch"),
+            annotation={str(k): v for k, v in annotation.items()},
         )
         branch = created.branch
         result: dict[str, Any] = {

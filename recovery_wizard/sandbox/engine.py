@@ -215,6 +215,7 @@ class Branch:
     last_reset_at: datetime | None = None
     init_source: str = "parent-data"
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    annotation: dict[str, str] = field(default_factory=dict)  # Neon's annotation_value, kept as given
     pending: list[tuple[datetime, str, Pin]] = field(
         default_factory=list
     )  # (at, database, pin), oldest first
@@ -560,6 +561,7 @@ class Engine:
         endpoints: list[str],
         expires_at: datetime | None,
         init_source: str | None,
+        annotation: dict[str, str] | None = None,
     ) -> CreatedBranch:
         parent = self.branch(project, parent_id) if parent_id else project.default_branch
         if parent_timestamp is not None and parent_lsn is not None:
@@ -589,6 +591,10 @@ class Engine:
         )
         if parent_timestamp is None and parent_lsn is None:
             branch.parent_timestamp = now
+        elif parent_timestamp is not None:
+            # Like Neon: the branch reports the moment it was asked for (its LSN is the state then).
+            branch.parent_timestamp = parent_timestamp
+        branch.annotation = dict(annotation or {})
         op_timeline.branch_id = branch.id
         operations = [op_timeline]
         created: list[Endpoint] = []

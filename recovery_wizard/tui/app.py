@@ -413,6 +413,7 @@ class WizardApp(App[int]):
                 return
             self.search = {
                 "run_id": "(in the wizard)",
+                "searched_at": datetime.now(UTC),
                 "canary": canary,
                 "last_good": found.last_good,
                 "first_bad": found.first_bad,
