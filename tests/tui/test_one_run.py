@@ -171,8 +171,7 @@ async def test_starting_a_new_run_marks_the_unfinished_one_abandoned(
     app = make_app(incident.config())
     async with app.run_test(size=SIZE) as pilot:
         offer = await on_screen(pilot, ConfirmModal)
-        assert old.name in offer.question and "killed" in offer.question
-        assert "Starting a new run marks it abandoned" in offer.question
+        assert old.name in offer.question
         await press_button(pilot, "no")  # Start a new run
         await walk_to_plan(pilot)
         await start_and_leave_after_restore(pilot)
@@ -181,6 +180,8 @@ async def test_starting_a_new_run_marks_the_unfinished_one_abandoned(
     assert abandoned.status == "abandoned"
     end = abandoned.records[-1]
     assert end.data["superseded_by"] == new.name
+    # The question said how far the old run got, and what starting anew does to it.
+    assert "killed" in offer.question and "Starting a new run marks it abandoned" in offer.question
 
 
 async def test_a_restore_superseded_by_a_later_finished_one_is_not_offered(
@@ -268,12 +269,12 @@ async def test_the_plan_shows_nothing_will_be_repointed_above_its_steps_at_80x24
         plan = await walk_to_plan(pilot)
         warnings = plan.query_one("#warnings")
         text = text_of(warnings)
-        assert text.startswith("Read this before you start")
         assert "NOTHING WILL BE REPOINTED" in text and ".env.production" in text
-        assert warnings.has_class("loud")
+        # In sight without scrolling (its first lines at least), before the steps, and styled to stand out.
         body = plan.query_one("#body").region
         assert warnings.region.y >= body.y and warnings.region.y + 2 <= body.bottom, (warnings.region, body)
         assert warnings.region.y < plan.query_one("#plan").region.y
+        assert warnings.has_class("loud") and text.startswith("Read this before you start")
         await pilot.press("escape")
 
 
