@@ -47,6 +47,16 @@ def unfinished_runs(workdir: Path, command: str, *, warn: Warn | None = None) ->
     return runs
 
 
+def superseded_by(workdir: Path, journal: Journal) -> Journal | None:
+    """The later finished run that made ``journal``'s run moot, or None (see the module's docstring)."""
+    command = journal.command
+    if command is None:
+        return None
+    return next(
+        (u.superseded_by for u in unfinished_runs(workdir, command) if u.run_id == journal.run_id), None
+    )
+
+
 def ended_at(journal: Journal) -> datetime | None:
     """When the run's last ``end`` record was written."""
     end = next((r for r in reversed(journal.records) if r.kind == "run" and r.event == "end"), None)

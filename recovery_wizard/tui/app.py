@@ -293,7 +293,13 @@ class WizardApp(App[int]):
         if not await self.push_screen_wait(question):
             self.guard.decline(pending)
             return False
-        await self._resume(self.guard.take(offer))
+        journal = self.guard.take(offer)
+        try:
+            await self._resume(journal)
+        except BaseException:
+            if self.runner is None:
+                self.guard.release()  # it never got going: nothing of it holds the directory
+            raise
         return True
 
     async def _resume(self, journal: Journal) -> None:
