@@ -27,6 +27,7 @@ from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe
 from recovery_wizard.recovery.findmoment import find_moment as search_moment
 from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.recovery.journal import Journal
+from recovery_wizard.recovery.lock import holder_of
 from recovery_wizard.recovery.outcome import RunError, StepFailedError, UsageError
 from recovery_wizard.recovery.peek import Lens, PeekError
 from recovery_wizard.recovery.peek import peek as peek_at
@@ -282,10 +283,22 @@ class WizardApp(App[int]):
 
     async def _offer_resume(self) -> bool:
         """Ask whether to continue the newest unfinished run here (True: it is being continued)."""
+        holder = holder_of(self.config.workdir)
+        if holder is not None:
+            # Its journal has no end yet because it is running, not because it was killed: offering to
+            # continue it would be wrong. Start asks again under the lock, once the directory is free.
+            self.notify(
+                f"Another recovery-wizard is writing in this directory now: {holder.describe()}. A run "
+                "started here is refused until it ends.",
+                severity="warning",
+                timeout=30,
+                markup=False,  # a host or run id is text, not markup
+            )
+            return False
         pending = self.guard.pending()
         for run in pending:
             if run.superseded_by is not None:
-                self.notify(RunGuard.superseded_note(run), severity="warning", timeout=20)
+                self.notify(RunGuard.superseded_note(run), severity="warning", timeout=20, markup=False)
         offer = self.guard.to_offer(pending)
         if offer is None:
             return False

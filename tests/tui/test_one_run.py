@@ -13,9 +13,11 @@ import os
 import shutil
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 from textual.widgets import Button
+from textual.widgets._toast import Toast
 
 from recovery_wizard.recovery import runner as runner_module
 from recovery_wizard.recovery.journal import Journal, list_runs
@@ -42,7 +44,7 @@ import sys, time
 from pathlib import Path
 from recovery_wizard.recovery.lock import AppLock
 lock = AppLock(Path(sys.argv[1]), command="restore").acquire()
-lock.set_run("20261201T000000Z-c0ffee")
+lock.set_run(sys.argv[2] if len(sys.argv) > 2 else "20261201T000000Z-c0ffee")
 print("held", flush=True)
 time.sleep(600)
 """
@@ -142,6 +144,38 @@ async def test_a_wizard_is_refused_while_another_process_holds_the_directory(inc
         if holder.returncode is None:
             holder.kill()
             await holder.wait()
+
+
+async def hold_the_lock(app_dir: Path, run_id: str) -> asyncio.subprocess.Process:
+    """Another process holding the directory's lock for ``run_id`` (what a running restore looks like)."""
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(app_dir), run_id, stdout=asyncio.subprocess.PIPE
+    )
+    assert holder.stdout is not None
+    assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
+    return holder
+
+
+async def test_a_run_in_progress_elsewhere_is_not_offered_as_unfinished(incident: Incident) -> None:
+    """A run whose journal has no end because it is running (its process holds the lock), not killed."""
+    await cli(incident, crash_at=2)
+    [running] = list_runs(incident.app_dir)
+    holder = await hold_the_lock(incident.app_dir, running.name)
+    try:
+        app = make_app(incident.config())
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            shown = await first_of(pilot, ConfirmModal, choices.BranchScreen)
+            assert isinstance(shown, choices.BranchScreen), "a running run was offered as unfinished"
+
+            def toasts() -> str:
+                return "\n".join(t.render().plain for t in pilot.app.screen.query(Toast))
+
+            await wait_until(pilot, lambda: "Another recovery-wizard" in toasts(), "the notice")
+            assert f"pid {holder.pid}" in toasts() and f"run {running.name}" in toasts(), toasts()
+        assert Journal.open(running).status == "unfinished"  # nothing written to it
+    finally:
+        holder.kill()
+        await holder.wait()
 
 
 async def test_the_wizard_holds_the_lock_while_its_run_writes(incident: Incident) -> None:
