@@ -283,7 +283,7 @@ class WizardApp(App[int]):
 
     async def _offer_resume(self) -> bool:
         """Ask whether to continue the newest unfinished run here (True: it is being continued)."""
-        holder = holder_of(self.config.workdir)
+        holder = None if self.guard.lock.held else holder_of(self.config.workdir)  # never itself
         if holder is not None:
             # Its journal has no end yet because it is running, not because it was killed: offering to
             # continue it would be wrong. Start asks again under the lock, once the directory is free.
