@@ -32,7 +32,6 @@ from recovery_wizard.recovery.journal import (
     find_run,
     journals,
     latest_resumable,
-    resumable_runs,
 )
 from recovery_wizard.recovery.lock import AppLock, LockedError
 from recovery_wizard.recovery.outcome import (
@@ -46,6 +45,7 @@ from recovery_wizard.recovery.outcome import (
 )
 from recovery_wizard.recovery.plan import RunOptions
 from recovery_wizard.recovery.ui import Prompter
+from recovery_wizard.recovery.unfinished import superseded_by, unfinished_runs
 from recovery_wizard.redact import Secret, redact
 from recovery_wizard.textsafe import printable
 
@@ -247,17 +247,29 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
                 )
             if not journal.resumable:
                 raise UsageError(f"Run {journal.run_id} already ended ({journal.status}); nothing to resume.")
+            later = superseded_by(g.workdir, journal) if resume == "latest" else None
+            if later is not None:
+                raise UsageError(
+                    f"Not resuming {journal.run_id}: the later {options.command} {later.run_id} finished after it"
+                    " stopped, and continuing the older one would repoint .env back at its branch.",
+                    hint=f"Start a new {options.command} with --new (it marks {journal.run_id} abandoned), or pass"
+                    f" its id if you do mean to continue it: {resume_command(options.command, journal.run_id)}.",
+                )
             lock.set_run(journal.run_id)
         elif not options.dry_run:
-            pending = resumable_runs(g.workdir, options.command, warn=reporter.warn)
+            runs = unfinished_runs(g.workdir, options.command, warn=reporter.warn)
+            # A restore superseded by a later finished one is not offered (continuing it would undo that
+            # repair); it is marked abandoned like the runs a new one replaces.
+            pending = [run.journal for run in runs if run.superseded_by is None]
+            abandon = [run.journal for run in runs if run.superseded_by is not None]
             if pending and not new:
                 journal = await _resume_or_new(g, options, prompter, pending)
                 if journal is None:
-                    abandon = pending
+                    abandon += pending
                 else:
                     lock.set_run(journal.run_id)
             elif pending:
-                abandon = pending
+                abandon += pending
 
         def started(started_journal: Journal) -> None:
             lock.set_run(started_journal.run_id)

@@ -18,29 +18,33 @@ from typing import Any, ClassVar
 import httpx
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.widgets import Button
 from textual.worker import Worker, WorkerState
 
 from recovery_wizard import __version__
-from recovery_wizard.errors import RecoveryError
-from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, NeonError, UnauthorizedError
+from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, UnauthorizedError
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe
 from recovery_wizard.recovery.findmoment import find_moment as search_moment
-from recovery_wizard.recovery.journal import Journal, latest_resumable
+from recovery_wizard.recovery.handoff import left_by_hand
+from recovery_wizard.recovery.journal import Journal
+from recovery_wizard.recovery.lock import holder_of
 from recovery_wizard.recovery.outcome import RunError, StepFailedError, UsageError
 from recovery_wizard.recovery.peek import Lens, PeekError
 from recovery_wizard.recovery.peek import peek as peek_at
 from recovery_wizard.recovery.plan import Plan, RunOptions, list_projects, project_and_branches, resolve_plan
-from recovery_wizard.recovery.runner import Runner, RunResult, begin_run, fail, finish_run, plan_from_journal
+from recovery_wizard.recovery.runner import Runner, RunResult, begin_run, finish_run, plan_from_journal
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
 from recovery_wizard.tui.contrast import readable_variables
+from recovery_wizard.tui.onerun import RunGuard
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
+from recovery_wizard.tui.stopped import record_stop
 from recovery_wizard.tui.text import clip
 
 
@@ -152,6 +156,8 @@ class WizardApp(App[int]):
         self.prompter = TuiPrompter(self)
         self.reporter = TuiReporter(self)
         self._work: dict[str, tuple[Callable[[], Awaitable[None]], str]] = {}
+        # The app directory's lock while a run writes, and the unfinished runs there (see onerun.py).
+        self.guard = RunGuard(config.workdir, "drill" if config.mode == Mode.DRILL else "restore")
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -162,6 +168,7 @@ class WizardApp(App[int]):
         self.push_screen(choices.ConnectScreen())
 
     async def on_unmount(self) -> None:
+        self.guard.release()
         if self._own_http is not None:
             await self._own_http.aclose()
 
@@ -236,22 +243,7 @@ class WizardApp(App[int]):
                 self.work(event.worker.name, what, job)
             elif self.runner is not None and self.runner.result.status == "running":
                 # The run touched the world and cannot go on: record where it stopped, then show the summary.
-                result = self.runner.result
-                if isinstance(error, NeonError):
-                    fail(result, error)
-                else:
-                    result.status = "failed"
-                    result.error = StepFailedError(
-                        result.step or "run",
-                        error.args[0]
-                        if isinstance(error, RecoveryError) and error.args
-                        else f"{type(error).__name__}: {error}",
-                        hint=error.hint
-                        if isinstance(error, RecoveryError)
-                        else "This is a bug in recovery-wizard: "
-                        "the journal in .recovery-wizard/runs/ shows how far the run got; resume it with "
-                        "`recovery-wizard restore --resume`.",
-                    )
+                record_stop(self.runner.result, error)
                 self.goto("done")
 
         self.push_screen(ErrorModal(error, what=what), chosen)
@@ -303,19 +295,37 @@ class WizardApp(App[int]):
         self.work("connect", "Connecting to Neon", job)
 
     async def _offer_resume(self) -> bool:
-        command = "drill" if self.mode == Mode.DRILL else "restore"
-        journal = latest_resumable(self.config.workdir, command)
-        if journal is None or (journal.done("restore") is None and journal.begun_not_done("restore") is None):
+        """Ask whether to continue the newest unfinished run here (True: it is being continued)."""
+        holder = None if self.guard.lock.held else holder_of(self.config.workdir)  # never itself
+        if holder is not None:
+            # Its journal has no end yet because it is running, not because it was killed: offering to
+            # continue it would be wrong. Start asks again under the lock, once the directory is free.
+            self.notify(
+                f"Another recovery-wizard is writing in this directory now: {holder.describe()}. A run "
+                "started here is refused until it ends.",
+                severity="warning",
+                timeout=30,
+                markup=False,  # a host or run id is text, not markup
+            )
             return False
-        start = journal.start
-        plan = start.data.get("plan", {}) if start else {}
-        question = (
-            f"An unfinished {command} run ({journal.run_id}) was found here: {plan.get('branch', {}).get('name')} "
-            f"to {plan.get('restore_point')}. Continue it where it stopped?"
-        )
-        if not await self.push_screen_wait(ConfirmModal(question, yes="Continue it", no="Start a new run")):
+        pending = self.guard.pending()
+        for run in pending:
+            if run.superseded_by is not None:
+                self.notify(RunGuard.superseded_note(run), severity="warning", timeout=20, markup=False)
+        offer = self.guard.to_offer(pending)
+        if offer is None:
             return False
-        await self._resume(journal)
+        question = ConfirmModal(self.guard.question(offer), yes="Continue it", no="Start a new run")
+        if not await self.push_screen_wait(question):
+            self.guard.decline(pending)
+            return False
+        journal = self.guard.take(offer)
+        try:
+            await self._resume(journal)
+        except BaseException:
+            if self.runner is None:
+                self.guard.release()  # it never got going: nothing of it holds the directory
+            raise
         return True
 
     async def _resume(self, journal: Journal) -> None:
@@ -500,10 +510,33 @@ class WizardApp(App[int]):
         self.work("plan", "Planning", job)
 
     def start_run(self) -> None:
-        assert self.client is not None and self.options is not None and self.plan is not None
-        journal = begin_run(self.options, self.plan, self.search)
-        self.runner = Runner(self.client, self.plan, journal, self.prompter, self.reporter, yes=False)
-        self.goto("restore")
+        async def job() -> None:
+            assert self.client is not None and self.options is not None and self.plan is not None
+            screen = self.screen
+            try:
+                # Before the first write: a second run in this directory would make a second branch.
+                self.guard.acquire()
+                pending = self.guard.pending()  # read again under the lock: one may have stopped since
+                undecided = self.guard.to_offer(pending)
+                if undecided is not None:
+                    question = ConfirmModal(
+                        self.guard.question(undecided), yes="Continue it", no="Start a new run"
+                    )
+                    if await self.push_screen_wait(question):
+                        await self._resume(self.guard.take(undecided))
+                        return
+                    self.guard.decline(pending)
+                journal = begin_run(self.options, self.plan, self.search)
+            except BaseException:
+                self.guard.release()
+                if isinstance(screen, steps.PlanScreen):
+                    screen.query_one("#start", Button).disabled = False  # Start again once it is free
+                raise
+            self.guard.started(journal, pending)
+            self.runner = Runner(self.client, self.plan, journal, self.prompter, self.reporter, yes=False)
+            self.goto("restore")
+
+        self.work("start", "Starting the run", job)
 
     def _step(self, name: str, what: str, body: Callable[[Runner], Awaitable[str]]) -> None:
         """Run one runbook step; RunErrors (cancelled, verification failed…) end the run on the done screen."""
@@ -596,8 +629,10 @@ class WizardApp(App[int]):
             assert self.client is not None
             if result.report_path is None:
                 finish_run(result, self.client)
+            self.guard.release()  # the run's record is written: another run may start here now
             if isinstance(screen, steps.DoneScreen):
                 screen.show_summary(summary_text(result), undo_lines(result), ok=result.status == "done")
+                screen.show_by_hand(left_by_hand(result))
 
         self.work("finish", "Writing the incident record", job)
 

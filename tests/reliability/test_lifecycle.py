@@ -194,6 +194,37 @@ async def test_a_new_restore_next_to_an_unfinished_one_asks_which(shared: Shared
     assert nothing.code == 2, nothing.stderr  # the abandoned run is never picked up again
 
 
+async def test_a_restore_superseded_by_a_later_finished_one_is_not_resumed(
+    shared: Shared, tmp_path: Path
+) -> None:
+    """A killed restore, then one that finished (as a version that did not mark the first left it): resuming
+    the first would repoint .env back at its branch and undo the later repair."""
+    count("lifecycle:unfinished runs")
+    app = shared.make_app(tmp_path)
+    shared.clear_faults()
+    killed = await shared.cli(app, *RESTORE, "--name", "sup-old", extra_env={"RECOVERY_WIZARD_CRASH_AT": "3"})
+    assert killed.code == -9
+    [old_dir] = list_runs(app)
+    aside = tmp_path / old_dir.name
+    old_dir.rename(aside)  # out of sight of the next run, so that nothing marks it
+    later = await shared.cli(app, *RESTORE, "--name", "sup-later")
+    assert later.code == 0, later.stderr
+    later_id = json.loads(later.stdout)["run_id"]
+    aside.rename(old_dir)
+    env_after_later = (app / ".env").read_bytes()
+
+    refused = await shared.cli(app, "restore", "--yes", "--json", "--resume")
+    assert refused.code == 2, refused.stderr
+    assert old_dir.name in refused.stderr and later_id in refused.stderr
+    assert (app / ".env").read_bytes() == env_after_later  # not repointed back at sup-old
+
+    fresh = await shared.cli(app, *RESTORE, "--name", "sup-new")  # no question about the superseded run
+    assert fresh.code == 0, fresh.stderr
+    old = Journal.open(old_dir)
+    assert old.status == "abandoned"
+    assert old.records[-1].data["superseded_by"] == json.loads(fresh.stdout)["run_id"]
+
+
 async def test_resume_of_a_find_moment_run_is_refused(shared: Shared, tmp_path: Path) -> None:
     count("lifecycle:unfinished runs")
     app = shared.make_app(tmp_path)

@@ -21,8 +21,9 @@ class PlanScreen(WizardScreen):
     TITLE_TEXT = "The plan: everything that will happen, in order"
 
     def compose_body(self) -> ComposeResult:
+        # Above the steps: at 80×24 a warning under a long plan would be scrolled out of sight.
+        yield hidden(Static("", id="warnings", classes="loud"))
         yield Static("Checking everything before the first change…", id="plan")
-        yield Static("", id="warnings", classes="warn")
 
     def compose_actions(self) -> ComposeResult:
         yield self.back_button()
@@ -38,9 +39,7 @@ class PlanScreen(WizardScreen):
             f"{i}. {safe(line, multiline=False)}" for i, line in enumerate(plan.actions(), start=1)
         )
         self.query_one("#plan", Static).update(steps)
-        self.query_one("#warnings", Static).update(
-            "\n".join(f"! {safe(w, multiline=False)}" for w in plan.warnings)
-        )
+        show_warnings(self.query_one("#warnings", Static), plan.warnings)
         start = self.query_one("#start", Button)
         start.label = {"drill": "Start the drill", "in-place": "Restore in place…"}.get(
             plan.command if plan.command == "drill" else plan.strategy, "Create the restore branch"
@@ -228,6 +227,7 @@ class DoneScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("Writing the incident record…", id="summary")
+        yield hidden(Static("", id="by-hand", classes="loud"))
         yield Static("", id="undo")
 
     def compose_actions(self) -> ComposeResult:
@@ -243,5 +243,32 @@ class DoneScreen(WizardScreen):
         self.query_one("#undo", Static).update("[b]How to undo[/b]\n" + safe(redact("\n".join(undo))))
         self.query_one("#quit", Button).focus()
 
+    def show_by_hand(self, todo: list[str]) -> None:
+        """What the run left for a person to do (repoint the hosting provider, redeploy…), or nothing."""
+        by_hand = self.query_one("#by-hand", Static)
+        by_hand.update(
+            "[b]Left to do by hand[/b]\n"
+            + "\n".join(f"• {safe(redact(line), multiline=False)}" for line in todo)
+            if todo
+            else ""
+        )
+        by_hand.display = bool(todo)
+
     def pressed_quit(self) -> None:
         self.wizard.exit(self.wizard.exit_code)
+
+
+def hidden(widget: Static) -> Static:
+    """Not shown (nor its border) until it has something to say."""
+    widget.display = False
+    return widget
+
+
+def show_warnings(box: Static, warnings: list[str]) -> None:
+    """The plan's warnings, loudly, or nothing at all (no empty box)."""
+    box.update(
+        "[b]Read this before you start[/b]\n" + "\n".join(f"⚠ {safe(w, multiline=False)}" for w in warnings)
+        if warnings
+        else ""
+    )
+    box.display = bool(warnings)
