@@ -277,6 +277,13 @@ class PgProxy:
             await server.wait_closed()
             log.info("%s: stopped (%d sessions ended)", self.name, len(sessions))
 
+    async def end_sessions(self) -> None:
+        """End every session (both sides), awaiting their ``on_close``, and keep listening (a suspend)."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.stop()
+        await asyncio.gather(*(s.task for s in sessions), return_exceptions=True)
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._stopped:
             # Accepted in the instant before stop() closed the listener.
