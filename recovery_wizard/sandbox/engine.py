@@ -126,6 +126,8 @@ FREEZE_EVERY = 8
 # Neon's per-branch limits (docs: "Manage databases", "Manage roles") and the code its refusal carries.
 DATABASES_LIMIT = 500
 ROLES_LIMIT = 500
+# Branches per project on the plan the sandbox reports (``GET /users/me`` ``branches_limit``).
+BRANCHES_LIMIT = 5000
 # Neon's scale-to-zero default: ``suspend_timeout_seconds`` 0 means this many seconds; -1 means never.
 DEFAULT_SUSPEND_SECONDS = 300
 # Neon keeps a deleted branch recoverable for this long (``recoverProjectBranch``).
@@ -591,6 +593,14 @@ class Engine:
 
     # --- branches ------------------------------------------------------------------------------------
 
+    def _check_branch_limit(self, project: Project) -> None:
+        if len(project.branches) >= BRANCHES_LIMIT:
+            raise ApiError(
+                422,
+                f"the project has reached its limit of {BRANCHES_LIMIT} branches",
+                "BRANCHES_LIMIT_EXCEEDED",
+            )
+
     def _check_name_free(self, project: Project, name: str) -> None:
         if any(b.name == name for b in project.branches.values()):
             raise ApiError(409, f"branch with name {name!r} already exists")
@@ -630,6 +640,7 @@ class Engine:
         now = self.clock()
         name = name or f"br-{_name(self.rng)}-{_suffix(self.rng, 6)}"
         self._check_name_free(project, name)
+        self._check_branch_limit(project)
         self._check_not_locked(project)
         snap = await self.state_at(
             project,
@@ -724,6 +735,7 @@ class Engine:
                 400, f"cannot recover branch {branch_id}: its parent {branch.parent_id} is deleted"
             )
         self._check_name_free(project, branch.name)
+        self._check_branch_limit(project)
         self._check_not_locked(project)
         del project.deleted[branch_id]
         project.deleted_branches.discard(branch_id)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from recovery_wizard.sandbox.engine import (
+    BRANCHES_LIMIT,
     Branch,
     Database,
     DeletedBranch,
@@ -218,7 +219,7 @@ def current_user() -> dict[str, Any]:
         "image": "",
         "active_seconds_limit": 0,
         "projects_limit": 100,
-        "branches_limit": 5000,
+        "branches_limit": BRANCHES_LIMIT,
         "max_autoscaling_limit": 16,
         "auth_accounts": [],
         "plan": "launch",

@@ -26,11 +26,14 @@ TIMEOUT = 120
 
 
 @pytest.fixture(scope="session")
-def neonctl(request: pytest.FixtureRequest) -> Path:
+def neonctl(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node and npm are needed to install neonctl from npm; they are not on PATH")
-    root = Path(request.config.cache.mkdir(f"neonctl-{NEONCTL_VERSION}"))
+    # The pytest cache keeps it between runs; without the cache plugin, once per session.
+    cache = getattr(request.config, "cache", None)
+    name = f"neonctl-{NEONCTL_VERSION}"
+    root = Path(cache.mkdir(name)) if cache is not None else tmp_path_factory.mktemp(name)
     binary = root / "node_modules" / ".bin" / "neonctl"
     if not binary.exists():
         try:

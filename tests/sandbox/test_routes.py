@@ -71,6 +71,15 @@ def test_no_literal_spec_path_is_served_by_a_parameterised_route() -> None:
             if route is not None and template(route) != PREFIX + spec_path:
                 wrong.append(f"{method.upper()} {spec_path} -> {template(route)}")
     assert wrong == []
+    # Every route the sandbox serves is one of Neon's operations, spelled as the spec spells it.
+    spec = contract.spec_dict()["paths"]
+    invented = [
+        f"{method} {template(route)}"
+        for route in routes
+        for method in route.methods or ()
+        if method != "HEAD" and method.lower() not in spec.get(template(route).removeprefix(PREFIX), {})
+    ]
+    assert invented == []
     # And the literal sub-paths the issue names are routes of their own.
     for spec_path in ("/projects/shared", "/projects/{project_id}/branches/count", "/users/me"):
         route = served_by(routes, "GET", concrete(spec_path))
@@ -452,6 +461,14 @@ async def test_a_deleted_branch_is_recovered_with_its_data_and_connection_string
     assert [e["current_state"] for e in recovered["endpoints"]] == ["idle"]
     async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
         assert await (await conn.execute("SELECT n FROM kept")).fetchall() == [(42,)]
+    # Past Neon's 7-day recovery window (on the sandbox clock) a deleted branch is gone for good.
+    assert (await http.delete(f"projects/{pid}/branches/{bid}")).status_code == 200
+    assert sandbox.engine is not None
+    sandbox.engine.clock = lambda: datetime.now(UTC) + timedelta(days=7, seconds=1)
+    late = await http.post(f"projects/{pid}/branches/{bid}/recover")
+    assert late.status_code == 404
+    listed = (await http.get(f"projects/{pid}/branches", params={"include_deleted": "true"})).json()
+    assert bid not in [b["id"] for b in listed["branches"]]
 
 
 async def test_set_as_default_moves_the_default_and_new_branches_follow(
@@ -540,3 +557,8 @@ async def test_neon_limits_carry_neon_error_codes(
     assert (roles.status_code, roles.json()["code"]) == (422, "ROLES_LIMIT_EXCEEDED")
     dbs = await http.post(b + "/databases", json={"database": {"name": "second", "owner_name": ROLE}})
     assert (dbs.status_code, dbs.json()["code"]) == (422, "DATABASES_LIMIT_EXCEEDED")
+    monkeypatch.setattr(engine_module, "BRANCHES_LIMIT", len(sandbox.project.branches))
+    branches = await http.post(
+        f"projects/{sandbox.project_id}/branches", json={"branch": {"name": "one-too-many"}}
+    )
+    assert (branches.status_code, branches.json()["code"]) == (422, "BRANCHES_LIMIT_EXCEEDED")
