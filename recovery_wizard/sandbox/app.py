@@ -194,7 +194,7 @@ class SandboxApi:
         )
 
     async def current_user(self, request: Request) -> Response:
-        return JSONResponse(serialize.current_user())
+        return JSONResponse(serialize.current_user(self.engine))
 
     async def organizations(self, request: Request) -> Response:
         orgs = []

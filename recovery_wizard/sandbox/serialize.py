@@ -208,9 +208,28 @@ def recovery(gone: DeletedBranch) -> dict[str, Any]:
     }
 
 
-def current_user() -> dict[str, Any]:
-    """``GET /users/me``: the sandbox's one user, with the Launch plan's limits."""
+def current_user(engine: Engine) -> dict[str, Any]:
+    """``GET /users/me``: the sandbox's one user, with the Launch plan's limits.
+
+    ``billing_account`` is optional in today's spec but Neon sends it, and clients generated from older
+    specs (PyPI ``neon-api``) require it.
+    """
+    month = engine.clock().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    billing = {
+        "state": "active",
+        "payment_source": {"type": "none"},
+        "subscription_type": "launch",
+        "payment_method": "none",
+        "quota_reset_at_last": _ts(month),
+        "name": "Sandbox User",
+        "email": "sandbox@example.invalid",
+        **dict.fromkeys(
+            ("address_city", "address_country", "address_line1", "address_line2", "address_postal_code"), ""
+        ),
+        "address_state": "",
+    }
     return {
+        "billing_account": billing,
         "id": ACCOUNT_ID,
         "email": "sandbox@example.invalid",
         "login": "sandbox",
