@@ -88,7 +88,11 @@ class Neonctl:
         }
         # Async: the sandbox answers from this test's event loop while neonctl runs.
         process = await asyncio.create_subprocess_exec(
-            *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            *command,
+            env=env,
+            cwd=self.home,  # neonctl may write context files (and .gitignore lines) where it runs
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
         assert process.returncode == 0, (args, err.decode()[-2000:])
@@ -178,3 +182,27 @@ async def test_neonctl_connection_string_with_its_defaults_runs_a_query(cli: Neo
                 "the sandbox's endpoints speak TLS only once TLS on endpoints lands"
             )
         raise
+
+
+async def test_neonctl_manages_databases_roles_and_branches(cli: Neonctl, sandbox: Sandbox) -> None:
+    me = await cli("me")
+    assert me["plan"] and me["billing_account"]["state"] == "active"
+    created = await cli("databases", "create", "--name", "reports", "--branch", "main")
+    assert created["name"] == "reports"
+    await asyncio.sleep(0.2)
+    assert {d["name"] for d in await cli("databases", "list", "--branch", "main")} == {"neondb", "reports"}
+    await cli("databases", "delete", "reports", "--branch", "main")
+    await asyncio.sleep(0.2)
+    role = await cli("roles", "create", "--name", "reporter", "--branch", "main")
+    assert role["name"] == "reporter"
+    await asyncio.sleep(0.2)
+    assert "reporter" in {r["name"] for r in await cli("roles", "list", "--branch", "main")}
+    await cli("roles", "delete", "reporter", "--branch", "main")
+    await asyncio.sleep(0.2)
+    await cli("branches", "create", "--name", "scratch")
+    await asyncio.sleep(0.2)
+    await cli("branches", "add-compute", "scratch", "--type", "read_only")
+    await asyncio.sleep(0.2)
+    deleted = await cli("branches", "delete", "scratch")
+    assert deleted["name"] == "scratch"
+    assert "scratch" not in {b["name"] for b in await cli("branches", "list")}
