@@ -261,10 +261,9 @@ class SandboxApi:
         limit = _query_int(request, "limit", 1, 10000)
         offset = _decode_cursor(request.query_params.get("cursor"))
         now = self.engine.clock()
+        include_deleted = _query_bool(request, "include_deleted")
         deleted = {
-            g.branch.id: g
-            for g in project.deleted.values()
-            if _query_bool(request, "include_deleted") and now < g.recoverable_until
+            g.branch.id: g for g in project.deleted.values() if include_deleted and now < g.recoverable_until
         }
         branches = [
             b

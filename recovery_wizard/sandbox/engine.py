@@ -746,14 +746,20 @@ class Engine:
         endpoints = []
         for old in gone.endpoints:
             # The same id, type and ports: connection strings stay valid. The compute comes back idle.
-            endpoint = await self._add_endpoint(
-                project,
-                branch,
-                old.type,
-                ready_at=now,
-                endpoint_id=old.id,
-                ports=(old.proxy.port, old.pooler.port),
-            )
+            try:
+                endpoint = await self._add_endpoint(
+                    project,
+                    branch,
+                    old.type,
+                    ready_at=now,
+                    endpoint_id=old.id,
+                    ports=(old.proxy.port, old.pooler.port),
+                )
+            except OSError:
+                # Another process took a port meanwhile: new ports (the URIs change, the ids do not).
+                endpoint = await self._add_endpoint(
+                    project, branch, old.type, ready_at=now, endpoint_id=old.id
+                )
             endpoint.created_at = old.created_at
             endpoint.suspend_timeout_seconds = old.suspend_timeout_seconds
             endpoint.suspended_at = now
@@ -1030,7 +1036,11 @@ class Engine:
             port=ports[1],
         )
         await proxy.start()
-        await pooler.start()
+        try:
+            await pooler.start()
+        except BaseException:
+            await proxy.stop()
+            raise
         endpoint = Endpoint(
             id=endpoint_id,
             project_id=project.id,

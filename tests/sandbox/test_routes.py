@@ -481,7 +481,7 @@ async def test_set_as_default_moves_the_default_and_new_branches_follow(
     answer = (await http.post(f"projects/{pid}/branches/{preview.id}/set_as_default")).json()
     assert answer["branch"]["default"] is True
     assert (await http.get(f"projects/{pid}/branches/{old.id}")).json()["branch"]["default"] is False
-    # The old default can now be deleted? No: it is still a root branch. The new default cannot.
+    # The new default is protected from deletion like any default branch.
     refused = await http.delete(f"projects/{pid}/branches/{preview.id}")
     assert refused.status_code == 400 and "default" in refused.json()["message"]
     child = (await http.post(f"projects/{pid}/branches", json={"branch": {"name": "child"}})).json()
