@@ -310,9 +310,22 @@ class Snapshots:
         )
         return record, [self.engine._operation(project, "create_timeline", branch_id=branch.id)]
 
-    def rename(self, project: Project, snapshot_id: str, name: str) -> SnapshotRecord:
+    def update(
+        self,
+        project: Project,
+        snapshot_id: str,
+        *,
+        name: str | None,
+        expires_at: datetime | None,
+        set_expiry: bool,
+    ) -> SnapshotRecord:
         record = self.record(project, snapshot_id)
-        record.name = name
+        if set_expiry and expires_at is not None and expires_at <= self.engine.clock():
+            raise ApiError(400, "expires_at must be in the future")
+        if name is not None:
+            record.name = name
+        if set_expiry:
+            record.expires_at = expires_at
         return record
 
     def delete(self, project: Project, snapshot_id: str) -> list[Operation]:
@@ -568,10 +581,23 @@ class SnapshotApi:
         project = await self._project(request)
         body = await _json_object(request)
         spec = body.get("snapshot")
-        name = spec.get("name") if isinstance(spec, dict) else None
-        if not isinstance(spec, dict) or not isinstance(name, str) or not name:
-            raise ApiError(400, "snapshot.name is required and must be a non-empty string")
-        record = self.logic.rename(project, request.path_params["snapshot_id"], name)
+        if not isinstance(spec, dict):
+            raise ApiError(400, "snapshot is required and must be an object")
+        name, expiry = spec.get("name"), spec.get("expires_at")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ApiError(400, "snapshot.name must be a non-empty string")
+        if expiry is not None and not isinstance(expiry, str):
+            raise ApiError(400, "snapshot.expires_at must be a timestamp or null")
+        # Neon's CLI also sends expires_at here (null clears it), beyond the spec's name.
+        if name is None and "expires_at" not in spec:
+            raise ApiError(400, "nothing to update: give snapshot.name or snapshot.expires_at")
+        record = self.logic.update(
+            project,
+            request.path_params["snapshot_id"],
+            name=name,
+            expires_at=parse_time(expiry, "snapshot.expires_at") if expiry else None,
+            set_expiry="expires_at" in spec,
+        )
         return JSONResponse({"snapshot": snapshot_body(record)})
 
     async def delete_snapshot(self, request: Request) -> Response:

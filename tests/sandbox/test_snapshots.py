@@ -7,8 +7,14 @@ retention; each refusal, with nothing changed.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -411,7 +417,7 @@ async def test_snapshot_refusals_change_nothing(
     await api.refused(
         "PATCH", "/snapshots/snap-no-such-1", 404, "not found", body={"snapshot": {"name": "x"}}
     )
-    await api.refused("PATCH", f"/snapshots/{manual['id']}", 400, "snapshot.name", body={"snapshot": {}})
+    await api.refused("PATCH", f"/snapshots/{manual['id']}", 400, "nothing to update", body={"snapshot": {}})
     await api.refused("DELETE", "/snapshots/snap-no-such-1", 404, "not found")
     await api.refused(
         "PUT",
@@ -473,3 +479,114 @@ async def test_a_snapshot_call_while_an_operation_runs_is_locked(
     await api.refused("POST", f"/snapshots/{manual['id']}/restore", 423, "conflicting operations")
     names = {s["name"] for s in (await api.call("GET", "/snapshots"))["snapshots"]}
     assert "one" in names and "two" not in names
+
+
+# --- Neon's own CLI, unchanged, against the sandbox ------------------------------------------------
+
+NEONCTL_VERSION = "2.47"
+OFFLINE_MARKERS = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ECONNRESET", "network")
+
+
+@pytest.fixture(scope="session")
+def neonctl(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``neonctl`` from npm, installed into a temporary directory (never into the repository)."""
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        pytest.skip("node and npm are needed to install Neon's CLI (neonctl) from npm")
+    where = tmp_path_factory.mktemp("neonctl")
+    done = subprocess.run(
+        [npm, "install", "--silent", "--no-audit", "--no-fund", f"neonctl@{NEONCTL_VERSION}"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        if any(marker in done.stderr for marker in OFFLINE_MARKERS):
+            pytest.skip(f"the npm registry is out of reach: {done.stderr.strip().splitlines()[-1]}")
+        pytest.fail(f"npm install neonctl failed: {done.stderr.strip()[-2000:]}")
+    return where / "node_modules" / ".bin" / "neonctl"
+
+
+class Cli:
+    """Runs ``neonctl`` against the sandbox's socket; the key goes by environment, never on a command line."""
+
+    def __init__(self, binary: Path, sandbox: Sandbox, home: Path) -> None:
+        self.binary = binary
+        self.project_id = sandbox.project_id
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(home),
+            "NEON_API_HOST": sandbox.api_url,
+            "NEON_API_KEY": sandbox.api_key.reveal(),
+        }
+
+    async def run(self, *args: str, ok: bool = True) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            str(self.binary),
+            *args,
+            "--project-id",
+            self.project_id,
+            "--no-analytics",
+            "--no-color",
+            env=self.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        code = proc.returncode if proc.returncode is not None else -1
+        if ok:
+            assert code == 0, (args, err.decode())
+        return code, out.decode(), err.decode()
+
+    async def json(self, *args: str) -> Any:
+        _, out, _ = await self.run(*args, "-o", "json")
+        return json.loads(out)
+
+
+async def test_neonctl_snapshots_commands_against_the_sandbox(
+    neonctl: Path, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    await sandbox.serve()
+    cli = Cli(neonctl, sandbox, tmp_path)
+    listed = await cli.json("snapshots", "list")
+    assert "before release" in {s["name"] for s in listed}
+    created = await cli.json("snapshots", "create", "--branch", "main", "--name", "cli-snap")
+    assert created["name"] == "cli-snap" and created["manual"] is True
+    expiry = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    updated = await cli.json(
+        "snapshots", "update", "cli-snap", "--name", "cli-snap-2", "--expires-at", expiry
+    )
+    assert (updated["name"], updated["expires_at"]) == ("cli-snap-2", expiry)
+    cleared = await cli.json("snapshots", "update", "cli-snap-2", "--clear-expiration")
+    assert "expires_at" not in cleared
+
+    restored = await cli.json("snapshots", "restore", "before release", "--name", "preview-restore")
+    branch = restored["restored_branch"]
+    assert branch["restore_status"] == "restored" and branch["name"] == "preview-restore"
+    async with in_process_http(sandbox, SpecChecker()) as http:
+        client = neon_client(sandbox, http)
+        await client.wait_for_operations(
+            sandbox.project_id, [msgspec.convert(op, Operation) for op in restored["operations"]]
+        )
+    # The CLI's connection string, with the sandbox's plain TCP in place of TLS where it has none.
+    _, uri, _ = await cli.run("connection-string", "preview-restore")
+    plain = uri.strip().replace("sslmode=require", "sslmode=disable").replace("&channel_binding=require", "")
+    assert 10 < int(str((await query(plain, USERS))[0][0])) <= 18
+
+    await cli.run("snapshots", "finalize", "preview-restore")
+    names = {b["name"]: b for b in await cli.json("branches", "list")}
+    assert names["main"]["id"] == branch["id"] and "main (old)" in names
+
+    schedule = [{"frequency": "weekly", "day": 1, "hour": 3, "retention_seconds": 1209600}]
+    await cli.run("snapshots", "schedule", "set", "--branch", "main", "--schedule", json.dumps(schedule))
+    assert await cli.json("snapshots", "schedule", "get", "--branch", "main") == schedule
+
+    await cli.run("snapshots", "delete", "cli-snap-2")
+    assert "cli-snap-2" not in {s["name"] for s in await cli.json("snapshots", "list")}
+
+    code, _, err = await cli.run("snapshots", "create", "--branch", "preview/checkout-redesign", ok=False)
+    assert code != 0 and "root branches only" in err
+    code, _, err = await cli.run("snapshots", "finalize", "dev/sari-allergens", ok=False)
+    assert code != 0 and "not restored from a snapshot" in err
