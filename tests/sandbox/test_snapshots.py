@@ -442,6 +442,11 @@ async def test_snapshot_refusals_change_nothing(
         body={"source_branch_id": main["id"]},
     )
     assert await state() == before
+    # An unfinished restore that is not wanted is deleted like any branch, with its preview compute.
+    discarded = await api.call("DELETE", f"/branches/{restored_id}")
+    await wait(client, pid, discarded["operations"])
+    assert "pending-restore" not in await branches_by_name(api)
+    assert [e.id for e in await client.endpoints(pid, main["id"])] != []
 
 
 async def test_schedule_input_outside_the_spec_is_refused(sandbox: Sandbox) -> None:
