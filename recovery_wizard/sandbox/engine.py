@@ -337,6 +337,13 @@ class Engine:
                 "project already has running conflicting operations, scheduling of new ones is prohibited",
             )
 
+    async def _settle_schedules(self, project: Project) -> None:
+        """Take the scheduled snapshots already due before a branch's history is rewritten or dropped
+        (schedules are evaluated lazily, from the timeline: see snapshots.py)."""
+        from recovery_wizard.sandbox.snapshots import Snapshots
+
+        await Snapshots(self).tick(project)
+
     # --- history -------------------------------------------------------------------------------------
 
     def window_start(self, project: Project) -> datetime:
@@ -650,6 +657,7 @@ class Engine:
         if self.children(project, branch):
             raise ApiError(400, f"cannot delete branch {branch.id}: it has child branches")
         self._check_not_locked(project)
+        await self._settle_schedules(project)
         await self.flush(branch)
         operations = []
         for endpoint in self.branch_endpoints(project, branch):
@@ -697,6 +705,7 @@ class Engine:
         if preserve_under_name:
             self._check_name_free(project, preserve_under_name)
         self._check_not_locked(project)
+        await self._settle_schedules(project)
         snap = await self.state_at(
             project,
             source,

@@ -70,6 +70,14 @@ class Clock:
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
 
+    def to_ten_past(self) -> None:
+        """Move to ten past the next whole hour, so that no due moment falls inside a test's first steps."""
+        now = datetime.now(UTC)
+        self.offset = now.replace(minute=10, second=0, microsecond=0) + timedelta(hours=1) - now
+
+    def forward(self, delta: timedelta) -> None:
+        self.offset += delta
+
 
 @pytest.fixture
 async def env(sandbox: Sandbox) -> AsyncIterator[tuple[Api, NeonClient, SpecChecker, Clock]]:
@@ -292,6 +300,7 @@ async def test_schedule_fires_on_the_clock_and_expires_by_retention(
 ) -> None:
     api, client, _, clock = env
     pid = sandbox.project_id
+    clock.to_ten_past()
     main = (await branches_by_name(api))["main"]
     path = f"/branches/{main['id']}/backup_schedule"
     item = {"frequency": "hourly", "retention_seconds": 7200}
@@ -306,9 +315,9 @@ async def test_schedule_fires_on_the_clock_and_expires_by_retention(
         return sorted((s for s in snapshots if "hourly" in s["name"]), key=lambda s: str(s["timestamp"]))
 
     assert hourly((await api.call("GET", "/snapshots"))["snapshots"]) == []
-    clock.offset = timedelta(hours=1, minutes=1)
+    clock.forward(timedelta(hours=1, minutes=1))
     await query(uri, "INSERT INTO marker VALUES ('after the first hour')")
-    clock.offset = timedelta(hours=2, minutes=2)
+    clock.forward(timedelta(hours=1, minutes=1))
     fired = hourly((await api.call("GET", "/snapshots"))["snapshots"])
     first_due = set_at.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     assert [s["timestamp"] for s in fired] == [
@@ -328,15 +337,53 @@ async def test_schedule_fires_on_the_clock_and_expires_by_retention(
     ops = (await api.call("GET", "/operations", params={"limit": "1000"}))["operations"]
     assert any(op["action"] == "create_timeline" and op["created_at"] == fired[0]["timestamp"] for op in ops)
     # Three hours on, the first two are past their 2-hour retention and gone; newer ones took their place.
-    clock.offset = timedelta(hours=5, minutes=3)
+    clock.forward(timedelta(hours=3, minutes=1))
     later = hourly((await api.call("GET", "/snapshots"))["snapshots"])
     assert {s["id"] for s in later}.isdisjoint({s["id"] for s in fired})
     assert len(later) == 2
     # The scenario's manual snapshot has no expiry: still there. An empty schedule stops it all.
     assert any(s["manual"] for s in (await api.call("GET", "/snapshots"))["snapshots"])
     assert await api.call("PUT", path, body={"schedule": []}) == {}
-    clock.offset = timedelta(hours=8)
+    clock.forward(timedelta(hours=3))
     assert len(hourly((await api.call("GET", "/snapshots"))["snapshots"])) == 0
+
+
+async def test_a_due_scheduled_snapshot_keeps_the_data_of_its_moment_across_an_in_place_restore(
+    env: tuple[Api, NeonClient, SpecChecker, Clock], sandbox: Sandbox
+) -> None:
+    """Nobody asked the snapshot API between the due moment and an in-place restore that rewrote the
+    branch's history: the scheduled snapshot still holds the data as it was when it was due."""
+    api, client, _, clock = env
+    clock.to_ten_past()
+    pid = sandbox.project_id
+    main = (await branches_by_name(api))["main"]
+    await api.call(
+        "PUT", f"/branches/{main['id']}/backup_schedule", body={"schedule": [{"frequency": "hourly"}]}
+    )
+    uri = (await client.connection_uri(pid, branch_id=main["id"], database_name=DB, role_name=ROLE)).reveal()
+    before_marker = clock()
+    await query(uri, "CREATE TABLE marker (label text)")
+    await query(uri, "INSERT INTO marker VALUES ('written before the hour')")
+    clock.forward(timedelta(hours=1))
+    restore = await client.restore_branch(
+        pid,
+        main["id"],
+        source_branch_id=main["id"],
+        source_timestamp=before_marker - timedelta(seconds=1),
+        preserve_under_name="main-before-restore",
+    )
+    await client.wait_for_operations(pid, restore.operations)
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        await query(uri, "SELECT label FROM marker")
+    hourly = [s for s in (await api.call("GET", "/snapshots"))["snapshots"] if "hourly" in s["name"]]
+    assert len(hourly) == 1, hourly
+    (due,) = hourly
+    restored = await api.call("POST", f"/snapshots/{due['id']}/restore", body={"name": "as-it-was"})
+    await wait(client, pid, restored["operations"])
+    as_it_was = (
+        await client.connection_uri(pid, branch_id=restored["branch"]["id"], database_name=DB, role_name=ROLE)
+    ).reveal()
+    assert await query(as_it_was, "SELECT label FROM marker") == [("written before the hour",)]
 
 
 async def test_a_manual_snapshot_expires_at_its_time(
@@ -350,7 +397,7 @@ async def test_a_manual_snapshot_expires_at_its_time(
     )
     await wait(client, sandbox.project_id, created["operations"])
     assert "short" in {s["name"] for s in (await api.call("GET", "/snapshots"))["snapshots"]}
-    clock.offset = timedelta(hours=1, seconds=1)
+    clock.forward(timedelta(hours=1, seconds=1))
     assert "short" not in {s["name"] for s in (await api.call("GET", "/snapshots"))["snapshots"]}
 
 
