@@ -15,7 +15,8 @@ Neon's rules, as its API reference and docs state them:
 - A backup schedule (``hourly``/``daily``/``weekly``/``monthly``/``yearly`` at ``hour``/``day``/``month``
   UTC, ``retention_seconds``) takes snapshots when due on the sandbox clock.
 
-Schedules are evaluated lazily: whenever the snapshot API is used (and when a scenario is loaded), every
+Schedules are evaluated lazily: whenever the snapshot API is used, when a scenario is loaded, and before
+an in-place restore or a delete rewrites or drops a branch's history (``Engine._settle_schedules``), every
 due moment since the last evaluation is taken with the data as of that moment (the timeline holds it) and
 every snapshot past its expiry is deleted. Nothing can observe the difference from a timer except the
 operations list, which shows a scheduled snapshot's operation once that evaluation ran.
