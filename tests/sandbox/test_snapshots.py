@@ -25,6 +25,7 @@ import pytest
 from recovery_wizard.neon import NeonClient
 from recovery_wizard.neon.models import Operation
 from recovery_wizard.sandbox.service import Sandbox
+from recovery_wizard.sandbox.snapshots import ScheduleItem
 from tests.sandbox.conftest import SpecChecker, in_process_http, neon_client
 
 DB, ROLE = "neondb", "neondb_owner"
@@ -642,3 +643,46 @@ async def test_neonctl_snapshots_commands_against_the_sandbox(
     assert code != 0 and "root branches only" in err
     code, _, err = await cli.run("snapshots", "finalize", "dev/sari-allergens", ok=False)
     assert code != 0 and "not restored from a snapshot" in err
+
+
+async def test_snapshot_operations_go_scheduling_running_finished(
+    env: tuple[Api, NeonClient, SpecChecker, Clock], sandbox: Sandbox
+) -> None:
+    api, _, _, _ = env
+    assert sandbox.engine is not None
+    sandbox.engine.operation_seconds = 1.0
+    main = (await branches_by_name(api))["main"]
+    created = await api.call("POST", f"/branches/{main['id']}/snapshot", params={"name": "watched"})
+    (op,) = created["operations"]
+    seen = [op["status"]]
+    for _ in range(60):
+        await asyncio.sleep(0.05)
+        status = (await api.call("GET", f"/operations/{op['id']}"))["operation"]["status"]
+        if status != seen[-1]:
+            seen.append(status)
+        if status == "finished":
+            break
+    assert seen == ["scheduling", "running", "finished"]
+
+
+# --- when a schedule item is due (no database needed) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "moment", "due"),
+    [
+        (ScheduleItem("hourly"), datetime(2026, 3, 4, 17, tzinfo=UTC), True),
+        (ScheduleItem("daily", hour=2), datetime(2026, 3, 4, 2, tzinfo=UTC), True),
+        (ScheduleItem("daily", hour=2), datetime(2026, 3, 4, 3, tzinfo=UTC), False),
+        (ScheduleItem("daily"), datetime(2026, 3, 4, 0, tzinfo=UTC), True),
+        (ScheduleItem("weekly", day=3, hour=5), datetime(2026, 3, 4, 5, tzinfo=UTC), True),  # a Wednesday
+        (ScheduleItem("weekly", day=1, hour=5), datetime(2026, 3, 4, 5, tzinfo=UTC), False),
+        (ScheduleItem("monthly", day=4, hour=1), datetime(2026, 3, 4, 1, tzinfo=UTC), True),
+        (ScheduleItem("monthly", day=31), datetime(2026, 2, 28, 0, tzinfo=UTC), True),  # the month's last day
+        (ScheduleItem("monthly", day=31), datetime(2026, 3, 30, 0, tzinfo=UTC), False),
+        (ScheduleItem("yearly", month=3, day=4, hour=6), datetime(2026, 3, 4, 6, tzinfo=UTC), True),
+        (ScheduleItem("yearly", month=3, day=4, hour=6), datetime(2026, 4, 4, 6, tzinfo=UTC), False),
+    ],
+)
+def test_schedule_item_due_moments(item: ScheduleItem, moment: datetime, due: bool) -> None:
+    assert item.due(moment) is due
