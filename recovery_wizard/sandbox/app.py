@@ -24,6 +24,7 @@ from recovery_wizard.redact import Secret
 from recovery_wizard.sandbox import serialize
 from recovery_wizard.sandbox.engine import ApiError, Branch, Endpoint, Engine, Project, parse_time
 from recovery_wizard.sandbox.faults import Fault, FaultMiddleware
+from recovery_wizard.sandbox.snapshots import SnapshotApi
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -154,7 +155,7 @@ class SandboxApi:
             ("GET", p + "/connection_uri", self.connection_uri),
             ("GET", p + "/operations", self.list_operations),
             ("GET", p + "/operations/{operation_id:neon_id}", self.get_operation),
-            ("GET", p + "/snapshots", self.snapshots),
+            *SnapshotApi(self.engine).table(p, b),
         ]
         return [Route(path, self._wrap(handler), methods=[method]) for method, path, handler in table]
 
@@ -674,11 +675,6 @@ class SandboxApi:
         if op is None:
             raise ApiError(404, f"operation {op_id} not found")
         return JSONResponse({"operation": serialize.operation(self.engine, op)})
-
-    async def snapshots(self, request: Request) -> Response:
-        self._project(request)
-        # The sandbox has no snapshot feature (it is in beta at Neon): an honest empty list.
-        return JSONResponse({"snapshots": []})
 
 
 _ENDPOINT_FIELDS: dict[str, tuple[type, ...]] = {

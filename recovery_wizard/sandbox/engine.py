@@ -53,6 +53,7 @@ from recovery_wizard.sandbox.proxy import ClientStartup, PgProxy, Resolver, Rout
 
 if TYPE_CHECKING:
     from recovery_wizard.sandbox.scenarios import Scenario
+    from recovery_wizard.sandbox.snapshots import SnapshotBook
     from recovery_wizard.sandbox.storage import Pin, Storage
 
 log = logging.getLogger("recovery_wizard.sandbox")
@@ -262,6 +263,13 @@ class Branch:
     )  # (at, database, pin), oldest first
     snapshot_task: asyncio.Task[None] | None = None
     written_bytes: int = 0
+    # Snapshot restores (snapshots.py): Neon's restore_status/restored_from/restored_as, and which branch
+    # a finalize replaces (restore_target_id) or replaced this one (replaced_by).
+    restore_status: str | None = None
+    restored_from: str | None = None
+    restored_as: str | None = None
+    restore_target_id: str | None = None
+    replaced_by: str | None = None
 
     def state(self, now: datetime) -> str:
         return "ready" if now >= self.ready_at else "init"
@@ -295,6 +303,7 @@ class Project:
     deleted_endpoints: set[str] = field(default_factory=set)
     scenario: Scenario | None = None
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    snapshot_book: SnapshotBook | None = None  # snapshots and backup schedules (snapshots.py)
 
     @property
     def default_branch(self) -> Branch:
@@ -384,6 +393,13 @@ class Engine:
                 423,
                 "project already has running conflicting operations, scheduling of new ones is prohibited",
             )
+
+    async def _settle_schedules(self, project: Project) -> None:
+        """Take the scheduled snapshots already due before a branch's history is rewritten or dropped
+        (schedules are evaluated lazily, from the timeline: see snapshots.py)."""
+        from recovery_wizard.sandbox.snapshots import Snapshots
+
+        await Snapshots(self).tick(project)
 
     # --- history -------------------------------------------------------------------------------------
 
@@ -537,6 +553,9 @@ class Engine:
         for spec in pending:
             await self._create_branch_now(project, main, spec.name, spec.at, ("read_write",))
         await self._add_endpoint(project, main, "read_write", ready_at=first)
+        from recovery_wizard.sandbox.snapshots import Snapshots
+
+        await Snapshots(self).seed(project, scenario)
         return project
 
     async def _create_branch_now(
@@ -698,13 +717,15 @@ class Engine:
         branch = self.branch(project, branch_id)
         if branch.default:
             raise ApiError(400, "cannot delete the project's default branch")
-        if branch.parent_id is None:
+        # Root branches made by a snapshot restore, or replaced by finalizing one, can go (as on Neon).
+        if branch.parent_id is None and branch.restore_status is None and branch.replaced_by is None:
             raise ApiError(400, "cannot delete the project's root branch")
         if branch.protected:
             raise ApiError(400, f"cannot delete branch {branch.id}: it is protected")
         if self.children(project, branch):
             raise ApiError(400, f"cannot delete branch {branch.id}: it has child branches")
         self._check_not_locked(project)
+        await self._settle_schedules(project)
         await self.flush(branch)
         operations = []
         endpoints = self.branch_endpoints(project, branch)
@@ -937,6 +958,8 @@ class Engine:
         preserve_under_name: str | None,
     ) -> tuple[Branch, list[Operation]]:
         source = self.branch(project, source_branch_id)
+        if target.restore_status == "restored":
+            raise ApiError(400, f"branch {target.id} is an unfinished snapshot restore: finalize it first")
         point_in_time = source_timestamp is not None or source_lsn is not None
         if source_timestamp is not None and source_lsn is not None:
             raise ApiError(400, "source_timestamp and source_lsn are mutually exclusive")
@@ -957,6 +980,7 @@ class Engine:
         if preserve_under_name:
             self._check_name_free(project, preserve_under_name)
         self._check_not_locked(project)
+        await self._settle_schedules(project)
         snap = await self.state_at(
             project,
             source,

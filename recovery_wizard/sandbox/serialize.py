@@ -112,6 +112,13 @@ def branch(engine: Engine, project: Project, branch: Branch) -> dict[str, Any]:
     restrictions = []
     if branch.parent_id is not None:
         restrictions.append({"name": "restore", "reason": "restore to a point in time needs a root branch"})
+    if branch.restore_status is not None:
+        body["restore_status"] = branch.restore_status
+        body["restored_from"] = branch.restored_from
+        if branch.restored_as is not None:
+            body["restored_as"] = branch.restored_as
+    if branch.restore_status == "restored":
+        restrictions.append({"name": "restore", "reason": "unfinished snapshot restore: finalize it first"})
     if restrictions:
         body["restricted_actions"] = restrictions
     return body
