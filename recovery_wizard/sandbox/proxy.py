@@ -113,7 +113,7 @@ _SCRAM_REFUSALS: Final = {
     "channel-bindings-dont-match": ("28000", "SCRAM channel binding check failed"),
     "server-does-support-channel-binding": ("28000", "SCRAM channel binding negotiation error"),
     "channel-binding-not-supported": ("28000", "SCRAM channel binding negotiation error"),
-    "unsupported-channel-binding-type": ("XX000", "unsupported SCRAM channel-binding type"),
+    "unsupported-channel-binding-type": ("08P01", "unsupported SCRAM channel-binding type"),
 }
 _SHUTDOWN_NOTICE: Final = wire.error_response("57P01", "terminating connection due to administrator command")
 

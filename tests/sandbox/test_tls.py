@@ -155,6 +155,27 @@ async def test_time_travel_over_tls(
         await query(uri, 'DELETE FROM "User"', options=f"neon_timestamp:{then}")
 
 
+async def test_a_cancel_request_over_tls_reaches_the_server(
+    checked: tuple[NeonClient, SpecChecker], sandbox: Sandbox
+) -> None:
+    # libpq 17+ sends its cancel request on a connection of its own, encrypted like the session's.
+    client, _ = checked
+    uri = await main_uri(client, sandbox)
+    async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
+        assert conn.pgconn.ssl_in_use
+
+        async def cancel_soon() -> None:
+            await asyncio.sleep(0.3)
+            await conn.cancel_safe(timeout=10)
+
+        cancelling = asyncio.create_task(cancel_soon())
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            await conn.execute("SELECT pg_sleep(20)")
+        await cancelling
+        cur = await conn.execute("SELECT 1")
+        assert await cur.fetchone() == (1,)
+
+
 @pytest.mark.skipif(not os.path.exists(PSQL), reason=f"{PSQL} is not installed")
 @pytest.mark.parametrize("mode", ["neon", "verify-full", "disable", "pooled"])
 async def test_psql_with_neons_uri(
