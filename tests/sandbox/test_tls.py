@@ -7,10 +7,13 @@ prove what no libpq option shows: the mechanisms offered, and that a wrong chann
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import shutil
 import ssl
 import struct
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -208,6 +211,72 @@ async def test_psql_with_neons_uri(
     first, info = out.decode().split("\n", 1)
     assert first == "t"
     assert ("SSL connection (protocol: TLSv1." in info) == (mode != "disable")
+
+
+# node-postgres, the driver under Prisma's pg adapter, Drizzle and most Next.js apps: a client of Neon's
+# connection strings that libpq does not cover.
+NODE_PG_SCRIPT = """
+const { Client } = require('pg');
+(async () => {
+  const client = new Client({ connectionString: process.argv[2], enableChannelBinding: process.argv[3] === 'bind' });
+  await client.connect();
+  const result = await client.query('SELECT count(*)::int AS n FROM "User"');
+  console.log(JSON.stringify({ n: result.rows[0].n, tls: client.connection.stream.constructor.name === 'TLSSocket' }));
+  await client.end();
+})().catch((error) => { console.log(JSON.stringify({ error: error.message })); process.exit(1); });
+"""
+
+
+@pytest.fixture(scope="module")
+def node_pg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with node-postgres installed from npm and a script that runs one query through it."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not installed")
+    directory = tmp_path_factory.mktemp("node-pg")
+    installed = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--silent", "pg@8"],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if installed.returncode != 0:
+        pytest.skip(f"npm could not install pg (registry out of reach?): {installed.stderr.strip()[-300:]}")
+    (directory / "query.js").write_text(NODE_PG_SCRIPT)
+    return directory
+
+
+@pytest.mark.parametrize("case", ["ca", "ca-bind", "no-ca", "disable"])
+async def test_node_postgres_with_neons_uri(
+    checked: tuple[NeonClient, SpecChecker], sandbox: Sandbox, node_pg: Path, case: str
+) -> None:
+    client, _ = checked
+    uri = await main_uri(client, sandbox)
+    env = {k: v for k, v in os.environ.items() if k != "NODE_EXTRA_CA_CERTS"}
+    if case.startswith("ca"):
+        # node-postgres reads sslmode=require as verify-full: Neon's public certificates pass, the
+        # sandbox's need its CA, given the usual Node way.
+        env["NODE_EXTRA_CA_CERTS"] = str(sandbox.ca_path)
+    if case == "disable":
+        uri = with_params(uri, "sslmode=disable")
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(node_pg / "query.js"),
+        uri,
+        "bind" if case == "ca-bind" else "",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    answer = json.loads(out.decode().strip().splitlines()[-1])
+    if case == "no-ca":
+        assert proc.returncode == 1 and "certificate" in answer["error"]
+        return
+    assert proc.returncode == 0, err.decode()
+    assert answer["tls"] == (case != "disable")
+    assert answer["n"] < 10
 
 
 # --- the protocol itself -------------------------------------------------------------------------------
