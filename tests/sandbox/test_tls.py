@@ -385,3 +385,20 @@ def test_sasl_initial_response_round_trips() -> None:
     with pytest.raises(wire.ProtocolViolation):
         wire.parse_sasl_initial_response(b"SCRAM-SHA-256\0\0\0\0\x09short")
     assert wire.authentication_sasl(["SCRAM-SHA-256"]) == b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0"
+
+
+async def test_a_client_that_does_not_speak_tls_after_s_is_dropped(sandbox: Sandbox) -> None:
+    assert sandbox.project is not None
+    endpoint = next(iter(sandbox.project.endpoints.values()))
+    reader, writer = await asyncio.open_connection("127.0.0.1", endpoint.proxy.port)
+    writer.write(struct.pack("!ii", 8, wire.SSL_REQUEST_CODE))
+    await writer.drain()
+    assert await reader.readexactly(1) == b"S"
+    writer.write(wire.startup_message({"user": ROLE, "database": DB}))  # plain text where TLS was agreed
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # closed, nothing sent in the clear
+    writer.close()
+    await asyncio.sleep(0.1)
+    assert endpoint.proxy.session_count == 0
+    _, last = await scram_login(sandbox, tls=True, mechanism="SCRAM-SHA-256-PLUS")
+    assert last.type == "R"  # the endpoint still serves
