@@ -26,8 +26,9 @@ restore replaces the target's live databases with the source's state at T (endin
 briefly drops connections) and keeps the old state as a backup branch. Time-travel connections
 (``options=neon_timestamp:…``) get a throwaway read-only copy of the snapshot for the session.
 
-Where the sandbox differs from Neon (documented in docs/sandbox.md): plain TCP (``sslmode=disable``);
-endpoints are loopback proxies whose ``host`` is ``127.0.0.1:PORT`` (pooled = a second port); after an
+Endpoints speak TLS with the sandbox's own CA (see tls.py) and SCRAM-SHA-256-PLUS; their URIs carry Neon's
+``sslmode=require&channel_binding=require``. Where the sandbox differs from Neon (documented in
+docs/sandbox.md): plain TCP is accepted too (``sslmode=disable``); endpoints are loopback proxies whose ``host`` is ``127.0.0.1:PORT`` (pooled = a second port); after an
 in-place restore the target stays a root branch and the backup is a root branch holding the old history.
 """
 
@@ -49,12 +50,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from recovery_wizard.redact import Secret
-from recovery_wizard.sandbox.proxy import ClientStartup, PgProxy, Resolver, Route, RouteRefused
+from recovery_wizard.sandbox.proxy import (
+    ClientStartup,
+    PasswordLookup,
+    PgProxy,
+    Resolver,
+    Route,
+    RouteRefused,
+)
 
 if TYPE_CHECKING:
     from recovery_wizard.sandbox.scenarios import Scenario
     from recovery_wizard.sandbox.snapshots import SnapshotBook
     from recovery_wizard.sandbox.storage import Pin, Storage
+    from recovery_wizard.sandbox.tls import SandboxTls
 
 log = logging.getLogger("recovery_wizard.sandbox")
 
@@ -327,8 +336,10 @@ class Engine:
         operation_seconds: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         seed: int | None = None,
+        tls: SandboxTls | None = None,
     ) -> None:
         self.storage = storage
+        self.tls = tls  # None: endpoints speak plain TCP only and their URIs say sslmode=disable
         self.operation_seconds = operation_seconds
         self.clock = clock
         self.rng = random.Random(seed)
@@ -1051,6 +1062,8 @@ class Engine:
             self._on_write(project),
             name=endpoint_id,
             port=ports[0],
+            tls=self.tls,
+            passwords=self._passwords(project, endpoint_id),
         )
         pooler = PgProxy(
             backend,
@@ -1058,6 +1071,8 @@ class Engine:
             self._on_write(project),
             name=f"{endpoint_id}-pooler",
             port=ports[1],
+            tls=self.tls,
+            passwords=self._passwords(project, endpoint_id),
         )
         await proxy.start()
         try:
@@ -1257,9 +1272,11 @@ class Engine:
 
         password = branch.roles[role_name].password.reveal()
         host = endpoint.pooler_host if pooled else endpoint.host
+        # Neon's own parameters: TLS required and SCRAM bound to the TLS channel.
+        params = "sslmode=require&channel_binding=require" if self.tls is not None else "sslmode=disable"
         return (
             f"postgresql://{quote(role_name, safe='')}:{quote(password, safe='')}@{host}/"
-            f"{quote(database_name, safe='')}?sslmode=disable"
+            f"{quote(database_name, safe='')}?{params}"
         )
 
     def _on_write(self, project: Project) -> Callable[[Route], Awaitable[None]]:
@@ -1272,6 +1289,18 @@ class Engine:
                 await self.note_write(branch, database)
 
         return on_write
+
+    def _passwords(self, project: Project, endpoint_id: str) -> PasswordLookup:
+        """The endpoint proxy's password lookup for SCRAM: the role's password on the endpoint's branch."""
+
+        def password(user: str) -> Secret | None:
+            endpoint = project.endpoints.get(endpoint_id)
+            if endpoint is None:
+                raise RouteRefused("57P01", "terminating connection: the endpoint was deleted")
+            role = project.branches[endpoint.branch_id].roles.get(user)
+            return None if role is None else role.password
+
+        return password
 
     def _resolver(self, project: Project, endpoint_id: str) -> Resolver:
         async def resolve(startup: ClientStartup) -> Route:

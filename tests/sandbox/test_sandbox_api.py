@@ -123,7 +123,7 @@ async def test_connection_uris_connect_pooled_and_direct(
     client, _ = checked
     main = await default_branch(client, sandbox.project_id)
     uri = await branch_uri(client, sandbox.project_id, main.id, pooled=pooled)
-    assert uri.endswith("?sslmode=disable")
+    assert uri.endswith("?sslmode=require&channel_binding=require")
     assert await query(uri, "SELECT 1") == [(1,)]
 
 
