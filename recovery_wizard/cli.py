@@ -459,9 +459,10 @@ def sandbox() -> None:
 def sandbox_serve(**options: object) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM, then drop its databases.
 
-    Prints exactly three lines first, NEON_API_URL=, NEON_API_KEY= and NEON_PROJECT_ID=, so
-    `eval "$(recovery-wizard sandbox serve | head -3)"` style scripts can use it. The sandbox speaks
-    plain TCP: its connection strings say sslmode=disable.
+    Prints exactly four lines first, NEON_API_URL=, NEON_API_KEY=, NEON_PROJECT_ID= and
+    NEON_SANDBOX_CA=, so `eval "$(recovery-wizard sandbox serve | head -4)"` style scripts can use it.
+    Endpoints speak TLS and their connection strings say sslmode=require&channel_binding=require, as
+    Neon's do; NEON_SANDBOX_CA is the sandbox's own CA for sslmode=verify-full&sslrootcert=.
     """
     from recovery_wizard.sandbox.faults import FaultSpecError, parse_fault
 

@@ -15,21 +15,46 @@ from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from recovery_wizard.redact import Secret
 from recovery_wizard.sandbox import serialize
-from recovery_wizard.sandbox.engine import ApiError, Branch, Engine, Project, parse_time
+from recovery_wizard.sandbox.engine import ApiError, Branch, Endpoint, Engine, Project, parse_time
 from recovery_wizard.sandbox.faults import Fault, FaultMiddleware
+from recovery_wizard.sandbox.snapshots import SnapshotApi
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _error(status: int, message: str, request_id: str) -> JSONResponse:
+# Path segments Neon serves as literal routes beside an id in the same place (``/projects/shared`` beside
+# ``/projects/{project_id}``, ``/branches/count`` beside ``/branches/{branch_id}``…). An id parameter never
+# matches one of them, so a literal path can never fall through to the parameterised route: it is either
+# served by its own route or answered as an unknown route. tests/sandbox/test_routes.py walks the spec's
+# paths to prove it.
+LITERAL_SEGMENTS = ("shared", "auth", "count")
+
+
+class NeonIdConvertor(Convertor[str]):
+    """A path segment that is an id: anything but a literal segment of Neon's paths."""
+
+    regex = "(?!(?:" + "|".join(LITERAL_SEGMENTS) + ")(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("neon_id", NeonIdConvertor())
+
+
+def _error(status: int, message: str, request_id: str, code: str = "") -> JSONResponse:
     return JSONResponse(
-        {"code": "", "message": message, "request_id": request_id},
+        {"code": code, "message": message, "request_id": request_id},
         status,
         headers={"X-Request-ID": request_id},
     )
@@ -91,33 +116,51 @@ class SandboxApi:
         self.api_key = api_key
 
     def routes(self) -> list[Route]:
-        p = "/api/v2/projects/{project_id}"
-        b = p + "/branches/{branch_id}"
+        p = "/api/v2/projects/{project_id:neon_id}"
+        b = p + "/branches/{branch_id:neon_id}"
+        e = p + "/endpoints/{endpoint_id:neon_id}"
         table: list[tuple[str, str, Handler]] = [
             ("GET", "/api/v2/auth", self.auth),
+            ("GET", "/api/v2/users/me", self.current_user),
             ("GET", "/api/v2/users/me/organizations", self.organizations),
             ("GET", "/api/v2/projects", self.list_projects),
+            ("GET", "/api/v2/projects/shared", self.shared_projects),
             ("GET", p, self.get_project),
             ("GET", p + "/branches", self.list_branches),
             ("POST", p + "/branches", self.create_branch),
+            ("GET", p + "/branches/count", self.count_branches),
             ("GET", b, self.get_branch),
             ("PATCH", b, self.update_branch),
             ("DELETE", b, self.delete_branch),
             ("POST", b + "/restore", self.restore_branch),
+            ("POST", b + "/set_as_default", self.set_default_branch),
+            ("POST", b + "/recover", self.recover_branch),
             ("GET", b + "/endpoints", self.branch_endpoints),
             ("GET", b + "/databases", self.databases),
+            ("POST", b + "/databases", self.create_database),
+            ("GET", b + "/databases/{database_name}", self.get_database),
+            ("PATCH", b + "/databases/{database_name}", self.update_database),
+            ("DELETE", b + "/databases/{database_name}", self.delete_database),
             ("GET", b + "/roles", self.roles),
+            ("POST", b + "/roles", self.create_role),
+            ("GET", b + "/roles/{role_name}", self.get_role),
+            ("DELETE", b + "/roles/{role_name}", self.delete_role),
             ("GET", b + "/roles/{role_name}/reveal_password", self.reveal_password),
+            ("POST", b + "/roles/{role_name}/reset_password", self.reset_password),
             ("GET", b + "/schema", self.schema),
             ("GET", b + "/compare_schema", self.compare_schema),
             ("GET", p + "/endpoints", self.project_endpoints),
             ("POST", p + "/endpoints", self.create_endpoint),
-            ("GET", p + "/endpoints/{endpoint_id}", self.get_endpoint),
-            ("POST", p + "/endpoints/{endpoint_id}/start", self.start_endpoint),
+            ("GET", e, self.get_endpoint),
+            ("PATCH", e, self.update_endpoint),
+            ("DELETE", e, self.delete_endpoint),
+            ("POST", e + "/start", self.start_endpoint),
+            ("POST", e + "/suspend", self.suspend_endpoint),
+            ("POST", e + "/restart", self.restart_endpoint),
             ("GET", p + "/connection_uri", self.connection_uri),
             ("GET", p + "/operations", self.list_operations),
-            ("GET", p + "/operations/{operation_id}", self.get_operation),
-            ("GET", p + "/snapshots", self.snapshots),
+            ("GET", p + "/operations/{operation_id:neon_id}", self.get_operation),
+            *SnapshotApi(self.engine).table(p, b),
         ]
         return [Route(path, self._wrap(handler), methods=[method]) for method, path, handler in table]
 
@@ -131,7 +174,7 @@ class SandboxApi:
             try:
                 response = await handler(request)
             except ApiError as exc:
-                return _error(exc.status, exc.message, request_id)
+                return _error(exc.status, exc.message, request_id, exc.code)
             response.headers["X-Request-ID"] = request_id
             return response
 
@@ -155,6 +198,9 @@ class SandboxApi:
         return JSONResponse(
             {"account_id": serialize.ACCOUNT_ID, "auth_method": "api_key_org", "auth_data": "sandbox"}
         )
+
+    async def current_user(self, request: Request) -> Response:
+        return JSONResponse(serialize.current_user(self.engine))
 
     async def organizations(self, request: Request) -> Response:
         orgs = []
@@ -199,6 +245,11 @@ class SandboxApi:
             body["pagination"] = {"cursor": page[-1].id}
         return JSONResponse(body)
 
+    async def shared_projects(self, request: Request) -> Response:
+        _query_int(request, "limit", 1, 400)
+        # Every sandbox project belongs to the key's own organization: none is shared with it.
+        return JSONResponse({"projects": []})
+
     async def get_project(self, request: Request) -> Response:
         return JSONResponse({"project": serialize.project(self.engine, self._project(request))})
 
@@ -215,8 +266,15 @@ class SandboxApi:
             raise ApiError(400, "sort_order must be asc or desc")
         limit = _query_int(request, "limit", 1, 10000)
         offset = _decode_cursor(request.query_params.get("cursor"))
+        now = self.engine.clock()
+        include_deleted = _query_bool(request, "include_deleted")
+        deleted = {
+            g.branch.id: g for g in project.deleted.values() if include_deleted and now < g.recoverable_until
+        }
         branches = [
-            b for b in project.branches.values() if not search or search in b.name.lower() or search in b.id
+            b
+            for b in [*project.branches.values(), *(g.branch for g in deleted.values())]
+            if not search or search in b.name.lower() or search in b.id
         ]
         branches.sort(key=lambda b: (getattr(b, sort_by), b.id), reverse=sort_order == "desc")
         end = len(branches) if limit is None else offset + limit
@@ -225,11 +283,37 @@ class SandboxApi:
         pagination: dict[str, Any] = {"sort_by": sort_by, "sort_order": sort_order.upper()}
         if end < len(branches):
             pagination["next"] = _encode_cursor(end)
+        bodies = []
+        for b in page:
+            body = serialize.branch(self.engine, project, b)
+            if b.id in deleted:
+                body["recovery"] = serialize.recovery(deleted[b.id])
+            bodies.append(body)
         return JSONResponse(
             {
-                "branches": [serialize.branch(self.engine, project, b) for b in page],
+                "branches": bodies,
                 "annotations": {b.id: _annotation(b.id, b.annotation) for b in page if b.annotation},
                 "pagination": pagination,
+            }
+        )
+
+    async def count_branches(self, request: Request) -> Response:
+        project = self._project(request)
+        count = self.engine.count_branches(project, request.query_params.get("search") or "")
+        return JSONResponse({"count": count})
+
+    async def set_default_branch(self, request: Request) -> Response:
+        project, branch = self._branch(request)
+        await self.engine.set_default_branch(project, branch)
+        return JSONResponse({"branch": serialize.branch(self.engine, project, branch), "operations": []})
+
+    async def recover_branch(self, request: Request) -> Response:
+        project = self._project(request)
+        branch, endpoints = await self.engine.recover_branch(project, request.path_params["branch_id"])
+        return JSONResponse(
+            {
+                "branch": serialize.branch(self.engine, project, branch),
+                "endpoints": [serialize.endpoint(self.engine, e) for e in endpoints],
             }
         )
 
@@ -364,15 +448,86 @@ class SandboxApi:
             {"databases": [serialize.database(d, branch.id) for d in branch.databases.values()]}
         )
 
+    async def get_database(self, request: Request) -> Response:
+        _, branch = self._branch(request)
+        database = self.engine.database(branch, request.path_params["database_name"])
+        return JSONResponse({"database": serialize.database(database, branch.id)})
+
+    async def create_database(self, request: Request) -> Response:
+        project, branch = self._branch(request)
+        spec = _object(await _json_body(request), "database")
+        name, owner = _string(spec, "name", "database"), _string(spec, "owner_name", "database")
+        if name is None or owner is None:
+            raise ApiError(400, "database.name and database.owner_name are required")
+        database, operations = await self.engine.create_database(project, branch, name, owner)
+        return JSONResponse(
+            {"database": serialize.database(database, branch.id), "operations": self._ops(operations)}, 201
+        )
+
+    async def update_database(self, request: Request) -> Response:
+        project, branch = self._branch(request)
+        spec = _object(await _json_body(request), "database")
+        database, operations = await self.engine.update_database(
+            project,
+            branch,
+            request.path_params["database_name"],
+            new_name=_string(spec, "name", "database"),
+            owner=_string(spec, "owner_name", "database"),
+        )
+        return JSONResponse(
+            {"database": serialize.database(database, branch.id), "operations": self._ops(operations)}
+        )
+
+    async def delete_database(self, request: Request) -> Response:
+        project, branch = self._branch(request)
+        database, operations = await self.engine.delete_database(
+            project, branch, request.path_params["database_name"]
+        )
+        return JSONResponse(
+            {"database": serialize.database(database, branch.id), "operations": self._ops(operations)}
+        )
+
     async def roles(self, request: Request) -> Response:
         _, branch = self._branch(request)
         return JSONResponse({"roles": [serialize.role(r, branch.id) for r in branch.roles.values()]})
 
+    async def get_role(self, request: Request) -> Response:
+        _, branch = self._branch(request)
+        role = self.engine.role(branch, request.path_params["role_name"])
+        return JSONResponse({"role": serialize.role(role, branch.id)})
+
+    async def create_role(self, request: Request) -> Response:
+        project, branch = self._branch(request)
+        spec = _object(await _json_body(request), "role")
+        name = _string(spec, "name", "role")
+        if name is None:
+            raise ApiError(400, "role.name is required")
+        role, operations = await self.engine.create_role(project, branch, name)
+        return JSONResponse(
+            {
+                "role": serialize.role(role, branch.id, with_password=True),
+                "operations": self._ops(operations),
+            },
+            201,
+        )
+
+    async def delete_role(self, request: Request) -> Response:
+        project, branch = self._branch(request)
+        role, operations = await self.engine.delete_role(project, branch, request.path_params["role_name"])
+        return JSONResponse({"role": serialize.role(role, branch.id), "operations": self._ops(operations)})
+
+    async def reset_password(self, request: Request) -> Response:
+        project, branch = self._branch(request)
+        role, operations = await self.engine.reset_role_password(
+            project, branch, request.path_params["role_name"]
+        )
+        return JSONResponse(
+            {"role": serialize.role(role, branch.id, with_password=True), "operations": self._ops(operations)}
+        )
+
     async def reveal_password(self, request: Request) -> Response:
         _, branch = self._branch(request)
-        role = branch.roles.get(request.path_params["role_name"])
-        if role is None:
-            raise ApiError(404, f"role {request.path_params['role_name']!r} not found")
+        role = self.engine.role(branch, request.path_params["role_name"])
         return JSONResponse({"password": role.password.reveal()})
 
     async def schema(self, request: Request) -> Response:
@@ -380,16 +535,17 @@ class SandboxApi:
         db_name = request.query_params.get("db_name")
         if not db_name:
             raise ApiError(400, "db_name is required")
-        if request.query_params.get("format") == "json":
-            raise ApiError(400, "format=json is not supported by the sandbox; use the default SQL format")
-        text = await self.engine.schema(
-            project,
-            branch,
-            db_name,
-            at=_query_time(request, "timestamp"),
-            lsn=request.query_params.get("lsn"),
-        )
-        return JSONResponse({"sql": text})
+        fmt = request.query_params.get("format", "sql")
+        if fmt not in ("sql", "json"):
+            raise ApiError(400, "format must be sql or json")
+        at, lsn = _query_time(request, "timestamp"), request.query_params.get("lsn")
+        if at is not None and lsn is not None:
+            raise ApiError(400, "timestamp and lsn are mutually exclusive")
+        if fmt == "json":
+            return JSONResponse(
+                {"json": await self.engine.schema_json(project, branch, db_name, at=at, lsn=lsn)}
+            )
+        return JSONResponse({"sql": await self.engine.schema(project, branch, db_name, at=at, lsn=lsn)})
 
     async def compare_schema(self, request: Request) -> Response:
         project, branch = self._branch(request)
@@ -453,6 +609,47 @@ class SandboxApi:
             {"endpoint": serialize.endpoint(self.engine, endpoint), "operations": self._ops(operations)}
         )
 
+    async def _endpoint_answer(self, endpoint: Endpoint, operations: list[Any]) -> Response:
+        return JSONResponse(
+            {"endpoint": serialize.endpoint(self.engine, endpoint), "operations": self._ops(operations)}
+        )
+
+    async def suspend_endpoint(self, request: Request) -> Response:
+        project = self._project(request)
+        endpoint = self.engine.endpoint(project, request.path_params["endpoint_id"])
+        return await self._endpoint_answer(endpoint, await self.engine.suspend_endpoint(project, endpoint))
+
+    async def restart_endpoint(self, request: Request) -> Response:
+        project = self._project(request)
+        endpoint = self.engine.endpoint(project, request.path_params["endpoint_id"])
+        return await self._endpoint_answer(endpoint, await self.engine.restart_endpoint(project, endpoint))
+
+    async def update_endpoint(self, request: Request) -> Response:
+        project = self._project(request)
+        endpoint = self.engine.endpoint(project, request.path_params["endpoint_id"])
+        spec = _object(await _json_body(request), "endpoint")
+        changes: dict[str, object] = {}
+        for key, kinds in _ENDPOINT_FIELDS.items():
+            if key not in spec:
+                continue
+            value = spec[key]
+            # bool is an int in Python: refuse it where a number is meant.
+            if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+                raise ApiError(400, f"endpoint.{key} has the wrong type")
+            changes[key] = value
+        timeout = changes.get("suspend_timeout_seconds")
+        if isinstance(timeout, int) and not -1 <= timeout <= 604800:
+            raise ApiError(400, "endpoint.suspend_timeout_seconds must be between -1 and 604800")
+        operations = await self.engine.update_endpoint(project, endpoint, changes)
+        return await self._endpoint_answer(endpoint, operations)
+
+    async def delete_endpoint(self, request: Request) -> Response:
+        project = self._project(request)
+        result = await self.engine.delete_endpoint(project, request.path_params["endpoint_id"])
+        if result is None:
+            return Response(status_code=204)
+        return await self._endpoint_answer(*result)
+
     async def connection_uri(self, request: Request) -> Response:
         project = self._project(request)
         database_name = request.query_params.get("database_name")
@@ -493,10 +690,24 @@ class SandboxApi:
             raise ApiError(404, f"operation {op_id} not found")
         return JSONResponse({"operation": serialize.operation(self.engine, op)})
 
-    async def snapshots(self, request: Request) -> Response:
-        self._project(request)
-        # The sandbox has no snapshot feature (it is in beta at Neon): an honest empty list.
-        return JSONResponse({"snapshots": []})
+
+_ENDPOINT_FIELDS: dict[str, tuple[type, ...]] = {
+    "suspend_timeout_seconds": (int,),
+    "autoscaling_limit_min_cu": (int, float),
+    "autoscaling_limit_max_cu": (int, float),
+    "disabled": (bool,),
+    "passwordless_access": (bool,),
+    "name": (str,),
+    "settings": (dict,),
+    "branch_id": (str,),
+}
+
+
+def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key)
+    if not isinstance(value, dict):
+        raise ApiError(400, f"{key} is required and must be an object")
+    return value
 
 
 def _encode_cursor(offset: int) -> str:

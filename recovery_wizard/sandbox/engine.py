@@ -26,8 +26,9 @@ restore replaces the target's live databases with the source's state at T (endin
 briefly drops connections) and keeps the old state as a backup branch. Time-travel connections
 (``options=neon_timestamp:…``) get a throwaway read-only copy of the snapshot for the session.
 
-Where the sandbox differs from Neon (documented in docs/sandbox.md): plain TCP (``sslmode=disable``);
-endpoints are loopback proxies whose ``host`` is ``127.0.0.1:PORT`` (pooled = a second port); after an
+Endpoints speak TLS with the sandbox's own CA (see tls.py) and SCRAM-SHA-256-PLUS; their URIs carry Neon's
+``sslmode=require&channel_binding=require``. Where the sandbox differs from Neon (documented in
+docs/sandbox.md): plain TCP is accepted too (``sslmode=disable``); endpoints are loopback proxies whose ``host`` is ``127.0.0.1:PORT`` (pooled = a second port); after an
 in-place restore the target stays a root branch and the backup is a root branch holding the old history.
 """
 
@@ -49,11 +50,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from recovery_wizard.redact import Secret
-from recovery_wizard.sandbox.proxy import ClientStartup, PgProxy, Resolver, Route, RouteRefused
+from recovery_wizard.sandbox.proxy import (
+    ClientStartup,
+    PasswordLookup,
+    PgProxy,
+    Resolver,
+    Route,
+    RouteRefused,
+)
 
 if TYPE_CHECKING:
     from recovery_wizard.sandbox.scenarios import Scenario
+    from recovery_wizard.sandbox.snapshots import SnapshotBook
     from recovery_wizard.sandbox.storage import Pin, Storage
+    from recovery_wizard.sandbox.tls import SandboxTls
 
 log = logging.getLogger("recovery_wizard.sandbox")
 
@@ -76,12 +86,13 @@ _NOUNS = (
 
 
 class ApiError(Exception):
-    """A refusal with Neon's HTTP status and a Neon-like message."""
+    """A refusal with Neon's HTTP status, a Neon-like message and Neon's ``code`` (empty where Neon's is)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
 
 
 def _name(rng: random.Random) -> str:
@@ -122,6 +133,17 @@ def parse_time(value: str, field_name: str) -> datetime:
 MAX_PENDING = 16
 # A scenario freezes a full copy after this many changes; the snapshots between replay onto the last one.
 FREEZE_EVERY = 8
+# Neon's per-branch limits (docs: "Manage databases", "Manage roles") and the code its refusal carries.
+DATABASES_LIMIT = 500
+ROLES_LIMIT = 500
+# Branches per project on the plan the sandbox reports (``GET /users/me`` ``branches_limit``).
+BRANCHES_LIMIT = 5000
+# Neon's scale-to-zero default: ``suspend_timeout_seconds`` 0 means this many seconds; -1 means never.
+DEFAULT_SUSPEND_SECONDS = 300
+# Neon keeps a deleted branch recoverable for this long (``recoverProjectBranch``).
+RECOVERY_WINDOW = timedelta(days=7)
+# Role names Neon keeps for itself.
+RESERVED_ROLES = frozenset({"postgres", "neon_superuser", "cloud_admin", "neon_service", "replicator"})
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,21 @@ class Role:
     name: str
     password: Secret
     created_at: datetime
+    updated_at: datetime | None = None
+    # After a password reset the old one keeps working until the reset's operation finishes, as on Neon.
+    old_password: Secret | None = None
+    old_valid_until: datetime | None = None
+
+    def accepts(self, password: str, now: datetime) -> bool:
+        if hmac.compare_digest(self.password.reveal(), password):
+            return True
+        old, until = self.old_password, self.old_valid_until
+        return (
+            old is not None
+            and until is not None
+            and now < until
+            and hmac.compare_digest(old.reveal(), password)
+        )
 
 
 @dataclass
@@ -185,6 +222,21 @@ class Endpoint:
     proxy: PgProxy
     pooler: PgProxy
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Scale to zero on the sandbox clock: idle once ``suspend_timeout_seconds`` pass after the last activity
+    # (a start, or a session opening or closing), or at once after a suspend.
+    suspend_timeout_seconds: int = 0
+    last_active: datetime | None = None
+    suspended_at: datetime | None = None
+    name: str | None = None
+    disabled: bool = False
+    passwordless_access: bool = False
+    autoscaling_min_cu: float = 0.25
+    autoscaling_max_cu: float = 1
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def sessions(self) -> int:
+        return self.proxy.session_count + self.pooler.session_count
 
     @property
     def host(self) -> str:
@@ -221,9 +273,29 @@ class Branch:
     )  # (at, database, pin), oldest first
     snapshot_task: asyncio.Task[None] | None = None
     written_bytes: int = 0
+    # Snapshot restores (snapshots.py): Neon's restore_status/restored_from/restored_as, and which branch
+    # a finalize replaces (restore_target_id) or replaced this one (replaced_by).
+    restore_status: str | None = None
+    restored_from: str | None = None
+    restored_as: str | None = None
+    restore_target_id: str | None = None
+    replaced_by: str | None = None
 
     def state(self, now: datetime) -> str:
         return "ready" if now >= self.ready_at else "init"
+
+
+@dataclass
+class DeletedBranch:
+    """A soft-deleted branch: its data kept for ``RECOVERY_WINDOW``, its endpoints' ids and ports noted."""
+
+    branch: Branch
+    deleted_at: datetime
+    endpoints: list[Endpoint]
+
+    @property
+    def recoverable_until(self) -> datetime:
+        return self.deleted_at + RECOVERY_WINDOW
 
 
 @dataclass
@@ -237,8 +309,11 @@ class Project:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     operations: list[Operation] = field(default_factory=list)
     deleted_branches: set[str] = field(default_factory=set)
+    deleted: dict[str, DeletedBranch] = field(default_factory=dict)
+    deleted_endpoints: set[str] = field(default_factory=set)
     scenario: Scenario | None = None
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    snapshot_book: SnapshotBook | None = None  # snapshots and backup schedules (snapshots.py)
 
     @property
     def default_branch(self) -> Branch:
@@ -262,8 +337,10 @@ class Engine:
         operation_seconds: float = 1.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         seed: int | None = None,
+        tls: SandboxTls | None = None,
     ) -> None:
         self.storage = storage
+        self.tls = tls  # None: endpoints speak plain TCP only and their URIs say sslmode=disable
         self.operation_seconds = operation_seconds
         self.clock = clock
         self.rng = random.Random(seed)
@@ -328,6 +405,13 @@ class Engine:
                 423,
                 "project already has running conflicting operations, scheduling of new ones is prohibited",
             )
+
+    async def _settle_schedules(self, project: Project) -> None:
+        """Take the scheduled snapshots already due before a branch's history is rewritten or dropped
+        (schedules are evaluated lazily, from the timeline: see snapshots.py)."""
+        from recovery_wizard.sandbox.snapshots import Snapshots
+
+        await Snapshots(self).tick(project)
 
     # --- history -------------------------------------------------------------------------------------
 
@@ -481,6 +565,9 @@ class Engine:
         for spec in pending:
             await self._create_branch_now(project, main, spec.name, spec.at, ("read_write",))
         await self._add_endpoint(project, main, "read_write", ready_at=first)
+        from recovery_wizard.sandbox.snapshots import Snapshots
+
+        await Snapshots(self).seed(project, scenario)
         return project
 
     async def _create_branch_now(
@@ -537,6 +624,14 @@ class Engine:
 
     # --- branches ------------------------------------------------------------------------------------
 
+    def _check_branch_limit(self, project: Project) -> None:
+        if len(project.branches) >= BRANCHES_LIMIT:
+            raise ApiError(
+                422,
+                f"the project has reached its limit of {BRANCHES_LIMIT} branches",
+                "BRANCHES_LIMIT_EXCEEDED",
+            )
+
     def _check_name_free(self, project: Project, name: str) -> None:
         if any(b.name == name for b in project.branches.values()):
             raise ApiError(409, f"branch with name {name!r} already exists")
@@ -577,6 +672,7 @@ class Engine:
         now = self.clock()
         name = name or f"br-{_name(self.rng)}-{_suffix(self.rng, 6)}"
         self._check_name_free(project, name)
+        self._check_branch_limit(project)
         self._check_not_locked(project)
         snap = await self.state_at(
             project,
@@ -638,24 +734,235 @@ class Engine:
         branch = self.branch(project, branch_id)
         if branch.default:
             raise ApiError(400, "cannot delete the project's default branch")
-        if branch.parent_id is None:
+        # Root branches made by a snapshot restore, or replaced by finalizing one, can go (as on Neon).
+        if branch.parent_id is None and branch.restore_status is None and branch.replaced_by is None:
             raise ApiError(400, "cannot delete the project's root branch")
+        if branch.protected:
+            raise ApiError(400, f"cannot delete branch {branch.id}: it is protected")
         if self.children(project, branch):
             raise ApiError(400, f"cannot delete branch {branch.id}: it has child branches")
         self._check_not_locked(project)
+        await self._settle_schedules(project)
         await self.flush(branch)
         operations = []
-        for endpoint in self.branch_endpoints(project, branch):
+        endpoints = self.branch_endpoints(project, branch)
+        for endpoint in endpoints:
             operations.append(
                 self._operation(project, "suspend_compute", branch_id=branch.id, endpoint_id=endpoint.id)
             )
             await self._remove_endpoint(project, endpoint)
         operations.append(self._operation(project, "delete_timeline", branch_id=branch.id))
+        # A soft delete, as on Neon: sessions end, the data stays for the recovery window.
         for live in branch.live.values():
-            await self.storage.drop(live)
+            await self.storage.terminate(live)
         del project.branches[branch.id]
         project.deleted_branches.add(branch.id)
+        project.deleted[branch.id] = DeletedBranch(branch, self.clock(), endpoints)
         return branch, operations
+
+    async def recover_branch(self, project: Project, branch_id: str) -> tuple[Branch, list[Endpoint]]:
+        if branch_id in project.branches:
+            raise ApiError(400, f"branch {branch_id} is not deleted")
+        gone = project.deleted.get(branch_id)
+        now = self.clock()
+        if gone is None or now >= gone.recoverable_until:
+            raise ApiError(404, f"branch {branch_id} not found")
+        branch = gone.branch
+        if branch.parent_id is not None and branch.parent_id not in project.branches:
+            raise ApiError(
+                400, f"cannot recover branch {branch_id}: its parent {branch.parent_id} is deleted"
+            )
+        self._check_name_free(project, branch.name)
+        self._check_branch_limit(project)
+        self._check_not_locked(project)
+        del project.deleted[branch_id]
+        project.deleted_branches.discard(branch_id)
+        # TTL branches come back without their expiry, as on Neon.
+        branch.expires_at = None
+        branch.updated_at = now
+        project.branches[branch.id] = branch
+        endpoints = []
+        for old in gone.endpoints:
+            # The same id, type and ports: connection strings stay valid. The compute comes back idle.
+            try:
+                endpoint = await self._add_endpoint(
+                    project,
+                    branch,
+                    old.type,
+                    ready_at=now,
+                    endpoint_id=old.id,
+                    ports=(old.proxy.port, old.pooler.port),
+                )
+            except OSError:
+                # Another process took a port meanwhile: new ports (the URIs change, the ids do not).
+                endpoint = await self._add_endpoint(
+                    project, branch, old.type, ready_at=now, endpoint_id=old.id
+                )
+            endpoint.created_at = old.created_at
+            endpoint.suspend_timeout_seconds = old.suspend_timeout_seconds
+            endpoint.suspended_at = now
+            endpoints.append(endpoint)
+        return branch, endpoints
+
+    async def set_default_branch(self, project: Project, branch: Branch) -> Branch:
+        if branch.default:
+            return branch
+        if branch.expires_at is not None:
+            raise ApiError(400, f"branch {branch.id} has an expiration time and cannot be the default branch")
+        self._check_not_locked(project)
+        now = self.clock()
+        old = project.default_branch
+        old.default, old.updated_at = False, now
+        branch.default, branch.updated_at = True, now
+        project.updated_at = now
+        return branch
+
+    def count_branches(self, project: Project, search: str) -> int:
+        search = search.lower()
+        return sum(
+            1 for b in project.branches.values() if not search or search in b.name.lower() or search in b.id
+        )
+
+    # --- databases and roles -------------------------------------------------------------------------
+
+    def database(self, branch: Branch, name: str) -> Database:
+        try:
+            return branch.databases[name]
+        except KeyError:
+            raise ApiError(404, f"database {name!r} not found") from None
+
+    def role(self, branch: Branch, name: str) -> Role:
+        try:
+            return branch.roles[name]
+        except KeyError:
+            raise ApiError(404, f"role {name!r} not found") from None
+
+    def _config_operations(self, project: Project, branch: Branch) -> list[Operation]:
+        """Neon applies a database or role change to each running compute of the branch."""
+        return [
+            self._operation(project, "apply_config", branch_id=branch.id, endpoint_id=e.id)
+            for e in self.branch_endpoints(project, branch)
+        ]
+
+    async def _record_catalog(
+        self, branch: Branch, databases: dict[str, str], replay: dict[str, tuple[str, ...]]
+    ) -> None:
+        """A new head snapshot after a database was created, renamed or dropped."""
+        branch.timeline.append(Snapshot(self.clock(), await self.storage.current_lsn(), databases, replay))
+
+    async def create_database(
+        self, project: Project, branch: Branch, name: str, owner: str
+    ) -> tuple[Database, list[Operation]]:
+        _check_pg_name(name, "database.name")
+        if name in branch.databases:
+            raise ApiError(409, f"database {name!r} already exists")
+        if owner not in branch.roles:
+            raise ApiError(400, f"database.owner_name: role {owner!r} not found")
+        if len(branch.databases) >= DATABASES_LIMIT:
+            raise ApiError(
+                422, f"a branch can have at most {DATABASES_LIMIT} databases", "DATABASES_LIMIT_EXCEEDED"
+            )
+        self._check_not_locked(project)
+        await self.flush(branch)
+        now = self.clock()
+        live, frozen = self.storage.new_name("live"), self.storage.new_name("snap")
+        await self.storage.create_empty(live)
+        await self.storage.copy(live, frozen)
+        branch.live[name] = live
+        database = branch.databases[name] = self._new_database(name, owner, now)
+        head = branch.timeline[-1]
+        await self._record_catalog(branch, {**head.databases, name: frozen}, dict(head.replay))
+        branch.updated_at = now
+        return database, self._config_operations(project, branch)
+
+    async def update_database(
+        self, project: Project, branch: Branch, name: str, *, new_name: str | None, owner: str | None
+    ) -> tuple[Database, list[Operation]]:
+        database = self.database(branch, name)
+        if new_name is not None and new_name != name:
+            _check_pg_name(new_name, "database.name")
+            if new_name in branch.databases:
+                raise ApiError(409, f"database {new_name!r} already exists")
+        if owner is not None and owner not in branch.roles:
+            raise ApiError(400, f"database.owner_name: role {owner!r} not found")
+        self._check_not_locked(project)
+        now = self.clock()
+        if owner is not None:
+            database.owner = owner
+        if new_name is not None and new_name != name:
+            await self.flush(branch)
+            await self.storage.terminate(branch.live[name])
+            branch.live[new_name] = branch.live.pop(name)
+            database.name = new_name
+            branch.databases = {(new_name if n == name else n): d for n, d in branch.databases.items()}
+            head = branch.timeline[-1]
+            await self._record_catalog(
+                branch,
+                {(new_name if n == name else n): f for n, f in head.databases.items()},
+                {(new_name if n == name else n): r for n, r in head.replay.items()},
+            )
+        database.updated_at = branch.updated_at = now
+        return database, self._config_operations(project, branch)
+
+    async def delete_database(
+        self, project: Project, branch: Branch, name: str
+    ) -> tuple[Database, list[Operation]]:
+        database = self.database(branch, name)
+        self._check_not_locked(project)
+        await self.flush(branch)
+        live = branch.live.pop(name)
+        del branch.databases[name]
+        await self.storage.drop(live)
+        head = branch.timeline[-1]
+        await self._record_catalog(
+            branch,
+            {n: f for n, f in head.databases.items() if n != name},
+            {n: r for n, r in head.replay.items() if n != name},
+        )
+        branch.updated_at = self.clock()
+        return database, self._config_operations(project, branch)
+
+    async def create_role(self, project: Project, branch: Branch, name: str) -> tuple[Role, list[Operation]]:
+        _check_pg_name(name, "role.name")
+        if name in RESERVED_ROLES or name.startswith("pg_"):
+            raise ApiError(400, f"role name {name!r} is reserved")
+        if name in branch.roles:
+            raise ApiError(409, f"role {name!r} already exists")
+        if len(branch.roles) >= ROLES_LIMIT:
+            raise ApiError(422, f"a branch can have at most {ROLES_LIMIT} roles", "ROLES_LIMIT_EXCEEDED")
+        self._check_not_locked(project)
+        role = branch.roles[name] = self._new_role(name, self.clock())
+        return role, self._config_operations(project, branch)
+
+    async def delete_role(self, project: Project, branch: Branch, name: str) -> tuple[Role, list[Operation]]:
+        role = self.role(branch, name)
+        owned = sorted(d.name for d in branch.databases.values() if d.owner == name)
+        if owned:
+            # Postgres itself refuses to drop a role that owns objects; Neon passes the refusal on.
+            raise ApiError(
+                400,
+                f"role {name!r} owns databases {', '.join(owned)}: delete them or change their owner first",
+            )
+        self._check_not_locked(project)
+        del branch.roles[name]
+        return role, self._config_operations(project, branch)
+
+    async def reset_role_password(
+        self, project: Project, branch: Branch, name: str
+    ) -> tuple[Role, list[Operation]]:
+        role = self.role(branch, name)
+        self._check_not_locked(project)
+        operations = self._config_operations(project, branch)
+        now = self.clock()
+        role.old_password = role.password
+        role.old_valid_until = max((op.done_at for op in operations), default=now)
+        role.password = self._new_role(name, now).password
+        role.updated_at = now
+        # Neon drops the connections to the branch's computes.
+        for endpoint in self.branch_endpoints(project, branch):
+            await endpoint.proxy.end_sessions()
+            await endpoint.pooler.end_sessions()
+        return role, operations
 
     async def restore_branch(
         self,
@@ -668,6 +975,8 @@ class Engine:
         preserve_under_name: str | None,
     ) -> tuple[Branch, list[Operation]]:
         source = self.branch(project, source_branch_id)
+        if target.restore_status == "restored":
+            raise ApiError(400, f"branch {target.id} is an unfinished snapshot restore: finalize it first")
         point_in_time = source_timestamp is not None or source_lsn is not None
         if source_timestamp is not None and source_lsn is not None:
             raise ApiError(400, "source_timestamp and source_lsn are mutually exclusive")
@@ -688,6 +997,7 @@ class Engine:
         if preserve_under_name:
             self._check_name_free(project, preserve_under_name)
         self._check_not_locked(project)
+        await self._settle_schedules(project)
         snap = await self.state_at(
             project,
             source,
@@ -741,21 +1051,41 @@ class Engine:
     # --- endpoints -----------------------------------------------------------------------------------
 
     async def _add_endpoint(
-        self, project: Project, branch: Branch, kind: str, *, ready_at: datetime
+        self,
+        project: Project,
+        branch: Branch,
+        kind: str,
+        *,
+        ready_at: datetime,
+        endpoint_id: str | None = None,
+        ports: tuple[int, int] = (0, 0),
     ) -> Endpoint:
-        endpoint_id = f"ep-{_name(self.rng)}-{_suffix(self.rng)}"
+        endpoint_id = endpoint_id or f"ep-{_name(self.rng)}-{_suffix(self.rng)}"
         backend = self.storage.server.backend
         proxy = PgProxy(
-            backend, self._resolver(project, endpoint_id), self._on_write(project), name=endpoint_id
+            backend,
+            self._resolver(project, endpoint_id),
+            self._on_write(project),
+            name=endpoint_id,
+            port=ports[0],
+            tls=self.tls,
+            passwords=self._passwords(project, endpoint_id),
         )
         pooler = PgProxy(
             backend,
             self._resolver(project, endpoint_id),
             self._on_write(project),
             name=f"{endpoint_id}-pooler",
+            port=ports[1],
+            tls=self.tls,
+            passwords=self._passwords(project, endpoint_id),
         )
         await proxy.start()
-        await pooler.start()
+        try:
+            await pooler.start()
+        except BaseException:
+            await proxy.stop()
+            raise
         endpoint = Endpoint(
             id=endpoint_id,
             project_id=project.id,
@@ -790,17 +1120,132 @@ class Engine:
         return endpoint, [op]
 
     def start_endpoint(self, project: Project, endpoint: Endpoint) -> list[Operation]:
-        now = self.clock()
-        if endpoint.proxy.session_count or now < endpoint.ready_at:
+        if self.endpoint_state(endpoint) != "idle":
             return []
+        if endpoint.disabled:
+            raise ApiError(400, f"endpoint {endpoint.id} is disabled")
         op = self._operation(project, "start_compute", branch_id=endpoint.branch_id, endpoint_id=endpoint.id)
-        endpoint.ready_at = max(endpoint.ready_at, now)
+        self._wake(endpoint, op.done_at)
         return [op]
 
+    def _wake(self, endpoint: Endpoint, ready_at: datetime) -> None:
+        """``init`` until ``ready_at``, then ``active`` for ``suspend_timeout_seconds`` without activity."""
+        endpoint.ready_at = ready_at
+        endpoint.last_active = ready_at
+        endpoint.suspended_at = None
+        endpoint.updated_at = self.clock()
+
+    async def suspend_endpoint(self, project: Project, endpoint: Endpoint) -> list[Operation]:
+        if self.endpoint_state(endpoint) == "idle":
+            return []
+        self._check_not_locked(project)
+        op = self._operation(
+            project, "suspend_compute", branch_id=endpoint.branch_id, endpoint_id=endpoint.id
+        )
+        await self._end_sessions(endpoint)
+        endpoint.suspended_at = endpoint.updated_at = self.clock()
+        return [op]
+
+    async def restart_endpoint(self, project: Project, endpoint: Endpoint) -> list[Operation]:
+        if endpoint.disabled:
+            raise ApiError(400, f"endpoint {endpoint.id} is disabled")
+        self._check_not_locked(project)
+        ops = [
+            self._operation(project, action, branch_id=endpoint.branch_id, endpoint_id=endpoint.id)
+            for action in ("suspend_compute", "start_compute")
+        ]
+        await self._end_sessions(endpoint)
+        self._wake(endpoint, ops[-1].done_at)
+        return ops
+
+    async def update_endpoint(
+        self, project: Project, endpoint: Endpoint, changes: dict[str, object]
+    ) -> list[Operation]:
+        """PATCH an endpoint: ``changes`` holds the fields the request set, already type-checked."""
+        timeout = changes.get("suspend_timeout_seconds")
+        if isinstance(timeout, int) and 0 < timeout < 60:
+            raise ApiError(400, "suspend_timeout_seconds must be -1, 0, or at least 60")
+        low = changes.get("autoscaling_limit_min_cu", endpoint.autoscaling_min_cu)
+        high = changes.get("autoscaling_limit_max_cu", endpoint.autoscaling_max_cu)
+        assert isinstance(low, int | float) and isinstance(high, int | float)
+        if not 0.25 <= low <= high:
+            raise ApiError(
+                400, "autoscaling_limit_min_cu must be at least 0.25 and at most autoscaling_limit_max_cu"
+            )
+        target = changes.get("branch_id")
+        if isinstance(target, str) and target != endpoint.branch_id:
+            branch = self.branch(project, target)
+            if endpoint.type == "read_write" and any(
+                e.type == "read_write" for e in self.branch_endpoints(project, branch)
+            ):
+                raise ApiError(400, f"branch {branch.id} already has a read-write endpoint")
+        self._check_not_locked(project)
+        if isinstance(timeout, int):
+            endpoint.suspend_timeout_seconds = timeout
+        endpoint.autoscaling_min_cu, endpoint.autoscaling_max_cu = float(low), float(high)
+        for key, attr in (
+            ("name", "name"),
+            ("disabled", "disabled"),
+            ("passwordless_access", "passwordless_access"),
+        ):
+            if key in changes:
+                setattr(endpoint, attr, changes[key])
+        settings = changes.get("settings")
+        if isinstance(settings, dict):
+            endpoint.settings = settings
+        op = self._operation(project, "apply_config", branch_id=endpoint.branch_id, endpoint_id=endpoint.id)
+        if isinstance(target, str) and target != endpoint.branch_id:
+            # The compute now serves another branch: its sessions end, as a restart would end them.
+            await self._end_sessions(endpoint)
+            endpoint.branch_id = target
+            op.branch_id = target
+        if endpoint.disabled:
+            await self._end_sessions(endpoint)
+            endpoint.suspended_at = self.clock()
+        elif self.endpoint_state(endpoint) == "idle":
+            # An idle compute becomes active briefly to take the new configuration.
+            self._wake(endpoint, op.done_at)
+        endpoint.updated_at = self.clock()
+        return [op]
+
+    async def delete_endpoint(
+        self, project: Project, endpoint_id: str
+    ) -> tuple[Endpoint, list[Operation]] | None:
+        if endpoint_id in project.deleted_endpoints:
+            return None
+        endpoint = self.endpoint(project, endpoint_id)
+        self._check_not_locked(project)
+        operations = []
+        if self.endpoint_state(endpoint) != "idle":
+            operations.append(
+                self._operation(
+                    project, "suspend_compute", branch_id=endpoint.branch_id, endpoint_id=endpoint.id
+                )
+            )
+        await self._remove_endpoint(project, endpoint)
+        project.deleted_endpoints.add(endpoint.id)
+        return endpoint, operations
+
+    async def _end_sessions(self, endpoint: Endpoint) -> None:
+        await endpoint.proxy.end_sessions()
+        await endpoint.pooler.end_sessions()
+
     def endpoint_state(self, endpoint: Endpoint) -> str:
-        if self.clock() < endpoint.ready_at:
+        now = self.clock()
+        if now < endpoint.ready_at:
             return "init"
-        return "active" if endpoint.proxy.session_count + endpoint.pooler.session_count else "idle"
+        if endpoint.sessions:
+            endpoint.last_active = now
+            return "active"
+        if endpoint.suspended_at is not None or endpoint.disabled:
+            return "idle"
+        timeout = endpoint.suspend_timeout_seconds or DEFAULT_SUSPEND_SECONDS
+        last = endpoint.last_active or endpoint.ready_at
+        if timeout > 0 and now >= last + timedelta(seconds=timeout):
+            # Scaled to zero on the sandbox clock: note when, so the state stays put.
+            endpoint.suspended_at = last + timedelta(seconds=timeout)
+            return "idle"
+        return "active"
 
     # --- connections ---------------------------------------------------------------------------------
 
@@ -833,9 +1278,11 @@ class Engine:
 
         password = branch.roles[role_name].password.reveal()
         host = endpoint.pooler_host if pooled else endpoint.host
+        # Neon's own parameters: TLS required and SCRAM bound to the TLS channel.
+        params = "sslmode=require&channel_binding=require" if self.tls is not None else "sslmode=disable"
         return (
             f"postgresql://{quote(role_name, safe='')}:{quote(password, safe='')}@{host}/"
-            f"{quote(database_name, safe='')}?sslmode=disable"
+            f"{quote(database_name, safe='')}?{params}"
         )
 
     def _on_write(self, project: Project) -> Callable[[Route], Awaitable[None]]:
@@ -849,6 +1296,18 @@ class Engine:
 
         return on_write
 
+    def _passwords(self, project: Project, endpoint_id: str) -> PasswordLookup:
+        """The endpoint proxy's password lookup for SCRAM: the role's password on the endpoint's branch."""
+
+        def password(user: str) -> Secret | None:
+            endpoint = project.endpoints.get(endpoint_id)
+            if endpoint is None:
+                raise RouteRefused("57P01", "terminating connection: the endpoint was deleted")
+            role = project.branches[endpoint.branch_id].roles.get(user)
+            return None if role is None else role.password
+
+        return password
+
     def _resolver(self, project: Project, endpoint_id: str) -> Resolver:
         async def resolve(startup: ClientStartup) -> Route:
             endpoint = project.endpoints.get(endpoint_id)
@@ -856,25 +1315,44 @@ class Engine:
                 raise RouteRefused("57P01", "terminating connection: the endpoint was deleted")
             branch = project.branches[endpoint.branch_id]
             role = branch.roles.get(startup.user)
-            if role is None or not hmac.compare_digest(role.password.reveal(), startup.password):
+            if role is None or not role.accepts(startup.password, self.clock()):
                 raise RouteRefused("28P01", f'password authentication failed for user "{startup.user}"')
+            if endpoint.disabled:
+                raise RouteRefused("08004", f"endpoint {endpoint.id} is disabled")
             if startup.database not in branch.databases:
                 raise RouteRefused("3D000", f'database "{startup.database}" does not exist')
             # An endpoint or branch still starting: wait, as a cold start does on Neon.
             wait = (max(endpoint.ready_at, branch.ready_at) - self.clock()).total_seconds()
             if wait > 0:
                 await asyncio.sleep(min(wait, 30))
+            # A connection wakes an idle compute (scale to zero's cold start) and counts as activity.
+            if self.endpoint_state(endpoint) == "idle":
+                self._wake(endpoint, self.clock())
             options, moment, lsn = _split_neon_options(startup.options)
             if moment is not None or lsn is not None:
-                return await self._time_travel_route(project, branch, startup.database, moment, lsn, options)
-            return Route(
-                database=branch.live[startup.database],
-                read_only=endpoint.type == "read_only",
-                options=options,
-                tag=(branch.id, startup.database),
-            )
+                route = await self._time_travel_route(project, branch, startup.database, moment, lsn, options)
+            else:
+                route = Route(
+                    database=branch.live[startup.database],
+                    read_only=endpoint.type == "read_only",
+                    options=options,
+                    tag=(branch.id, startup.database),
+                )
+            return self._touch_on_close(endpoint, route)
 
         return resolve
+
+    def _touch_on_close(self, endpoint: Endpoint, route: Route) -> Route:
+        """The suspend timer restarts when a session ends."""
+        inner = route.on_close
+
+        async def on_close() -> None:
+            endpoint.last_active = max(self.clock(), endpoint.last_active or endpoint.ready_at)
+            if inner is not None:
+                await inner()
+
+        route.on_close = on_close
+        return route
 
     async def _time_travel_route(
         self,
@@ -932,6 +1410,56 @@ class Engine:
         finally:
             await self.storage.drop(scratch)
 
+    async def schema_json(
+        self, project: Project, branch: Branch, db_name: str, *, at: datetime | None, lsn: str | None
+    ) -> dict[str, object]:
+        """``schema?format=json``: Neon's ``BranchSchemaJSON`` (tables, columns, key constraints)."""
+        snap = await self.state_at(
+            project, branch, at=at, lsn=lsn, what="timestamp" if lsn is None else "LSN"
+        )
+        if db_name not in snap.databases:
+            raise ApiError(404, f"database {db_name!r} not found")
+        if not snap.replay.get(db_name):
+            return await self._read_schema_json(snap.databases[db_name])
+        scratch = self.storage.new_name("tmp")
+        await self.copy_state(snap, db_name, scratch)
+        try:
+            return await self._read_schema_json(scratch)
+        finally:
+            await self.storage.drop(scratch)
+
+    async def _read_schema_json(self, database: str) -> dict[str, object]:
+        columns = await self.storage.fetch(database, _SCHEMA_COLUMNS)
+        constraints = await self.storage.fetch(database, _SCHEMA_CONSTRAINTS)
+        tables: dict[tuple[str, str], dict[str, object]] = {}
+        for schema, table, column, type_name, nullable, generated in columns:
+            entry = tables.setdefault(
+                (str(schema), str(table)),
+                {"schema": str(schema), "name": str(table), "columns": [], "constraints": []},
+            )
+            entry["columns"].append(  # type: ignore[attr-defined]
+                {
+                    "name": str(column),
+                    "type": str(type_name),
+                    "nullable": bool(nullable),
+                    "generated": bool(generated),
+                }
+            )
+        kinds = {"p": "primary_key", "u": "unique", "f": "foreign_key"}
+        for schema, table, name, kind, cols, ref_schema, ref_table, ref_cols in constraints:
+            owner = tables.get((str(schema), str(table)))
+            if owner is None:
+                continue
+            item: dict[str, object] = {"type": kinds[str(kind)], "columns": list(cols), "name": str(name)}  # type: ignore[call-overload]
+            if kind == "f":
+                item["referenced_table"] = {
+                    "schema": str(ref_schema),
+                    "table": str(ref_table),
+                    "columns": list(ref_cols),  # type: ignore[call-overload]
+                }
+            owner["constraints"].append(item)  # type: ignore[attr-defined]
+        return {"tables": list(tables.values())}
+
     async def compare_schema(
         self,
         project: Project,
@@ -966,3 +1494,31 @@ def _split_neon_options(options: str) -> tuple[str, str | None, str | None]:
         else:
             keep.append(token)
     return " ".join(keep), moment, lsn
+
+
+_USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'"
+_SCHEMA_COLUMNS = f"""
+SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
+       a.attgenerated <> ''
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND {_USER_SCHEMAS}
+ORDER BY n.nspname, c.relname, a.attnum
+"""
+_SCHEMA_CONSTRAINTS = f"""
+SELECT n.nspname, c.relname, k.conname, k.contype,
+       ARRAY(SELECT a.attname::text FROM unnest(k.conkey) WITH ORDINALITY u(num, i)
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.num ORDER BY u.i),
+       fn.nspname, fc.relname,
+       ARRAY(SELECT a.attname::text FROM unnest(k.confkey) WITH ORDINALITY u(num, i)
+             JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num ORDER BY u.i)
+FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class fc ON fc.oid = k.confrelid LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+WHERE k.contype IN ('p', 'u', 'f') AND {_USER_SCHEMAS}
+ORDER BY n.nspname, c.relname, k.conname
+"""
+
+
+def _check_pg_name(name: str, field_name: str) -> None:
+    """Postgres identifiers: 1 to 63 bytes; Neon refuses longer names rather than truncating them."""
+    if not name or len(name.encode()) > 63:
+        raise ApiError(400, f"{field_name} must be 1 to 63 bytes long")

@@ -7,12 +7,17 @@ the sandbox's admin and from then on relays bytes both ways.
 
 Design:
 
-- **Cleartext password, no TLS.** The proxy answers SSLRequest and GSSENCRequest with ``N`` (so
-  ``sslmode=prefer``/``disable`` clients carry on in plain TCP and ``sslmode=require`` clients stop with
-  their own clear error) and asks for the password in cleartext. That is sound only because the socket is
-  on loopback and the passwords are sandbox-only, never a real Neon credential. Cleartext lets the resolver
-  compare the password with what the sandbox advertises, without the proxy keeping SCRAM verifiers. Direct
-  TLS (PostgreSQL 17's ``sslnegotiation=direct``) is not spoken: such a connection is just closed.
+- **TLS and SCRAM, as on Neon; plain TCP too.** Given a :class:`~recovery_wizard.sandbox.tls.SandboxTls`,
+  the proxy answers SSLRequest with ``S`` and upgrades the connection (``sslmode=require`` and the
+  ``verify-*`` modes work); a client that starts in plain TCP (``sslmode=disable``) is served as before, since
+  the tests and the demo need no certificates. GSSENCRequest is answered ``N``. Given a password lookup, the
+  proxy authenticates the client itself with SASL: ``SCRAM-SHA-256-PLUS`` with ``tls-server-end-point``
+  channel binding over TLS (so ``channel_binding=require`` works) and ``SCRAM-SHA-256``, via ``scramp``. The
+  password never crosses the wire; an unknown role gets a mock exchange that fails like a wrong password,
+  as PostgreSQL does, so the answer does not reveal which roles exist. Without a lookup (unit tests of the
+  relay) the proxy asks for the password in cleartext and leaves the check to the resolver. Either way
+  the resolver sees the (verified) password. Direct TLS (PostgreSQL 17's ``sslnegotiation=direct``) is
+  not spoken: such a connection is just closed.
 - **The backend speaks 3.0** whatever the client asked for; a client asking for a newer minor version or
   ``_pq_.`` options gets NegotiateProtocolVersion first, as from a 3.0 server. Backend authentication
   (trust, cleartext, MD5, SCRAM-SHA-256 via ``scramp``) is the proxy's business and invisible to the client.
@@ -62,6 +67,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -69,9 +75,10 @@ from typing import Final
 
 import scramp
 
-from recovery_wizard.redact import redact
+from recovery_wizard.redact import Secret, redact
 from recovery_wizard.sandbox import wire
 from recovery_wizard.sandbox.pgserver import BackendConfig
+from recovery_wizard.sandbox.tls import SandboxTls
 
 log = logging.getLogger("recovery_wizard.sandbox.proxy")
 
@@ -100,6 +107,14 @@ _WATCHED: Final = ("C", "Z", "E", "H")
 _NOT_FORWARDED: Final = frozenset({"user", "database", "options", "replication"})
 _NOT_REPLICATION: Final = frozenset({"", "0", "false", "off", "no"})
 _SCRAM: Final = "SCRAM-SHA-256"
+_SCRAM_PLUS: Final = "SCRAM-SHA-256-PLUS"
+# PostgreSQL's wording for SASL failures, by scramp's ServerError value; anything else is a malformed message.
+_SCRAM_REFUSALS: Final = {
+    "channel-bindings-dont-match": ("28000", "SCRAM channel binding check failed"),
+    "server-does-support-channel-binding": ("28000", "SCRAM channel binding negotiation error"),
+    "channel-binding-not-supported": ("28000", "SCRAM channel binding negotiation error"),
+    "unsupported-channel-binding-type": ("08P01", "unsupported SCRAM channel-binding type"),
+}
 _SHUTDOWN_NOTICE: Final = wire.error_response("57P01", "terminating connection due to administrator command")
 
 
@@ -137,6 +152,8 @@ class RouteRefused(Exception):
 
 
 Resolver = Callable[[ClientStartup], Awaitable[Route]]
+# The password a role logs in with (None: no such role); may raise RouteRefused (e.g. the endpoint is gone).
+PasswordLookup = Callable[[str], Secret | None]
 # Synchronous, or a coroutine function: then the ReadyForQuery that ended the transaction reaches the client
 # only once it has returned (see _Session._report_write).
 WriteListener = Callable[[Route], Awaitable[None] | None]
@@ -232,10 +249,14 @@ class PgProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         name: str = "",
+        tls: SandboxTls | None = None,
+        passwords: PasswordLookup | None = None,
     ) -> None:
         self.backend = backend
         self.resolve = resolve
         self.on_write = on_write
+        self.tls = tls  # None: SSLRequest is answered N
+        self.passwords = passwords  # None: cleartext password, checked by the resolver
         self.name = name or "endpoint"
         self._host = host
         self._port = port
@@ -276,6 +297,13 @@ class PgProxy:
         if server is not None:
             await server.wait_closed()
             log.info("%s: stopped (%d sessions ended)", self.name, len(sessions))
+
+    async def end_sessions(self) -> None:
+        """End every session (both sides), awaiting their ``on_close``, and keep listening (a suspend)."""
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.stop()
+        await asyncio.gather(*(s.task for s in sessions), return_exceptions=True)
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._stopped:
@@ -331,6 +359,7 @@ class _Session:
         self.route: Route | None = None
         self.label = f"{proxy.name} session {session_id}"
         self._password = ""
+        self._tls = False  # the client connection has been upgraded to TLS
         self._splitter: wire.MessageSplitter | None = None  # set once relaying
         self._stopping = False
         self._closing = False
@@ -389,16 +418,20 @@ class _Session:
             raise _refuse("28000", "no PostgreSQL user name specified in startup packet")
         if params.get("replication", "").lower() not in _NOT_REPLICATION:
             raise _refuse("0A000", "replication connections are not supported by the sandbox")
-        self.client_writer.write(wire.authentication_cleartext_password())
-        await self.client_writer.drain()
-        self._password = await self._read_password()
+        if self.proxy.passwords is None:
+            self.client_writer.write(wire.authentication_cleartext_password())
+            await self.client_writer.drain()
+            self._password = wire.read_cstring(await self._read_auth_response("password"))[0]
+        else:
+            self._password = await self._scram_auth(user)
         database = params.get("database") or user
         log.debug(
-            "%s: user %r, database %r, application %r",
+            "%s: user %r, database %r, application %r, %s",
             self.label,
             user,
             database,
             params.get("application_name", ""),
+            "TLS" if self._tls else "plain TCP",
         )
         return ClientStartup(user, database, params.get("options", ""), dict(params), self._password)
 
@@ -408,16 +441,30 @@ class _Session:
             packet = await self._read_startup_packet()
             if not (packet.is_ssl_request or packet.is_gssenc_request):
                 return packet
-            # 'N': no encryption here (plain TCP on loopback); the client goes on unencrypted or gives up.
-            self.client_writer.write(b"N")
+            if self._tls:
+                # PostgreSQL too refuses a second negotiation inside TLS.
+                raise _refuse("08P01", "unexpected encryption request inside an encrypted connection")
+            tls = self.proxy.tls
+            if packet.is_gssenc_request or tls is None:
+                # 'N': no such encryption here; the client goes on unencrypted or gives up.
+                self.client_writer.write(b"N")
+                await self.client_writer.drain()
+                continue
+            self.client_writer.write(b"S")
             await self.client_writer.drain()
+            try:
+                await self.client_writer.start_tls(tls.context)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                log.info("%s: TLS handshake failed: %s", self.label, exc)
+                raise _EndSession() from None
+            self._tls = True
         raise _refuse("08P01", "too many encryption requests")
 
     async def _read_startup_packet(self) -> wire.StartupPacket:
         header = await self.client_reader.readexactly(4)
         if header[0] == 0x16:
             # A TLS ClientHello (direct SSL negotiation): we cannot even send an error it would read.
-            log.info("%s: closed a direct-TLS connection (the sandbox speaks plain TCP)", self.label)
+            log.info("%s: closed a direct-TLS connection (only SSLRequest negotiation is spoken)", self.label)
             raise _EndSession()
         try:
             length = wire.startup_packet_length(header)
@@ -425,21 +472,73 @@ class _Session:
         except wire.ProtocolViolation as exc:
             raise _refuse("08P01", str(exc)) from None
 
-    async def _read_password(self) -> str:
+    async def _read_auth_response(self, what: str) -> bytes:
+        """The payload of the client's next authentication message (``p``): a password or SASL data."""
         header = await self.client_reader.readexactly(wire.HEADER_LENGTH)
         kind, length = chr(header[0]), wire.read_int32(header, 1)
         if kind == "X":
             # The client had no password to give (libpq then prompts and reconnects).
             raise _EndSession()
         if kind != "p":
-            raise _refuse("08P01", f"expected password response, got message type {kind!r}")
+            raise _refuse("08P01", f"expected {what} response, got message type {kind!r}")
         if not 5 <= length <= _MAX_PASSWORD_MESSAGE:
-            raise _refuse("08P01", f"invalid password packet size {length}")
+            raise _refuse("08P01", f"invalid {what} packet size {length}")
         payload = await self.client_reader.readexactly(length - 4)
+        if what == "password" and b"\0" not in payload:
+            raise _refuse("08P01", "invalid password packet")
+        return payload
+
+    async def _scram_auth(self, user: str) -> str:
+        """Authenticate the client with SCRAM (with channel binding over TLS); returns its password.
+
+        Hand-written framing around ``scramp``'s server, because no library speaks PostgreSQL's SASL messages.
+        """
+        assert self.proxy.passwords is not None
         try:
-            return wire.read_cstring(payload)[0]
+            known = self.proxy.passwords(user)
+        except RouteRefused as exc:
+            raise _EndSession(wire.error_response(exc.sqlstate, exc.message, exc.severity)) from None
+        mechanisms = [_SCRAM_PLUS, _SCRAM] if self._tls else [_SCRAM]
+        self.client_writer.write(wire.authentication_sasl(mechanisms))
+        await self.client_writer.drain()
+        try:
+            mechanism, first = wire.parse_sasl_initial_response(await self._read_auth_response("SASL"))
         except wire.ProtocolViolation:
-            raise _refuse("08P01", "invalid password packet") from None
+            raise _refuse("08P01", "malformed SASL initial response") from None
+        if mechanism not in mechanisms:
+            raise _refuse("08P01", "client selected an invalid SASL authentication mechanism")
+        if mechanism == _SCRAM and first.startswith(b"p"):
+            raise _refuse("08P01", "malformed SCRAM message")  # binding data under the unbound mechanism
+        # An unknown role still gets a whole exchange, against a password nobody has (PostgreSQL's mock
+        # authentication): the answer is the same "password authentication failed" as for a wrong password.
+        password = known.reveal() if known is not None else secrets.token_urlsafe(24)
+        self._password = password  # for redaction in logs
+        auth_info = scramp.ScramMechanism(_SCRAM).make_auth_info(password)
+        binding = self.proxy.tls.channel_binding if self._tls and self.proxy.tls is not None else None
+        server = scramp.ScramMechanism(mechanism).make_server(
+            lambda _name: auth_info, channel_binding=binding
+        )
+        try:
+            _set_client_first(server, first.decode("utf-8"))
+            self.client_writer.write(wire.authentication_sasl_continue(server.get_server_first().encode()))
+            await self.client_writer.drain()
+            server.set_client_final((await self._read_auth_response("SASL")).decode("utf-8"))
+            final = server.get_server_final()
+        except (scramp.ScramException, UnicodeDecodeError) as exc:
+            raise self._scram_refusal(user, exc) from None
+        if known is None:
+            raise _refuse("28P01", f'password authentication failed for user "{user}"')
+        self.client_writer.write(wire.authentication_sasl_final(final.encode()))
+        return password
+
+    def _scram_refusal(self, user: str, exc: Exception) -> _EndSession:
+        error = getattr(exc, "server_error", None)
+        reason = getattr(error, "value", "")
+        log.info("%s: SCRAM authentication of %r failed: %s", self.label, user, exc)
+        if reason == "invalid-proof":
+            return _refuse("28P01", f'password authentication failed for user "{user}"')
+        sqlstate, message = _SCRAM_REFUSALS.get(reason, ("08P01", "malformed SCRAM message"))
+        return _refuse(sqlstate, message)
 
     async def _resolve(self, startup: ClientStartup) -> Route:
         try:
@@ -713,6 +812,22 @@ class _Session:
             await route.on_close()
         except Exception as exc:
             log.error("%s: on_close failed\n%s", self.label, _format_exception(exc, [self._password]))
+
+
+def _set_client_first(server: scramp.core.ScramServer, client_first: str) -> None:
+    """Give ``scramp``'s server a client-first message whose user name may be empty, as libpq sends it.
+
+    PostgreSQL ignores the SCRAM user name (the startup packet's counts) and libpq sends ``n=,``, which
+    scramp refuses as malformed. So scramp parses a copy naming ``*`` (what pgjdbc sends), and the bare
+    message the proof is computed over is then set back to exactly what the client sent.
+    """
+    gs2_end = client_first.find(",", client_first.find(",") + 1) + 1
+    bare = client_first[gs2_end:]
+    if gs2_end > 0 and bare.startswith("n=,"):
+        server.set_client_first(client_first[:gs2_end] + "n=*," + bare[3:])
+        server.client_first_bare = bare
+    else:
+        server.set_client_first(client_first)
 
 
 def _client_view(name: str, value: str, client_user: str) -> str:

@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from recovery_wizard.sandbox.engine import (
+    BRANCHES_LIMIT,
     Branch,
     Database,
+    DeletedBranch,
     Endpoint,
     Engine,
     Operation,
@@ -110,6 +112,13 @@ def branch(engine: Engine, project: Project, branch: Branch) -> dict[str, Any]:
     restrictions = []
     if branch.parent_id is not None:
         restrictions.append({"name": "restore", "reason": "restore to a point in time needs a root branch"})
+    if branch.restore_status is not None:
+        body["restore_status"] = branch.restore_status
+        body["restored_from"] = branch.restored_from
+        if branch.restored_as is not None:
+            body["restored_as"] = branch.restored_as
+    if branch.restore_status == "restored":
+        restrictions.append({"name": "restore", "reason": "unfinished snapshot restore: finalize it first"})
     if restrictions:
         body["restricted_actions"] = restrictions
     return body
@@ -122,25 +131,33 @@ def endpoint(engine: Engine, endpoint: Endpoint) -> dict[str, Any]:
         "id": endpoint.id,
         "project_id": endpoint.project_id,
         "branch_id": endpoint.branch_id,
-        "autoscaling_limit_min_cu": 0.25,
-        "autoscaling_limit_max_cu": 1,
+        "autoscaling_limit_min_cu": endpoint.autoscaling_min_cu,
+        "autoscaling_limit_max_cu": endpoint.autoscaling_max_cu,
         "region_id": REGION,
         "type": endpoint.type,
         "current_state": state,
-        "settings": {},
+        "settings": endpoint.settings,
         "pooler_enabled": False,
         "pooler_mode": "transaction",
-        "disabled": False,
-        "passwordless_access": False,
+        "disabled": endpoint.disabled,
+        "passwordless_access": endpoint.passwordless_access,
         "creation_source": "console",
         "created_at": _ts(endpoint.created_at),
         "updated_at": _ts(endpoint.updated_at),
         "proxy_host": PROXY_HOST,
-        "suspend_timeout_seconds": 0,
+        "suspend_timeout_seconds": endpoint.suspend_timeout_seconds,
         "provisioner": "k8s-neonvm",
     }
+    if endpoint.name:
+        body["name"] = endpoint.name
     if state == "init":
         body["pending_state"] = "active"
+    if endpoint.last_active is not None:
+        body["last_active"] = _ts(min(endpoint.last_active, engine.clock()))
+    if state != "init":
+        body["started_at"] = _ts(endpoint.ready_at)
+    if state == "idle" and endpoint.suspended_at is not None:
+        body["suspended_at"] = _ts(endpoint.suspended_at)
     return body
 
 
@@ -175,12 +192,61 @@ def database(db: Database, branch_id: str) -> dict[str, Any]:
     }
 
 
-def role(role: Role, branch_id: str) -> dict[str, Any]:
-    return {
+def role(role: Role, branch_id: str, *, with_password: bool = False) -> dict[str, Any]:
+    body = {
         "branch_id": branch_id,
         "name": role.name,
         "protected": False,
         "authentication_method": "password",
         "created_at": _ts(role.created_at),
-        "updated_at": _ts(role.created_at),
+        "updated_at": _ts(role.updated_at or role.created_at),
+    }
+    if with_password:
+        # Neon returns the password only when it is made (create, reset_password).
+        body["password"] = role.password.reveal()
+    return body
+
+
+def recovery(gone: DeletedBranch) -> dict[str, Any]:
+    return {
+        "deleted_at": _ts(gone.deleted_at),
+        "recoverable_until": _ts(gone.recoverable_until),
+        "deletion_method": "user",
+    }
+
+
+def current_user(engine: Engine) -> dict[str, Any]:
+    """``GET /users/me``: the sandbox's one user, with the Launch plan's limits.
+
+    ``billing_account`` is optional in today's spec but Neon sends it, and clients generated from older
+    specs (PyPI ``neon-api``) require it.
+    """
+    month = engine.clock().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    billing = {
+        "state": "active",
+        "payment_source": {"type": "none"},
+        "subscription_type": "launch",
+        "payment_method": "none",
+        "quota_reset_at_last": _ts(month),
+        "name": "Sandbox User",
+        "email": "sandbox@example.invalid",
+        **dict.fromkeys(
+            ("address_city", "address_country", "address_line1", "address_line2", "address_postal_code"), ""
+        ),
+        "address_state": "",
+    }
+    return {
+        "billing_account": billing,
+        "id": ACCOUNT_ID,
+        "email": "sandbox@example.invalid",
+        "login": "sandbox",
+        "name": "Sandbox",
+        "last_name": "User",
+        "image": "",
+        "active_seconds_limit": 0,
+        "projects_limit": 100,
+        "branches_limit": BRANCHES_LIMIT,
+        "max_autoscaling_limit": 16,
+        "auth_accounts": [],
+        "plan": "launch",
     }

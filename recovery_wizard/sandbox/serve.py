@@ -38,15 +38,18 @@ async def serve(
     try:
         await sandbox.start()
         url = await sandbox.serve(host, port)
-        # Exactly these three lines first, flushed: scripts read them (eval, or `grep NEON_`).
+        # Exactly these four lines first, flushed: scripts read them (eval, or `grep NEON_`).
         sys.stdout.write(
             f"NEON_API_URL={url}\nNEON_API_KEY={sandbox.api_key.reveal()}\nNEON_PROJECT_ID={sandbox.project_id}\n"
+            f"NEON_SANDBOX_CA={sandbox.ca_path}\n"
         )
         sys.stdout.flush()
         assert sandbox.project is not None and sandbox.project.scenario is not None
         print(
             f"sandbox: project {sandbox.project.name} ({sandbox.project_id}), scenario "
-            f"{scenario!r}, ready in {sandbox.started_in:.2f} s; Ctrl-C stops it and drops its databases.",
+            f"{scenario!r}, ready in {sandbox.started_in:.2f} s; Ctrl-C stops it and drops its databases.\n"
+            f"sandbox: endpoints speak TLS (sslmode=require works as is); to check the server, add "
+            f"sslmode=verify-full&sslrootcert={sandbox.ca_path}",
             file=sys.stderr,
             flush=True,
         )

@@ -10,10 +10,13 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from recovery_wizard.redact import Secret
@@ -23,6 +26,7 @@ from recovery_wizard.sandbox.faults import Fault, parse_fault
 from recovery_wizard.sandbox.pgserver import PgServer
 from recovery_wizard.sandbox.scenarios import build_scenario
 from recovery_wizard.sandbox.storage import Storage
+from recovery_wizard.sandbox.tls import SandboxTls
 
 log = logging.getLogger("recovery_wizard.sandbox")
 
@@ -49,6 +53,9 @@ class Sandbox:
         self.operation_seconds = operation_seconds
         self.seed = seed
         self.server: PgServer | None = None
+        # The sandbox's own files (its CA's certificate), in a private temporary directory removed on stop.
+        self.state_dir: Path | None = None
+        self.tls: SandboxTls | None = None
         self.storage: Storage | None = None
         self.engine: Engine | None = None
         self.project: Project | None = None
@@ -79,14 +86,28 @@ class Sandbox:
             return "http://sandbox/api/v2"
         return f"http://{self.host}:{self.port}/api/v2"
 
+    @property
+    def ca_path(self) -> Path:
+        """The sandbox CA's certificate (PEM): ``sslrootcert`` for ``sslmode=verify-full``."""
+        assert self.tls is not None and self.tls.ca_path is not None, "the sandbox is not started"
+        return self.tls.ca_path
+
     async def start(self) -> None:
         began = time.perf_counter()
-        self.server = await PgServer.start(self.pg_dsn)
+        self.state_dir = Path(tempfile.mkdtemp(prefix="rw-sandbox-"))
+        try:
+            self.tls = SandboxTls.create(self.state_dir)
+            self.server = await PgServer.start(self.pg_dsn)
+        except BaseException:
+            await self.stop()
+            raise
         try:
             prefix = f"rwsb_{secrets.token_hex(4)}"
             self.storage = Storage(self.server, prefix)
             await self.storage.open()
-            self.engine = Engine(self.storage, operation_seconds=self.operation_seconds, seed=self.seed)
+            self.engine = Engine(
+                self.storage, operation_seconds=self.operation_seconds, seed=self.seed, tls=self.tls
+            )
             built = time.perf_counter()
             scenario = build_scenario(self.scenario_name, datetime.now(UTC))
             self.project = await self.engine.create_project(scenario)
@@ -141,3 +162,6 @@ class Sandbox:
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        if self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.state_dir = None

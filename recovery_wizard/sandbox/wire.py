@@ -102,6 +102,19 @@ def authentication_cleartext_password() -> bytes:
     return message("R", _INT32.pack(AUTH_CLEARTEXT_PASSWORD))
 
 
+def authentication_sasl(mechanisms: Sequence[str]) -> bytes:
+    """AuthenticationSASL: the mechanisms offered, most preferred first, ended by an empty name."""
+    return message("R", _INT32.pack(AUTH_SASL) + b"".join(cstring(m) for m in mechanisms) + b"\0")
+
+
+def authentication_sasl_continue(data: bytes) -> bytes:
+    return message("R", _INT32.pack(AUTH_SASL_CONTINUE) + data)
+
+
+def authentication_sasl_final(data: bytes) -> bytes:
+    return message("R", _INT32.pack(AUTH_SASL_FINAL) + data)
+
+
 def parameter_status(name: str, value: str) -> bytes:
     return message("S", cstring(name) + cstring(value))
 
@@ -240,6 +253,18 @@ def parse_sasl_mechanisms(data: bytes) -> list[str]:
         name, offset = read_cstring(data, offset)
         names.append(name)
     return names
+
+
+def parse_sasl_initial_response(payload: bytes) -> tuple[str, bytes]:
+    """A SASLInitialResponse's mechanism and its initial data (``int32`` length, -1 for none)."""
+    mechanism, offset = read_cstring(payload)
+    length = read_int32(payload, offset)
+    data = payload[offset + 4 :]
+    if length == -1 and not data:
+        return mechanism, b""
+    if length != len(data):
+        raise ProtocolViolation(f"SASL initial response length {length} does not match its {len(data)} bytes")
+    return mechanism, data
 
 
 def parse_error_fields(payload: bytes) -> dict[str, str]:

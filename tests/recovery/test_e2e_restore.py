@@ -43,6 +43,11 @@ async def test_restore_brings_the_users_back_and_points_the_app_at_them(world: W
     pooled, direct = env.get("DATABASE_URL"), env.get("DIRECT_URL")
     assert pooled is not None and direct is not None
     assert pooled.endswith("&pgbouncer=true&connect_timeout=15")  # the old URL's extra parameters are kept
+    # Neon's own parameters, as the sandbox gives them out: verify, Prisma and the checks below all connect
+    # with them (TLS, SCRAM bound to the channel).
+    assert "?sslmode=require&channel_binding=require" in pooled and direct.endswith(
+        "&channel_binding=require"
+    )
     assert pooled != direct
     assert await world.users(direct) >= 14
     assert await world.users(pooled.split("&pgbouncer")[0]) >= 14

@@ -1,4 +1,4 @@
-"""`recovery-wizard sandbox serve` as a person runs it: a subprocess, its three lines, psql, Ctrl-C."""
+"""`recovery-wizard sandbox serve` as a person runs it: a subprocess, its four lines, psql, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ LINES = [
     r"NEON_API_URL=http://127\.0\.0\.1:(\d+)/api/v2",
     r"NEON_API_KEY=(\S+)",
     r"NEON_PROJECT_ID=([a-z0-9-]+)",
+    r"NEON_SANDBOX_CA=(/\S+/ca\.pem)",
 ]
 
 
@@ -86,9 +87,11 @@ def served(pg_server: PgServer) -> Iterator[Served]:
             proc.communicate(timeout=30)
 
 
-def test_serve_prints_three_lines_then_serves_until_sigterm(served: Served, pg_server: PgServer) -> None:
+def test_serve_prints_four_lines_then_serves_until_sigterm(served: Served, pg_server: PgServer) -> None:
     proc, env, preexisting = served
     assert env["NEON_API_KEY"] == "napi_cli_test_key_1234"
+    ca = Path(env["NEON_SANDBOX_CA"])
+    assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
     ours = sandbox_databases(pg_server) - preexisting
     assert ours, "the sandbox's databases exist while it serves"
     headers = {"Authorization": f"Bearer {env['NEON_API_KEY']}"}
@@ -101,7 +104,9 @@ def test_serve_prints_three_lines_then_serves_until_sigterm(served: Served, pg_s
     code, err = stop(proc)
     assert code == 0, err
     assert "databases were dropped" in err
+    assert f"sslrootcert={ca}" in err
     assert not (ours & sandbox_databases(pg_server))
+    assert not ca.parent.exists(), "the sandbox's own files are removed on exit"
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="psql is not installed")
@@ -133,8 +138,13 @@ def test_psql_reaches_a_branch_created_at_a_point_in_time(
             f"/projects/{project}/connection_uri",
             params={"branch_id": branch_id, "database_name": "neondb", "role_name": "neondb_owner"},
         ).json()["uri"]
+    assert uri.endswith("?sslmode=require&channel_binding=require")
+    # Checking the server for real, with the CA the sandbox printed.
+    verified = (
+        uri.replace("sslmode=require", "sslmode=verify-full") + f"&sslrootcert={env['NEON_SANDBOX_CA']}"
+    )
     out = subprocess.run(
-        ["psql", uri, "-XAtc", 'SELECT count(*) FROM "User"'],
+        ["psql", verified, "-XAtc", 'SELECT count(*) FROM "User"'],
         capture_output=True,
         text=True,
         timeout=30,

@@ -35,6 +35,26 @@ class BranchSpec:
 
 
 @dataclass(frozen=True)
+class SnapshotSpec:
+    """A manual snapshot of the default branch the project already has (Neon's snapshots, beta)."""
+
+    name: str
+    at: datetime  # the moment its data is from (and when it was taken): inside the history
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BackupScheduleSpec:
+    """One item of the default branch's backup schedule, running since the scenario's first change."""
+
+    frequency: str  # hourly, daily, weekly, monthly or yearly
+    hour: int | None = None  # UTC
+    day: int | None = None
+    month: int | None = None
+    retention_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A Neon project's history, from its first migration to an incident and a little beyond."""
 
@@ -49,6 +69,8 @@ class Scenario:
     changes: tuple[Change, ...]  # sorted by .at; the first creates the schema
     branches: tuple[BranchSpec, ...] = ()
     after_incident: tuple[str, ...] = ()  # summaries of the legitimate writes after the incident
+    snapshots: tuple[SnapshotSpec, ...] = ()
+    backup_schedule: tuple[BackupScheduleSpec, ...] = ()
 
 
 def validate_scenario(scenario: Scenario) -> None:
@@ -78,6 +100,9 @@ def validate_scenario(scenario: Scenario) -> None:
         for branch in scenario.branches:
             if branch.at.utcoffset() is None or branch.at < first:
                 problems.append(f"branch {branch.name!r} is not inside the history")
+        for snapshot in scenario.snapshots:
+            if snapshot.at.utcoffset() is None or snapshot.at < first:
+                problems.append(f"snapshot {snapshot.name!r} is not inside the history")
         later = {c.summary for c in scenario.changes if c.at > scenario.incident_at}
         for summary in scenario.after_incident:
             if summary not in later:
@@ -110,9 +135,11 @@ def build_scenario(name: str, now: datetime) -> Scenario:
 __all__ = [
     "CHANGE_KINDS",
     "SCENARIOS",
+    "BackupScheduleSpec",
     "BranchSpec",
     "Change",
     "Scenario",
+    "SnapshotSpec",
     "build_scenario",
     "validate_scenario",
 ]

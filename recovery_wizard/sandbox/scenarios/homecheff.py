@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeAlias
 
-from recovery_wizard.sandbox.scenarios import BranchSpec, Change, Scenario
+from recovery_wizard.sandbox.scenarios import BackupScheduleSpec, BranchSpec, Change, Scenario, SnapshotSpec
 
 NAME = "homecheff"
 PROJECT_NAME = "homecheff-prod"
@@ -844,6 +844,11 @@ def build(now: datetime) -> Scenario:
             _ms(_from_amsterdam(_amsterdam(now - timedelta(days=3)).date(), time(14, 5, 12, 640000))),
         ),
     )
+    # Daan took a manual snapshot the evening before the incident (before a planned release), and the
+    # project keeps a nightly backup for a week.
+    day_before = _amsterdam(incident_at).date() - timedelta(days=1)
+    snapshots = (SnapshotSpec("before release", _ms(_from_amsterdam(day_before, time(18, 2, 41, 506000)))),)
+    schedule = (BackupScheduleSpec("daily", hour=2, retention_seconds=7 * 24 * 3600),)
     description = (
         f"{PROJECT_NAME} is the production database of HomeCheff, a small Next.js + Prisma marketplace "
         "for home-cooked meals. About 30 minutes ago a migration meant for a developer's local database "
@@ -864,6 +869,8 @@ def build(now: datetime) -> Scenario:
         changes=tuple(history.changes),
         branches=branches,
         after_incident=after,
+        snapshots=snapshots,
+        backup_schedule=schedule,
     )
 
 
