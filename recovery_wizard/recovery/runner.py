@@ -533,33 +533,40 @@ class Runner:
             )
         # The timeline for the record is read while the data is measured: it is off the critical path.
         timeline = asyncio.ensure_future(self._collect_timeline())
-        if self.plan.in_place:
-            restored_url = await self._uri(
-                self.result.restore_branch.id, self.result.endpoint_id, pooled=False
-            )
-            damaged = self.damaged
-            restored = await verify.measure(restored_url, self.plan.checks)
-            measured = self.journal.done("measure")
-            if damaged is None and measured is not None:
-                # Resumed after the restore: the damaged data is gone, but what it lost was recorded.
-                self.result.lost = list(measured.data.get("lost_writes", []))
-        else:
-            restored_id, endpoint_id = self.result.restore_branch.id, self.result.endpoint_id
-            restored_url, damaged_url = await asyncio.gather(
-                self._uri(restored_id, endpoint_id, pooled=False),
-                self._uri(self.plan.branch.id, None, pooled=False),
-            )
-            damaged, restored, lost, _ = await asyncio.gather(
-                verify.measure(damaged_url, self.plan.checks),
-                verify.measure(restored_url, self.plan.checks),
-                self._lost(damaged_url),
-                # The pooled URI the .env step writes, read while the data is measured: that step then asks
-                # Neon nothing. Best effort: if this read fails, the env step asks again (and owns the error).
-                self._prefetch_uri(restored_id, endpoint_id, pooled=True)
-                if self.plan.env_targets
-                else asyncio.sleep(0),
-            )
-            self.result.lost = [r.to_dict() for r in lost]
+        try:
+            if self.plan.in_place:
+                restored_url = await self._uri(
+                    self.result.restore_branch.id, self.result.endpoint_id, pooled=False
+                )
+                damaged = self.damaged
+                restored = await verify.measure(restored_url, self.plan.checks)
+                measured = self.journal.done("measure")
+                if damaged is None and measured is not None:
+                    # Resumed after the restore: the damaged data is gone, but what it lost was recorded.
+                    self.result.lost = list(measured.data.get("lost_writes", []))
+            else:
+                restored_id, endpoint_id = self.result.restore_branch.id, self.result.endpoint_id
+                restored_url, damaged_url = await asyncio.gather(
+                    self._uri(restored_id, endpoint_id, pooled=False),
+                    self._uri(self.plan.branch.id, None, pooled=False),
+                )
+                damaged, restored, lost, _ = await asyncio.gather(
+                    verify.measure(damaged_url, self.plan.checks),
+                    verify.measure(restored_url, self.plan.checks),
+                    self._lost(damaged_url),
+                    # The pooled URI the .env step writes, read while the data is measured: that step then asks
+                    # Neon nothing. Best effort: if this read fails, the env step asks again (and owns the error).
+                    self._prefetch_uri(restored_id, endpoint_id, pooled=True)
+                    if self.plan.env_targets
+                    else asyncio.sleep(0),
+                )
+                self.result.lost = [r.to_dict() for r in lost]
+        except BaseException:
+            # The step stops here: the record's timeline read must not outlive it (and the client it
+            # uses), where its late failure would print as an unretrieved task's traceback.
+            timeline.cancel()
+            await asyncio.gather(timeline, return_exceptions=True)
+            raise
         await timeline
         verification = verify.compare(damaged, restored, self.plan.checks)
         self.result.verification = verification.to_dict()

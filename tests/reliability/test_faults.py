@@ -309,3 +309,36 @@ async def test_cli_subprocess_subset(
     assert_clean(outcome, name, step or "restore")
     if "POST" in spec and ("drop" in spec or "=500" in spec):
         assert "answer was lost" in result.stderr  # reconciled by name, not resent
+
+
+async def test_a_failed_verify_leaves_no_timeline_read_behind(
+    shared: Shared,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The record's timeline is read beside verify; when verify fails first, that read ends with the step.
+
+    Left running, it outlived the run's HTTP client and later printed "Task exception was never retrieved"
+    with a traceback (seen as a flaky CLI case).
+    """
+    import asyncio
+
+    app = shared.make_app(tmp_path)
+    shared.clear_faults()
+    before = await shared.branch_names()
+    # The timeline's operations read (the second; the first is planning's) stalls; verify's URI is garbage.
+    shared.set_faults(
+        segment_fault("GET /projects/*/operations#2=stall:seconds=3"),
+        segment_fault("GET /projects/*/connection_uri#1=malformed"),
+    )
+    try:
+        code, out, _ = await restore_in_process(shared, app, "fv-timeline", capsys, monkeypatch)
+    finally:
+        shared.clear_faults()
+    count("faults:in-process lasting/best-effort cases")
+    assert code == 1, out
+    assert "Step 'verify' failed" in out["error"]["message"]
+    left = [t for t in asyncio.all_tasks() if "_collect_timeline" in repr(t.get_coro())]
+    assert not left, f"the timeline read outlived the run: {left}"
+    assert await shared.branch_names() - before == {"fv-timeline"}
