@@ -175,8 +175,9 @@ class Journal:
 
     @property
     def resumable(self) -> bool:
-        """Unfinished, or stopped by a failed step (which said "resume"); not done, refused or cancelled."""
-        return not self.finished or self.status == "failed"
+        """Unfinished, stopped by a failed step or interrupted (both said "resume"); not done, refused or
+        cancelled."""
+        return not self.finished or self.status in ("failed", "interrupted")
 
     @property
     def status(self) -> str:

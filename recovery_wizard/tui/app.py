@@ -7,17 +7,23 @@ ErrorModal with Neon's message, the request id and the next thing to try, and of
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.worker import Worker, WorkerState
+from textual.screen import Screen
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from recovery_wizard import __version__
 from recovery_wizard.errors import RecoveryError
@@ -26,15 +32,17 @@ from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe
 from recovery_wizard.recovery.findmoment import find_moment as search_moment
 from recovery_wizard.recovery.journal import Journal, latest_resumable
-from recovery_wizard.recovery.outcome import RunError, StepFailedError, UsageError
+from recovery_wizard.recovery.outcome import CancelledError, RunError, StepFailedError, UsageError
 from recovery_wizard.recovery.peek import Lens, PeekError
 from recovery_wizard.recovery.peek import peek as peek_at
 from recovery_wizard.recovery.plan import Plan, RunOptions, list_projects, project_and_branches, resolve_plan
 from recovery_wizard.recovery.runner import Runner, RunResult, begin_run, fail, finish_run, plan_from_journal
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
-from recovery_wizard.redact import Secret
+from recovery_wizard.redact import Secret, redact
+from recovery_wizard.tui import by_hand
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
+from recovery_wizard.tui.keys import ACTIVATION_KEYS, ARM_SECONDS
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
@@ -86,6 +94,11 @@ SCREENS: dict[str, type[WizardScreen]] = {
 }
 # Up to here, Back is safe: nothing has been written.
 CHOICE_STEPS = ("connect", "project", "branch", "moment", "strategy", "plan")
+# The run's own workers: only their failure can end the run.
+RUN_WORKERS = frozenset({"restore", "verify", "env", "prisma", "cleanup", "finish"})
+# Workers that belong to the screen they were started from (a search, a look, the plan's checks): cancelled
+# when the user leaves that screen, so their outcome never lands on a later one.
+SCREEN_WORKERS = frozenset({"find-moment", "peek", "timeline", "plan"})
 
 
 @dataclass
@@ -101,6 +114,7 @@ class WizardConfig:
     intro: str | None = None  # the demo's "what happened" text on the first screen
     learn: bool | None = None  # the why panel; default: on in demo and drill
     http: httpx.AsyncClient | None = None  # injected by tests (e.g. an ASGI transport)
+    arm_seconds: float = ARM_SECONDS  # see ACTIVATION_KEYS
 
 
 class WizardApp(App[int]):
@@ -119,7 +133,8 @@ class WizardApp(App[int]):
         self.mode = config.mode
         self.show_why = config.learn if config.learn is not None else config.mode in (Mode.DEMO, Mode.DRILL)
         self.steps = DRILL_STEPS if config.mode == Mode.DRILL else RESTORE_STEPS
-        self.done_steps: set[str] = set()
+        self.done_steps: set[str] = set()  # choice steps made; run steps are read from the journal
+        self.outcomes: dict[str, str] = {}  # run steps that ended in this session without a journal record
         self.skipped_steps: set[str] = set()  # steps decided for the user (one project): Back passes them
         self.current = "connect"
         self.zone: tzinfo = resolve_zone(config.tz)
@@ -143,6 +158,9 @@ class WizardApp(App[int]):
         self.prompter = TuiPrompter(self)
         self.reporter = TuiReporter(self)
         self._work: dict[str, tuple[Callable[[], Awaitable[None]], str]] = {}
+        self._owners: dict[str, Screen[Any]] = {}  # SCREEN_WORKERS: the screen each was started from
+        self._activation_at = self._previous_activation_at = float("-inf")
+        self._quitting = False
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -156,8 +174,128 @@ class WizardApp(App[int]):
         if self._own_http is not None:
             await self._own_http.aclose()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and event.key in ACTIVATION_KEYS:
+            # event.time is when the key arrived (Textual's monotonic clock), not when the loop got to it:
+            # keys queued while the app was busy keep their true spacing.
+            self._previous_activation_at, self._activation_at = self._activation_at, event.time
+        await super().on_event(event)
+
+    def fresh_press(self, ready_at: float | None, pressed_at: float) -> bool:
+        """Was the activation key pressed at ``pressed_at`` a new press, made after the screen (``ready_at``)
+        was ready and not a repeat of the one before?"""
+        if ready_at is None:
+            return True
+        arm = self.config.arm_seconds
+        return pressed_at - ready_at >= arm and pressed_at - self._previous_activation_at >= arm
+
+    @property
+    def run_running(self) -> bool:
+        return self.runner is not None and self.runner.result.status == "running"
+
     def action_quit_wizard(self) -> None:
-        self.exit(self.exit_code if self.runner is None else (self.exit_code or 1))
+        """Ctrl+Q. Before the run and after it ends: quit at once. During the run: ask, then stop it on the
+        documented interrupt path (journal, incident record, resume hint, exit 3)."""
+        if not self.run_running:
+            self.close_run()
+            # Before any run: cancelled (3), as the CLI's "Go ahead? N"; after one: the run's own code.
+            self.exit(self.exit_code if self.runner is not None else 3)
+            return
+        if self._quitting:
+            return
+        runner = self.runner
+        assert runner is not None
+        self._quitting = True
+        step = runner.result.step or self.current
+        command = "drill" if self.mode == Mode.DRILL else "restore"
+        question = (
+            f"The run is at the step {step!r}. Stop it here? The journal keeps how far it got, the incident "
+            f"record is written, and `recovery-wizard {command} --resume {runner.journal.run_id}` continues it."
+        )
+
+        def chosen(stop: bool | None) -> None:
+            self._quitting = False
+            if stop:
+                self.run_worker(self._interrupt(), name="interrupt", exit_on_error=False)
+
+        self.push_screen(ConfirmModal(question, yes="Stop the run", no="Keep going"), chosen)
+
+    def stop_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (a closed terminal, an SSH drop): no one is there to ask; stop the run on the
+        interrupt path (journal, record, resume hint) or, with no run going, just close."""
+        self.log.warning(f"signal {signum}: closing")
+        if self.run_running:
+            self.run_worker(self._interrupt(), name="interrupt", exit_on_error=False)
+        else:
+            self.close_run()
+            self.exit(self.exit_code if self.runner is not None else 3)
+
+    async def _interrupt(self) -> None:
+        """Stop the run where it is: cancel its step, journal and report it as interrupted, exit 3."""
+        runner = self.runner
+        assert runner is not None
+        # Cancelled at its next await (a request, a poll, a modal's answer): what it began stays "begun" in
+        # the journal, which --resume reconciles, exactly as after Ctrl-C in the CLI.
+        for name in RUN_WORKERS:
+            for worker in self.workers.cancel_group(self, name):
+                with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                    await worker.wait()
+        result = runner.result
+        if result.status == "running":
+            command = "drill" if self.mode == Mode.DRILL else "restore"
+            step = result.step or self.current
+            result.status = "interrupted"
+            result.error = CancelledError(
+                f"Interrupted by the user at the step {step!r}.",
+                hint=f"Continue it where it stopped: recovery-wizard {command} --resume {runner.journal.run_id}",
+            )
+            self.outcomes.setdefault(step, "interrupted")
+        self.exit_code = result.error.exit_code if result.error is not None else 3
+        self.close_run()
+        self.exit(self.exit_code)
+
+    def close_run(self) -> None:
+        """The run ended (or is stopped): make sure its incident record and journal end are written."""
+        runner = self.runner
+        if runner is None or runner.result.report_path is not None or self.client is None:
+            return
+        result = runner.result
+        if result.status == "running":
+            return
+        try:
+            finish_run(result, self.client)
+        except OSError as exc:  # the summary still says what happened; the journal shows how far it got
+            self.log.error(f"could not write the incident record: {exc}")
+
+    def closing_summary(self) -> str:
+        """What the terminal shows once the wizard has closed: the outcome, ids, record, undo, what is left."""
+        runner = self.runner
+        if runner is None:
+            return "recovery-wizard: nothing was changed."
+        result = runner.result
+        if result.status == "running":
+            return f"recovery-wizard: the run {runner.journal.run_id} did not finish; its journal is in {runner.journal.run_dir}."
+        lines = ["recovery-wizard: " + summary_text(result).replace("\n", "\n  ")]
+        plan = result.plan
+        if (
+            result.restore_branch is not None
+            and plan is not None
+            and not plan.in_place
+            and result.status != "done"
+        ):
+            branch = result.restore_branch
+            fate = "deleted" if result.deleted else "kept"
+            lines.append(f"  Restore branch: {branch.name} ({branch.id}), {fate}")
+        if result.backup_branch:
+            backup = result.backup_branch
+            lines.append(f"  Backup of the damaged state: {backup['name']} ({backup['id']})")
+        lines.append("  How to undo:")
+        lines += [f"    {line}" for line in undo_lines(result)]
+        left = left_by_hand(result)
+        if left:
+            lines.append("  Left to do by hand:")
+            lines += [f"    - {line}" for line in left]
+        return redact("\n".join(lines))
 
     def action_toggle_why(self) -> None:
         self.show_why = not self.show_why
@@ -176,9 +314,45 @@ class WizardApp(App[int]):
 
     def goto(self, key: str) -> None:
         keys = self.step_keys
-        self.done_steps |= set(keys[: keys.index(key)])
+        # Choices before this step are made; whether a run step happened is the journal's to say.
+        self.done_steps |= {k for k in keys[: keys.index(key)] if k in CHOICE_STEPS}
         self.current = key
+        for name in SCREEN_WORKERS:
+            self.workers.cancel_group(self, name)
         self.switch_screen(SCREENS[key]())
+
+    def step_states(self) -> dict[str, str]:
+        """Each step's state for the rail and Done: done, failed, skipped, cancelled, interrupted or pending.
+        Run steps come from the journal (what happened), then from this session's outcomes (no-op steps)."""
+        states = {key: "done" for key in self.done_steps}
+        states.update(self.outcomes)
+        if self.runner is not None:
+            states.update(journal_states(self.runner.journal))
+        return states
+
+    def by_hand(self, step: str) -> str | None:
+        """The why panel's "By hand" for ``step`` when this run makes it concrete (the restore command)."""
+        if step not in ("moment", "strategy", "plan", "restore"):
+            return None
+        plan = self.plan
+        if plan is not None:
+            return by_hand.restore_command(
+                plan.project.id, plan.branch, plan.moment.utc, name=plan.name, in_place=plan.in_place
+            )
+        at = None
+        if self.moment_text:
+            try:
+                at = parse_moment(
+                    self.moment_text, zone=self.zone, now=self.moment_chosen_at or datetime.now(UTC)
+                ).utc
+            except RecoveryError:
+                at = None
+        return by_hand.restore_command(
+            self.project.id if self.project else None,
+            self.branch,
+            at,
+            in_place=self.strategy == "in-place" and step != "moment",
+        )
 
     def advance(self) -> None:
         keys = self.step_keys
@@ -207,20 +381,37 @@ class WizardApp(App[int]):
     def work(self, name: str, what: str, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` in an app-level worker; failures go to the one error modal (with Try again)."""
         self._work[name] = (job, what)
+        if name in SCREEN_WORKERS:
+            self._owners[name] = self.screen
         self.run_worker(job(), name=name, group=name, exclusive=True, exit_on_error=False)
+
+    def owner_gone(self, name: str) -> bool:
+        """A screen worker whose screen the user has left: its outcome belongs nowhere now."""
+        owner = self._owners.get(name)
+        return name in SCREEN_WORKERS and (owner is None or owner not in self.screen_stack)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR or event.worker.name not in self._work:
             return
+        name = event.worker.name
         error = event.worker.error
         assert error is not None
-        job, what = self._work[event.worker.name]
+        if self.owner_gone(name):
+            self.log.warning(f"{name} failed after its screen was left: {error!r}")
+            return
+        job, what = self._work[name]
+        started_on = self._owners.get(name) if name in SCREEN_WORKERS else self.screen
+        owner = started_on if isinstance(started_on, WizardScreen) else None
 
         def chosen(choice: str | None) -> None:
             if choice == "retry":
                 if self.runner is not None:
                     self.runner.forget_uris()  # the fix may have been a reset password: ask Neon afresh
-                self.work(event.worker.name, what, job)
+                self.work(name, what, job)
+            elif name not in RUN_WORKERS or not self.run_running:
+                # Not the run's worker: the screen it came from becomes usable again, the error readable on it.
+                if owner is not None and owner in self.screen_stack:
+                    owner.work_failed(name, error_text(error))
             elif self.runner is not None and self.runner.result.status == "running":
                 # The run touched the world and cannot go on: record where it stopped, then show the summary.
                 result = self.runner.result
@@ -239,6 +430,7 @@ class WizardApp(App[int]):
                         "the journal in .recovery-wizard/runs/ shows how far the run got; resume it with "
                         "`recovery-wizard restore --resume`.",
                     )
+                self.outcomes[self.current] = "failed"
                 self.goto("done")
 
         self.push_screen(ErrorModal(error, what=what), chosen)
@@ -266,8 +458,9 @@ class WizardApp(App[int]):
                 projects = await list_projects(client)
             except UnauthorizedError as exc:
                 screen = self.screen
-                if isinstance(screen, choices.ConnectScreen):
+                if isinstance(screen, choices.ConnectScreen) and screen.is_attached:
                     screen.show_status(f"{exc}\nNext: {exc.hint}", error=True)
+                    screen.ask_for_key()
                 return
             self.client = client
             self.projects = projects
@@ -400,6 +593,9 @@ class WizardApp(App[int]):
                 return
             self.search = {
                 "run_id": "(in the wizard)",
+                # Where the search looked: it is linked only to a run of this project, branch and moment.
+                "project_id": self.project.id if self.project else None,
+                "branch_id": self.branch.id if self.branch else None,
                 "canary": canary,
                 "last_good": found.last_good,
                 "first_bad": found.first_bad,
@@ -485,7 +681,7 @@ class WizardApp(App[int]):
 
     def start_run(self) -> None:
         assert self.client is not None and self.options is not None and self.plan is not None
-        journal = begin_run(self.options, self.plan, self.search)
+        journal = begin_run(self.options, self.plan, linked_search(self.search, self.plan))
         self.runner = Runner(self.client, self.plan, journal, self.prompter, self.reporter, yes=False)
         self.goto("restore")
 
@@ -503,11 +699,14 @@ class WizardApp(App[int]):
             except RunError as exc:
                 runner.result.status, runner.result.error = exc.status, exc
                 self.exit_code = exc.exit_code
+                self.outcomes[name] = "failed" if exc.status == "verification-failed" else exc.status
                 if isinstance(screen, steps.RunStepScreen):
                     screen.finished(str(exc), ok=False)
                     screen.offer_summary()
                     self.current = self.step_keys[-2]  # Continue goes to "done"
                 return
+            # A step that had nothing to do leaves no journal record: it was skipped, not done.
+            self.outcomes[name] = "done" if journal_states(runner.journal).get(name) == "done" else "skipped"
             if isinstance(screen, steps.RunStepScreen):
                 screen.finished(message)
 
@@ -581,9 +780,83 @@ class WizardApp(App[int]):
             if result.report_path is None:
                 finish_run(result, self.client)
             if isinstance(screen, steps.DoneScreen):
-                screen.show_summary(summary_text(result), undo_lines(result), ok=result.status == "done")
+                screen.show_summary(
+                    summary_text(result),
+                    undo_lines(result),
+                    ok=result.status == "done",
+                    steps=self.run_step_lines(),
+                )
 
         self.work("finish", "Writing the incident record", job)
+
+    def run_step_lines(self) -> list[str]:
+        """The run's steps as they ended, for Done: ✔ done, – skipped, ✘ failed, · not run."""
+        states = self.step_states()
+        marks = {"done": "✔", "skipped": "–", "failed": "✘", "cancelled": "✘", "interrupted": "✘"}
+        words = {
+            "skipped": "nothing to do",
+            "failed": "failed",
+            "cancelled": "cancelled",
+            "interrupted": "stopped",
+        }
+        lines = []
+        for key, title in self.steps:
+            if key in CHOICE_STEPS or key == "done":
+                continue
+            state = states.get(key, "pending")
+            word = words.get(state, "" if state == "done" else "not run")
+            lines.append(f"{marks.get(state, '·')} {title}" + (f" ({word})" if word else ""))
+        return lines
+
+
+def error_text(error: BaseException) -> str:
+    """An error as the screen it came from shows it after the error box is closed."""
+    text = str(error) if isinstance(error, RecoveryError) else f"{type(error).__name__}: {error}"
+    hint = error.hint if isinstance(error, RecoveryError) else ""
+    return text + (f"\nNext: {hint}" if hint else "")
+
+
+def journal_states(journal: Journal) -> dict[str, str]:
+    """What the journal says each run step did: done, failed, or (begun, never done) interrupted."""
+    states: dict[str, str] = {}
+    for key in ("restore", "prisma", "cleanup"):
+        last = journal.last(key)
+        if last is not None:
+            states[key] = {"done": "done", "failed": "failed"}.get(last.event, "interrupted")
+    verified = journal.done("verify")
+    if verified is not None:
+        states["verify"] = "done" if verified.data.get("ok") else "failed"
+    env = [r for r in journal.records if r.kind == "step" and (r.step or "").startswith("env:")]
+    if env:
+        finished = {r.step for r in env if r.event == "done"}
+        states["env"] = "done" if all(r.step in finished for r in env) else "interrupted"
+    return states
+
+
+def linked_search(search: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
+    """The wizard's find-moment search, if it was made on this plan's project and branch for its moment."""
+    if search is None:
+        return None
+    if search.get("project_id") != plan.project.id or search.get("branch_id") != plan.branch.id:
+        return None
+    last_good = search.get("last_good")
+    if not isinstance(last_good, datetime) or abs(last_good - plan.moment.utc) > timedelta(milliseconds=1):
+        return None
+    return search
+
+
+def left_by_hand(result: RunResult) -> list[str]:
+    """What the wizard cannot do for the user once the data is back."""
+    plan = result.plan
+    if plan is None or plan.command == "drill" or result.status != "done":
+        return []
+    left = [w for w in plan.warnings]
+    if not plan.in_place:
+        left.append(
+            "Point the deployed app at the restored branch too: your hosting provider's environment variables "
+            "(Vercel, Fly, Render, …), then redeploy. Only the env files in this directory were changed."
+        )
+    return left
 
 
 def summary_text(result: RunResult) -> str:
@@ -628,7 +901,28 @@ def make_app(config: WizardConfig) -> WizardApp:
     return WizardApp(config)
 
 
+async def run_until_closed(app: WizardApp) -> int:
+    """Run the wizard; SIGTERM and SIGHUP close it the way Ctrl+Q and "Stop the run" would."""
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    for signum in handled:
+        loop.add_signal_handler(signum, app.stop_on_signal, signum)
+    try:
+        return int(await app.run_async() or 0)
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def print_closing_summary(app: WizardApp) -> None:
+    """The screen is gone: the terminal keeps what matters (the record, the ids, how to undo)."""
+    # If the terminal itself is gone (SIGHUP), the report and the journal still say it all.
+    with contextlib.suppress(OSError):
+        print(app.closing_summary(), file=sys.stderr, flush=True)
+
+
 def run_wizard(config: WizardConfig) -> int:
     app = make_app(config)
-    code = app.run()
-    return int(code or 0)
+    code = asyncio.run(run_until_closed(app))
+    print_closing_summary(app)
+    return code

@@ -9,6 +9,7 @@ proxies keep serving while the wizard talks to them over real sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import httpx
 
 from recovery_wizard.neon import NeonClient
 from recovery_wizard.sandbox.service import Sandbox
-from recovery_wizard.tui.app import Mode, WizardConfig, make_app
+from recovery_wizard.tui.app import Mode, WizardConfig, make_app, print_closing_summary, run_until_closed
 
 SCHEMA = """// HomeCheff: home-cooked meals, ordered online.
 generator client {
@@ -99,13 +100,22 @@ async def run_demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:
                 intro=intro,
                 checks=[sandbox.project.scenario.canary],
             )
-            code = int(await make_app(config).run_async() or 0)
+            app = make_app(config)
+            # SIGTERM and SIGHUP (the terminal closed) end the wizard like Ctrl+Q; the sandbox's databases are
+            # then dropped as this block exits and the app directory removed below.
+            code = await run_until_closed(app)
+            print_closing_summary(app)
     finally:
         if keep_app:
-            print(f"The demo app and its incident record are in {app_dir}.", file=sys.stderr)
+            _say(f"The demo app and its incident record are in {app_dir}.")
         else:
             shutil.rmtree(app_dir, ignore_errors=True)
     return code
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError):  # no terminal any more (SIGHUP)
+        print(text, file=sys.stderr, flush=True)
 
 
 def demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:

@@ -14,6 +14,7 @@ from textual.widgets import Button, DataTable, Static
 from recovery_wizard.recovery.report import count_cell
 from recovery_wizard.redact import redact
 from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.screens.modals import TypeToConfirmModal
 
 
 class PlanScreen(WizardScreen):
@@ -26,10 +27,29 @@ class PlanScreen(WizardScreen):
 
     def compose_actions(self) -> ComposeResult:
         yield self.back_button()
+        recheck = Button("Check again", id="recheck")
+        recheck.display = False
+        yield recheck
         yield Button("Start", id="start", variant="warning", disabled=True)
 
     def on_mount(self) -> None:
         self.wizard.make_plan()
+
+    def pressed_recheck(self) -> None:
+        plan = self.query_one("#plan", Static)
+        plan.update("Checking everything before the first change…")
+        plan.remove_class("error")
+        self.query_one("#recheck", Button).display = False
+        self.wizard.make_plan()
+
+    def work_failed(self, name: str, text: str) -> None:
+        """The checks failed and the error box was closed: say so here, offer Back and Check again."""
+        plan = self.query_one("#plan", Static)
+        plan.update(f"The plan could not be checked; nothing was changed.\n{escape(text)}")
+        plan.add_class("error")
+        recheck = self.query_one("#recheck", Button)
+        recheck.display = True
+        recheck.focus()
 
     def show_plan(self) -> None:
         plan = self.wizard.plan
@@ -44,6 +64,8 @@ class PlanScreen(WizardScreen):
         start.refresh(layout=True)  # a Button does not resize for a new label by itself
         start.disabled = False
         start.focus()
+        self.arm()
+        self.refresh_by_hand()  # the restore command with this plan's name and moment
 
     def show_refusal(self, message: str, hint: str) -> None:
         text = f"Nothing was changed. {escape(message)}"
@@ -54,6 +76,24 @@ class PlanScreen(WizardScreen):
         plan.add_class("error")
 
     def pressed_start(self) -> None:
+        plan = self.wizard.plan
+        if plan is not None and plan.in_place and plan.command != "drill":
+            # Typed here, before the run begins: Cancel leaves nothing begun and the plan still on screen.
+            question = (
+                f"This overwrites every database on {plan.branch.name!r} with its state at "
+                f"{plan.moment.describe()}."
+            )
+            self.app.push_screen(TypeToConfirmModal(question, plan.branch.name), self._overwrite_answered)
+            return
+        self.query_one("#start", Button).disabled = True
+        self.wizard.start_run()
+
+    def _overwrite_answered(self, confirmed: bool | None) -> None:
+        plan = self.wizard.plan
+        if not confirmed or plan is None:
+            self.notify("Nothing was changed: the in-place restore was not confirmed.")
+            return
+        self.wizard.prompter.confirmed_overwrite = plan.branch.name
         self.query_one("#start", Button).disabled = True
         self.wizard.start_run()
 
@@ -137,6 +177,7 @@ class RunStepScreen(WizardScreen):
         button = self.query_one("#next", Button)
         button.disabled = False
         button.focus()
+        self.arm()
 
     def offer_summary(self) -> None:
         """The run cannot go on: Continue becomes "See the summary" (and leads to Done)."""
@@ -216,6 +257,7 @@ class DoneScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("Writing the incident record…", id="summary")
+        yield Static("", id="steps")
         yield Static("", id="undo")
 
     def compose_actions(self) -> ComposeResult:
@@ -224,12 +266,17 @@ class DoneScreen(WizardScreen):
     def on_mount(self) -> None:
         self.wizard.finish()
 
-    def show_summary(self, summary: str, undo: list[str], *, ok: bool) -> None:
+    def show_summary(
+        self, summary: str, undo: list[str], *, ok: bool, steps: list[str] | None = None
+    ) -> None:
         text = self.query_one("#summary", Static)
         text.update(escape(redact(summary)))
         text.set_class(not ok, "error")
+        if steps:
+            self.query_one("#steps", Static).update("[b]Steps[/b]\n" + escape("\n".join(steps)))
         self.query_one("#undo", Static).update("[b]How to undo[/b]\n" + escape(redact("\n".join(undo))))
         self.query_one("#quit", Button).focus()
+        self.arm()  # Enter repeated from the last step must not press Quit before the summary is read
 
     def pressed_quit(self) -> None:
         self.wizard.exit(self.wizard.exit_code)

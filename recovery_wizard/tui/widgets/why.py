@@ -11,9 +11,10 @@ from recovery_wizard.recovery.runner import StepInfo
 
 
 class WhyPanel(VerticalScroll):
-    def __init__(self, info: StepInfo | None, **kwargs: object) -> None:
+    def __init__(self, info: StepInfo | None, *, by_hand: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.info = info
+        self.by_hand = by_hand  # this run's own command, when it is known; else the step's generic one
 
     def compose(self) -> ComposeResult:
         yield Static("Why this step", classes="why-title")
@@ -24,5 +25,5 @@ class WhyPanel(VerticalScroll):
         yield Static("[b]Why it matters[/b]", classes="why-head")
         yield Static(escape(self.info.why), classes="why-text")
         yield Static("[b]By hand[/b]", classes="why-head")
-        yield Static(escape(self.info.console), classes="why-code")
+        yield Static(escape(self.by_hand or self.info.console), classes="why-code", id="by-hand")
         yield Static("F1 hides this panel.", classes="why-hint")

@@ -1,0 +1,77 @@
+"""The demo in a real terminal (tmux): a closed terminal (SIGHUP) must leave nothing behind.
+
+The demo runs as a real process in a tmux pane, as a person would start it; closing the tmux session sends
+SIGHUP to it, as closing a terminal window or losing an SSH connection does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from recovery_wizard.recovery import envfile
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def poll(predicate: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+async def database_of(url: str) -> str:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        row = await (await conn.execute("SELECT current_database()")).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def databases_like(admin_dsn: str, prefix: str) -> list[str]:
+    with psycopg.connect(admin_dsn) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix.replace("_", r"\_") + "%",)
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def test_closing_the_terminal_of_a_demo_drops_its_sandbox_and_removes_its_app_dir(tmp_path: Path) -> None:
+    admin_dsn = os.environ.get("RECOVERY_WIZARD_TEST_PG_DSN")
+    if not admin_dsn:
+        pytest.skip("needs RECOVERY_WIZARD_TEST_PG_DSN (to see the sandbox's databases)")
+    session = f"rw-demo-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "RECOVERY_WIZARD_PG_DSN": admin_dsn, "TMPDIR": str(tmp_path)}
+    command = f"{sys.executable} -m recovery_wizard demo"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "110", "-y", "32", command],
+        check=True,
+        env=env,
+    )
+    try:
+        poll(lambda: "Begin" in tmux("capture-pane", "-p", "-t", session), "the demo's first screen", 60)
+        [app_dir] = list(tmp_path.glob("homecheff-demo-*"))
+        direct = envfile.EnvFile.read(app_dir / ".env").get("DIRECT_URL")
+        assert direct is not None
+        database = asyncio.run(database_of(direct))
+        prefix = "_".join(database.split("_")[:2])  # rwsb_<hex>: every database of this sandbox
+        assert prefix.startswith("rwsb_") and databases_like(admin_dsn, prefix)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)  # SIGHUP, as a closed terminal
+    poll(lambda: not app_dir.exists(), "the demo's app directory to be removed", 30)
+    poll(lambda: not databases_like(admin_dsn, prefix), "the sandbox's databases to be dropped", 30)
