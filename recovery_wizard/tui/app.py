@@ -332,7 +332,7 @@ class WizardApp(App[int]):
 
     def by_hand(self, step: str) -> str | None:
         """The why panel's "By hand" for ``step`` when this run makes it concrete (the restore command)."""
-        if step not in ("moment", "strategy", "plan", "restore"):
+        if step not in ("strategy", "plan", "restore"):
             return None
         plan = self.plan
         if plan is not None:
@@ -351,7 +351,7 @@ class WizardApp(App[int]):
             self.project.id if self.project else None,
             self.branch,
             at,
-            in_place=self.strategy == "in-place" and step != "moment",
+            in_place=self.strategy == "in-place",
         )
 
     def advance(self) -> None:
@@ -581,14 +581,14 @@ class WizardApp(App[int]):
             good = now - (self.window.now - self.window.earliest) + EDGE_MARGIN
 
             def on_probe(p: Probe) -> None:
-                if isinstance(screen, choices.MomentScreen):
+                if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                     verdict = "holds" if p.holds else "fails"
                     screen.show_find(f"Looked at {p.at:%Y-%m-%d %H:%M:%S} UTC: the canary {verdict}…")
 
             try:
                 found = await search_moment(self._lens(), canary, good=good, bad=now, on_probe=on_probe)
             except UsageError as exc:
-                if isinstance(screen, choices.MomentScreen):
+                if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                     screen.show_find(f"{exc} {exc.hint}", error=True)
                 return
             self.search = {
@@ -601,7 +601,7 @@ class WizardApp(App[int]):
                 "first_bad": found.first_bad,
                 "probes": [p.to_dict() for p in found.probes],
             }
-            if isinstance(screen, choices.MomentScreen):
+            if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                 screen.found_moment(
                     found.last_good.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                     f"Last good moment: {found.last_good:%Y-%m-%d %H:%M:%S} UTC (the canary fails from "
@@ -619,13 +619,13 @@ class WizardApp(App[int]):
             try:
                 result = await peek_at(self._lens(), moment.utc, sql)
             except PeekError as exc:
-                if isinstance(screen, choices.MomentScreen):
+                if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                     screen.show_peek(str(exc), error=True)
                 return
             rows = [" | ".join(result.columns)] + [
                 " | ".join(str(v) for v in row) for row in result.rows[:20]
             ]
-            if isinstance(screen, choices.MomentScreen):
+            if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                 screen.show_peek(f"At {moment.describe()} ({result.lens}):\n" + "\n".join(rows))
 
         self.work("peek", "Looking at the past", job)
@@ -635,7 +635,7 @@ class WizardApp(App[int]):
             screen = self.screen
             assert self.client is not None and self.project is not None and self.window is not None
             events = await build_timeline(self.client, self.project, self.window)
-            if isinstance(screen, choices.MomentScreen):
+            if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                 screen.show_timeline(render_timeline(events[:40], self.zone))
 
         self.work("timeline", "Loading the timeline", job)
@@ -671,10 +671,10 @@ class WizardApp(App[int]):
                     self.client, self.options, self.prompter, self.reporter, now=self.moment_chosen_at
                 )
             except UsageError as exc:
-                if isinstance(screen, steps.PlanScreen):
+                if isinstance(screen, steps.PlanScreen) and screen.is_attached:
                     screen.show_refusal(str(exc), exc.hint)
                 return
-            if isinstance(screen, steps.PlanScreen):
+            if isinstance(screen, steps.PlanScreen) and screen.is_attached:
                 screen.show_plan()
 
         self.work("plan", "Planning", job)

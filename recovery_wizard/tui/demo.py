@@ -78,7 +78,7 @@ async def write_demo_app(directory: Path, client: NeonClient, project_id: str) -
 async def run_demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:
     print("Starting the sandbox (a local Neon with a real PostgreSQL)…", file=sys.stderr, flush=True)
     app_dir = Path(tempfile.mkdtemp(prefix="homecheff-demo-"))
-    code = 0
+    code, ran = 0, False
     try:
         async with Sandbox(pg_dsn=pg_dsn, scenario=scenario, operation_seconds=1.0) as sandbox:
             url = await sandbox.serve()
@@ -104,12 +104,15 @@ async def run_demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:
             # SIGTERM and SIGHUP (the terminal closed) end the wizard like Ctrl+Q; the sandbox's databases are
             # then dropped as this block exits and the app directory removed below.
             code = await run_until_closed(app)
+            ran = app.runner is not None
             print_closing_summary(app)
     finally:
         if keep_app:
             _say(f"The demo app and its incident record are in {app_dir}.")
         else:
             shutil.rmtree(app_dir, ignore_errors=True)
+            if ran:  # its incident record went with the directory
+                _say(f"The demo app directory {app_dir} is removed (--keep-app keeps it and its record).")
     return code
 
 

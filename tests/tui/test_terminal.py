@@ -75,3 +75,25 @@ def test_closing_the_terminal_of_a_demo_drops_its_sandbox_and_removes_its_app_di
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)  # SIGHUP, as a closed terminal
     poll(lambda: not app_dir.exists(), "the demo's app directory to be removed", 30)
     poll(lambda: not databases_like(admin_dsn, prefix), "the sandbox's databases to be dropped", 30)
+
+
+def test_the_terminal_keeps_the_wizards_summary_after_it_closes(tmp_path: Path) -> None:
+    admin_dsn = os.environ.get("RECOVERY_WIZARD_TEST_PG_DSN")
+    if not admin_dsn:
+        pytest.skip("needs RECOVERY_WIZARD_TEST_PG_DSN")
+    session = f"rw-demo-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "RECOVERY_WIZARD_PG_DSN": admin_dsn, "TMPDIR": str(tmp_path)}
+    # The pane outlives the process (remain-on-exit), so what it printed last stays readable.
+    command = f"{sys.executable} -m recovery_wizard demo; echo exit=$?; sleep 30"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "110", "-y", "32", command], check=True, env=env
+    )
+    try:
+        poll(lambda: "Begin" in tmux("capture-pane", "-p", "-t", session), "the demo's first screen", 60)
+        tmux("send-keys", "-t", session, "C-q")
+        poll(lambda: "exit=" in tmux("capture-pane", "-p", "-t", session), "the demo to exit", 30)
+        screen = tmux("capture-pane", "-p", "-t", session)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+    assert "recovery-wizard: nothing was changed." in screen
+    assert "exit=3" in screen

@@ -9,7 +9,7 @@ from textual import events
 from textual._time import get_time  # the clock of events.Key.time
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -53,7 +53,7 @@ class ConfirmModal(ArmedModal[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
             if self.details:
-                with VerticalScroll(classes="modal-details", id="details"):
+                with ScrollableContainer(classes="modal-details", id="details"):
                     yield Static(escape(redact(self.details)), id="details-text")
             yield Static(escape(redact(self.question)), classes="modal-text")
             with Horizontal(classes="modal-actions"):

@@ -257,7 +257,9 @@ class DoneScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("Writing the incident record…", id="summary")
-        yield Static("", id="steps")
+        steps = Static("", id="steps")
+        steps.display = False  # until the run's steps are known
+        yield steps
         yield Static("", id="undo")
 
     def compose_actions(self) -> ComposeResult:
@@ -273,7 +275,9 @@ class DoneScreen(WizardScreen):
         text.update(escape(redact(summary)))
         text.set_class(not ok, "error")
         if steps:
-            self.query_one("#steps", Static).update("[b]Steps[/b]\n" + escape("\n".join(steps)))
+            listed = self.query_one("#steps", Static)
+            listed.update("[b]Steps[/b]\n" + escape("\n".join(steps)))
+            listed.display = True
         self.query_one("#undo", Static).update("[b]How to undo[/b]\n" + escape(redact("\n".join(undo))))
         self.query_one("#quit", Button).focus()
         self.arm()  # Enter repeated from the last step must not press Quit before the summary is read
