@@ -216,7 +216,7 @@ class WizardApp(App[int]):
         def chosen(stop: bool | None) -> None:
             self._quitting = False
             if stop:
-                self.run_worker(self._interrupt(), name="interrupt", exit_on_error=False)
+                self.run_worker(self._interrupt("by the user"), name="interrupt", exit_on_error=False)
 
         self.push_screen(ConfirmModal(question, yes="Stop the run", no="Keep going"), chosen)
 
@@ -225,12 +225,13 @@ class WizardApp(App[int]):
         interrupt path (journal, record, resume hint) or, with no run going, just close."""
         self.log.warning(f"signal {signum}: closing")
         if self.run_running:
-            self.run_worker(self._interrupt(), name="interrupt", exit_on_error=False)
+            why = f"by {signal.Signals(signum).name}"
+            self.run_worker(self._interrupt(why), name="interrupt", exit_on_error=False)
         else:
             self.close_run()
             self.exit(self.exit_code if self.runner is not None else 3)
 
-    async def _interrupt(self) -> None:
+    async def _interrupt(self, why: str) -> None:
         """Stop the run where it is: cancel its step, journal and report it as interrupted, exit 3."""
         runner = self.runner
         assert runner is not None
@@ -246,7 +247,7 @@ class WizardApp(App[int]):
             step = result.step or self.current
             result.status = "interrupted"
             result.error = CancelledError(
-                f"Interrupted by the user at the step {step!r}.",
+                f"Interrupted {why} at the step {step!r}.",
                 hint=f"Continue it where it stopped: recovery-wizard {command} --resume {runner.journal.run_id}",
             )
             self.outcomes.setdefault(step, "interrupted")

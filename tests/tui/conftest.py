@@ -247,9 +247,8 @@ async def walk_to_plan(
     if wizard(pilot).mode != Mode.DRILL:
         await on_screen(pilot, choices.StrategyScreen)
         if in_place:
-            await pilot.press("down", "enter")  # the list has focus: next option; Enter chooses it, goes on
-        else:
-            await press_button(pilot, "next")
+            await pilot.press("down", "space")  # the list has focus: next option, select it
+        await press_button(pilot, "next")
     plan = await on_screen(pilot, steps.PlanScreen)
     await wait_until(pilot, lambda: not plan.query_one("#start", Button).disabled, "the plan")
     return plan
