@@ -206,10 +206,9 @@ class WizardApp(App[int]):
         runner = self.runner
         assert runner is not None
         self._quitting = True
-        step = runner.result.step or self.current
         command = "drill" if self.mode == Mode.DRILL else "restore"
         question = (
-            f"The run is at the step {step!r}. Stop it here? The journal keeps how far it got, the incident "
+            f"The run is {self._where(runner)}. Stop it here? The journal keeps how far it got, the incident "
             f"record is written, and `recovery-wizard {command} --resume {runner.journal.run_id}` continues it."
         )
 
@@ -247,13 +246,18 @@ class WizardApp(App[int]):
             step = result.step or self.current
             result.status = "interrupted"
             result.error = CancelledError(
-                f"Interrupted {why} at the step {step!r}.",
+                f"Interrupted {why} {self._where(runner)}.",
                 hint=f"Continue it where it stopped: recovery-wizard {command} --resume {runner.journal.run_id}",
             )
             self.outcomes.setdefault(step, "interrupted")
         self.exit_code = result.error.exit_code if result.error is not None else 3
         self.close_run()
         self.exit(self.exit_code)
+
+    def _where(self, runner: Runner) -> str:
+        step = runner.result.step or self.current
+        finished = runner.journal.done(step) is not None or self.outcomes.get(step) in ("done", "skipped")
+        return f"after the step {step!r}" if finished else f"at the step {step!r}"
 
     def close_run(self) -> None:
         """The run ended (or is stopped): make sure its incident record and journal end are written."""

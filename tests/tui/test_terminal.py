@@ -97,3 +97,49 @@ def test_the_terminal_keeps_the_wizards_summary_after_it_closes(tmp_path: Path) 
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)
     assert "recovery-wizard: nothing was changed." in screen
     assert "exit=3" in screen
+
+
+def test_a_closed_terminal_mid_run_takes_the_interrupt_path(tmp_path: Path) -> None:
+    """SIGHUP while the restore branch is made: the journal ends "interrupted", the record is written and
+    names the resume command; the sandbox is dropped (the app directory is kept with --keep-app)."""
+    admin_dsn = os.environ.get("RECOVERY_WIZARD_TEST_PG_DSN")
+    if not admin_dsn:
+        pytest.skip("needs RECOVERY_WIZARD_TEST_PG_DSN")
+    session = f"rw-demo-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "RECOVERY_WIZARD_PG_DSN": admin_dsn, "TMPDIR": str(tmp_path)}
+    command = f"{sys.executable} -m recovery_wizard demo --keep-app"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "110", "-y", "32", command], check=True, env=env
+    )
+
+    def shows(text: str) -> Callable[[], bool]:
+        return lambda: text in tmux("capture-pane", "-p", "-t", session)
+
+    try:
+        poll(shows("Begin"), "the demo's first screen", 60)
+        tmux("send-keys", "-t", session, "Enter")
+        poll(shows("Which branch was damaged?"), "the branch screen", 30)
+        tmux("send-keys", "-t", session, "Enter")
+        poll(shows("Restore to which moment?"), "the moment screen", 30)
+        tmux("send-keys", "-t", session, "-l", "35 minutes ago")
+        poll(shows("→ "), "the moment to be read", 30)
+        tmux("send-keys", "-t", session, "Enter")
+        poll(shows("How should the data come back?"), "the strategy screen", 30)
+        tmux("send-keys", "-t", session, "Tab", "Tab", "Enter")  # past Back to Continue
+        poll(shows("Create the restore branch"), "the plan", 30)
+        time.sleep(1)  # the plan is read; Start takes a new press
+        tmux("send-keys", "-t", session, "Enter")
+        poll(shows("Restoring"), "the restore to start", 30)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)  # SIGHUP
+    [app_dir] = list(tmp_path.glob("homecheff-demo-*"))
+    runs = app_dir / ".recovery-wizard" / "runs"
+    poll(lambda: any(runs.glob("*/report.md")), "the incident record", 30)
+    [run_dir] = list(runs.iterdir())
+    from recovery_wizard.recovery.journal import Journal
+
+    journal = Journal.open(run_dir)
+    assert journal.status == "interrupted" and journal.resumable
+    report = (run_dir / "report.md").read_text()
+    assert "Interrupted by SIGHUP" in report
+    assert f"recovery-wizard restore --resume {run_dir.name}" in report
