@@ -198,8 +198,8 @@ class WizardApp(App[int]):
         documented interrupt path (journal, incident record, resume hint, exit 3)."""
         if not self.run_running:
             self.close_run()
-            # Before any run: cancelled (3), as the CLI's "Go ahead? N"; after one: the run's own code.
-            self.exit(self.exit_code if self.runner is not None else 3)
+            # Before any run nothing was changed (0); after one: the run's own code (0 after success).
+            self.exit(self.exit_code)
             return
         if self._quitting:
             return
@@ -228,7 +228,7 @@ class WizardApp(App[int]):
             self.run_worker(self._interrupt(why), name="interrupt", exit_on_error=False)
         else:
             self.close_run()
-            self.exit(self.exit_code if self.runner is not None else 3)
+            self.exit(self.exit_code)
 
     async def _interrupt(self, why: str) -> None:
         """Stop the run where it is: cancel its step, journal and report it as interrupted, exit 3."""

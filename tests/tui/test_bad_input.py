@@ -276,7 +276,7 @@ async def test_escape_in_the_type_to_confirm_modal_overwrites_nothing(incident: 
         assert not plan.query_one("#start", Button).disabled
         assert app.runner is None and list_runs(incident.app_dir) == []
         await pilot.press("ctrl+q")
-    assert app.return_value == 3
+    assert app.return_value == 0  # nothing was changed
     assert await incident.branch_names() == names_before
     assert await count_users(incident.env_value("DIRECT_URL")) < 10  # still the damaged data
     assert incident.env_path.read_bytes() == incident.env_before
