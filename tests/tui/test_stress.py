@@ -109,6 +109,23 @@ async def test_ctrl_q_on_done_after_a_successful_run_exits_0_and_the_summary_is_
     assert "hosting provider" in summary  # what is left to do by hand
 
 
+async def test_ctrl_q_after_a_step_ended_the_run_still_writes_the_record(incident: Incident) -> None:
+    """Verification failed, the user quits from the verify screen instead of going to Done: the incident
+    record and the journal's end are written all the same, and the exit code is the run's (4)."""
+    app = make_app(incident.config(checks=['SELECT count(*) >= 100 FROM "User"']))
+    async with app.run_test(size=SIZE) as pilot:
+        await walk_to_plan(pilot)
+        await start_run(pilot)
+        await step_finished(pilot, steps.RestoreScreen)
+        await pilot.press("enter")
+        await step_finished(pilot, steps.VerifyScreen)
+        await pilot.press("ctrl+q")  # the run has ended: no question, quit at once
+    assert app.return_value == 4
+    [run_dir] = list_runs(incident.app_dir)
+    assert Journal.open(run_dir).status == "verification-failed"
+    assert "FAILED" in (run_dir / "report.md").read_text()
+
+
 # --- connect -----------------------------------------------------------------------------------------------
 
 
