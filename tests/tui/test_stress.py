@@ -180,6 +180,26 @@ async def test_after_an_error_box_is_closed_the_plan_offers_back_and_check_again
     assert app.runner is None
 
 
+async def test_after_an_error_box_is_closed_the_search_says_it_failed(incident: Incident) -> None:
+    app = make_app(incident.config())
+    async with app.run_test(size=SIZE) as pilot:
+        await on_screen(pilot, choices.BranchScreen)
+        await pilot.press("enter")
+        moment = await on_screen(pilot, choices.MomentScreen)
+        await pilot.press(*"35 minutes ago")
+        # The search's first look (the branch's databases) gets an answer that is not JSON.
+        incident.sandbox.app.faults.append(parse_fault("GET /projects/*/branches/*/databases=malformed"))
+        moment.query_one("#find-box", Collapsible).collapsed = False
+        await pilot.pause()
+        moment.pressed_find()
+        await on_screen(pilot, ErrorModal)
+        await press_button(pilot, "close")
+        await on_screen(pilot, choices.MomentScreen)
+        status = moment.query_one("#find-status")
+        assert "not JSON" in text_of(status) and status.has_class("error")
+        assert not moment.query_one("#next", Button).disabled  # the moment typed is still good to go on
+
+
 # --- workers that outlive their screen ---------------------------------------------------------------------
 
 
