@@ -28,11 +28,13 @@ def tmux(*args: str) -> str:
     return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
 
-def poll(predicate: Callable[[], bool], what: str, timeout: float) -> None:
+def poll(
+    predicate: Callable[[], bool], what: str, timeout: float, seen: Callable[[], str] = lambda: ""
+) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{seen()}")
         time.sleep(0.2)
 
 
@@ -113,29 +115,34 @@ def test_a_closed_terminal_mid_run_takes_the_interrupt_path(tmp_path: Path) -> N
         ["tmux", "new-session", "-d", "-s", session, "-x", "110", "-y", "32", command], check=True, env=env
     )
 
+    pane = [""]
+
     def shows(text: str) -> Callable[[], bool]:
-        return lambda: text in tmux("capture-pane", "-p", "-t", session)
+        def check() -> bool:
+            pane[0] = tmux("capture-pane", "-p", "-t", session)
+            return text in pane[0]
+
+        return check
+
+    def step(wait_for: str, what: str, *keys: str) -> None:
+        poll(shows(wait_for), what, 60, lambda: pane[0])
+        time.sleep(0.6)  # a person reads before pressing (and decisive buttons take a new press)
+        if keys:
+            tmux("send-keys", "-t", session, *keys)
 
     try:
-        poll(shows("Begin"), "the demo's first screen", 60)
-        tmux("send-keys", "-t", session, "Enter")
-        poll(shows("Which branch was damaged?"), "the branch screen", 30)
-        tmux("send-keys", "-t", session, "Enter")
-        poll(shows("Restore to which moment?"), "the moment screen", 30)
-        tmux("send-keys", "-t", session, "-l", "35 minutes ago")
-        poll(shows("→ "), "the moment to be read", 30)
-        tmux("send-keys", "-t", session, "Enter")
-        poll(shows("How should the data come back?"), "the strategy screen", 30)
-        tmux("send-keys", "-t", session, "Tab", "Tab", "Enter")  # past Back to Continue
-        poll(shows("Create the restore branch"), "the plan", 30)
-        time.sleep(1)  # the plan is read; Start takes a new press
-        tmux("send-keys", "-t", session, "Enter")
-        poll(shows("Restoring"), "the restore to start", 30)
+        step("Begin", "the demo's first screen", "Enter")
+        step("Which branch was damaged?", "the branch screen", "Enter")
+        step("Restore to which moment?", "the moment screen", "-l", "35 minutes ago")
+        step("→ ", "the moment to be read", "Enter")
+        step("How should the data come back?", "the strategy screen", "Tab", "Tab", "Enter")
+        step("Create the restore branch", "the plan", "Enter")
+        step("Restoring", "the restore to start")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False)  # SIGHUP
     [app_dir] = list(tmp_path.glob("homecheff-demo-*"))
     runs = app_dir / ".recovery-wizard" / "runs"
-    poll(lambda: any(runs.glob("*/report.md")), "the incident record", 30)
+    poll(lambda: any(runs.glob("*/report.md")), "the incident record", 60, lambda: pane[0])
     [run_dir] = list(runs.iterdir())
     from recovery_wizard.recovery.journal import Journal
 
