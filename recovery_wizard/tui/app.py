@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -906,15 +907,54 @@ def make_app(config: WizardConfig) -> WizardApp:
     return WizardApp(config)
 
 
+class _HangupSafeStream:
+    """The terminal stream Textual's output thread writes to, minus the errors of a terminal that is gone.
+
+    Hand-written because Textual's writer thread dies on the first failed write (EIO after a hang-up) and
+    its bounded queue then blocks the event loop on the next writes: the wizard would never reach its
+    clean-up (the interrupt path, the demo's sandbox). Writes to a terminal that is gone are dropped."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _on_hangup(app: WizardApp, signum: int) -> None:
+    if signum == signal.SIGHUP:
+        # No terminal any more: input reads /dev/null (EOF) instead of failing, so only our path ends the app.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+    app.stop_on_signal(signum)
+
+
 async def run_until_closed(app: WizardApp) -> int:
     """Run the wizard; SIGTERM and SIGHUP close it the way Ctrl+Q and "Stop the run" would."""
     loop = asyncio.get_running_loop()
     handled = (signal.SIGTERM, signal.SIGHUP)
     for signum in handled:
-        loop.add_signal_handler(signum, app.stop_on_signal, signum)
+        loop.add_signal_handler(signum, _on_hangup, app, signum)
+    # Textual's terminal driver writes to sys.__stderr__ (read when the driver starts).
+    original = sys.__stderr__
+    if original is not None:
+        sys.__stderr__ = _HangupSafeStream(original)  # type: ignore[misc,assignment]
     try:
         return int(await app.run_async() or 0)
     finally:
+        sys.__stderr__ = original  # type: ignore[misc]
         for signum in handled:
             loop.remove_signal_handler(signum)
 
