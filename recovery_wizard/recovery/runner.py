@@ -968,7 +968,9 @@ def begin_run(options: RunOptions, plan: Plan, search: dict[str, Any] | None = N
     ``search`` is the find-moment result that chose the restore point (the TUI passes its own); otherwise
     the latest find-moment run in this directory whose last good moment is the plan's moment is linked.
     """
-    search = search or find_search(options.workdir, plan.moment.utc)
+    search = search or find_search(
+        options.workdir, plan.moment.utc, project_id=plan.project.id, branch_id=plan.branch.id
+    )
     journal = Journal.create(options.workdir)
     journal.append("run", "start", command=options.command, options=options.to_dict(), plan=plan.to_dict())
     if search is not None:
@@ -976,8 +978,13 @@ def begin_run(options: RunOptions, plan: Plan, search: dict[str, Any] | None = N
     return journal
 
 
-def find_search(workdir: Path, moment: datetime) -> dict[str, Any] | None:
-    """The find-moment run (newest first) whose last_good is ``moment`` (to the millisecond), with its probes."""
+def find_search(
+    workdir: Path, moment: datetime, *, project_id: str | None = None, branch_id: str | None = None
+) -> dict[str, Any] | None:
+    """The find-moment run (newest first) whose last_good is ``moment`` (to the millisecond), with its probes.
+
+    Given ``project_id``/``branch_id``, only a search made on that project and branch counts: a search of
+    another branch that happens to end at the same moment says nothing about this one."""
     from recovery_wizard.recovery.journal import journals
 
     for journal in journals(workdir):  # a damaged old journal is skipped, never fatal to a new run
@@ -990,6 +997,12 @@ def find_search(workdir: Path, moment: datetime) -> dict[str, Any] | None:
             or start.data.get("command") != "find-moment"
             or end is None
             or "last_good" not in end.data
+        ):
+            continue
+        searched_project = (start.data.get("project") or {}).get("id")
+        searched_branch = (start.data.get("branch") or {}).get("id")
+        if (project_id is not None and searched_project != project_id) or (
+            branch_id is not None and searched_branch != branch_id
         ):
             continue
         last_good = datetime.fromisoformat(str(end.data["last_good"]).replace("Z", "+00:00"))

@@ -30,6 +30,7 @@ class TuiReporter:
     def __init__(self, app: App[Any]) -> None:
         self.app: App[Any] = app
         self.lines: list[tuple[str, str]] = []
+        self.block: tuple[str, str] | None = None  # the last block shown, until a question takes it
 
     def _view(self) -> RunView | None:
         # The screen under a modal is the one the step belongs to.
@@ -62,6 +63,7 @@ class TuiReporter:
         self._add("output", line)
 
     def show(self, title: str, body: str) -> None:
+        self.block = (title, body)
         view = self._view()
         if view is not None:
             view.show_block(title, body)
@@ -73,6 +75,9 @@ class TuiPrompter:
 
     def __init__(self, app: WizardApp) -> None:
         self.app = app
+        # The in-place restore's typed confirmation is asked on the plan screen, before the run begins (so
+        # Cancel leaves nothing begun); the runbook's own question then finds it answered, once.
+        self.confirmed_overwrite: str | None = None
 
     async def choose(self, question: str, choices: list[tuple[str, str]], *, option: str) -> str:
         raise UsageError(f"The wizard has no answer for: {question}")
@@ -83,11 +88,18 @@ class TuiPrompter:
     async def confirm(self, question: str, *, default: bool = False) -> bool:
         from recovery_wizard.tui.screens.modals import ConfirmModal
 
-        answer = await self.app.push_screen_wait(ConfirmModal(question))
-        return answer
+        # What the question is about (the .env diff shown just before) goes into the modal: a modal covers
+        # most of an 80×24 screen, and a confirmation must never hide what it asks about.
+        block, self.app.reporter.block = self.app.reporter.block, None
+        details = f"{block[0]}\n{block[1]}" if block else ""
+        answer = await self.app.push_screen_wait(ConfirmModal(question, details=details))
+        return bool(answer)
 
     async def type_to_confirm(self, question: str, expected: str) -> bool:
         from recovery_wizard.tui.screens.modals import TypeToConfirmModal
 
+        if self.confirmed_overwrite == expected:
+            self.confirmed_overwrite = None
+            return True
         answer = await self.app.push_screen_wait(TypeToConfirmModal(question, expected))
-        return answer
+        return bool(answer)

@@ -7,21 +7,28 @@ ErrorModal with Neon's message, the request id and the next thing to try, and of
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 from textual.widgets import Button
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from recovery_wizard import __version__
+from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, UnauthorizedError
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe
@@ -33,13 +40,22 @@ from recovery_wizard.recovery.outcome import RunError, StepFailedError, UsageErr
 from recovery_wizard.recovery.peek import Lens, PeekError
 from recovery_wizard.recovery.peek import peek as peek_at
 from recovery_wizard.recovery.plan import Plan, RunOptions, list_projects, project_and_branches, resolve_plan
-from recovery_wizard.recovery.runner import Runner, RunResult, begin_run, finish_run, plan_from_journal
+from recovery_wizard.recovery.runner import (
+    Runner,
+    RunResult,
+    begin_run,
+    finish_run,
+    interrupted,
+    plan_from_journal,
+)
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
-from recovery_wizard.redact import Secret
+from recovery_wizard.redact import Secret, redact
 from recovery_wizard.textsafe import printable
+from recovery_wizard.tui import by_hand
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
 from recovery_wizard.tui.contrast import readable_variables
+from recovery_wizard.tui.keys import ACTIVATION_KEYS, ARM_SECONDS
 from recovery_wizard.tui.onerun import RunGuard
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
@@ -95,6 +111,11 @@ SCREENS: dict[str, type[WizardScreen]] = {
 PEEK_VALUE_LIMIT = 200
 # Up to here, Back is safe: nothing has been written.
 CHOICE_STEPS = ("connect", "project", "branch", "moment", "strategy", "plan")
+# The run's own workers: only their failure can end the run.
+RUN_WORKERS = frozenset({"restore", "verify", "env", "prisma", "cleanup", "finish"})
+# Workers that belong to the screen they were started from (a search, a look, the plan's checks): cancelled
+# when the user leaves that screen, so their outcome never lands on a later one.
+SCREEN_WORKERS = frozenset({"find-moment", "peek", "timeline", "plan"})
 
 
 @dataclass
@@ -110,6 +131,7 @@ class WizardConfig:
     intro: str | None = None  # the demo's "what happened" text on the first screen
     learn: bool | None = None  # the why panel; default: on in demo and drill
     http: httpx.AsyncClient | None = None  # injected by tests (e.g. an ASGI transport)
+    arm_seconds: float = ARM_SECONDS  # see ACTIVATION_KEYS
 
 
 class WizardApp(App[int]):
@@ -132,7 +154,8 @@ class WizardApp(App[int]):
         self.mode = config.mode
         self.show_why = config.learn if config.learn is not None else config.mode in (Mode.DEMO, Mode.DRILL)
         self.steps = DRILL_STEPS if config.mode == Mode.DRILL else RESTORE_STEPS
-        self.done_steps: set[str] = set()
+        self.done_steps: set[str] = set()  # choice steps made; run steps are read from the journal
+        self.outcomes: dict[str, str] = {}  # run steps that ended in this session without a journal record
         self.skipped_steps: set[str] = set()  # steps decided for the user (one project): Back passes them
         self.current = "connect"
         self.zone: tzinfo = resolve_zone(config.tz)
@@ -158,6 +181,9 @@ class WizardApp(App[int]):
         self._work: dict[str, tuple[Callable[[], Awaitable[None]], str]] = {}
         # The app directory's lock while a run writes, and the unfinished runs there (see onerun.py).
         self.guard = RunGuard(config.workdir, "drill" if config.mode == Mode.DRILL else "restore")
+        self._owners: dict[str, Screen[Any]] = {}  # SCREEN_WORKERS: the screen each was started from
+        self._activation_at = self._previous_activation_at = float("-inf")
+        self._quitting = False
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -172,8 +198,131 @@ class WizardApp(App[int]):
         if self._own_http is not None:
             await self._own_http.aclose()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and event.key in ACTIVATION_KEYS:
+            # event.time is when the key arrived (Textual's monotonic clock), not when the loop got to it:
+            # keys queued while the app was busy keep their true spacing.
+            self._previous_activation_at, self._activation_at = self._activation_at, event.time
+        await super().on_event(event)
+
+    def fresh_press(self, ready_at: float | None, pressed_at: float) -> bool:
+        """Was the activation key pressed at ``pressed_at`` a new press, made after the screen (``ready_at``)
+        was ready and not a repeat of the one before?"""
+        if ready_at is None:
+            return True
+        arm = self.config.arm_seconds
+        return pressed_at - ready_at >= arm and pressed_at - self._previous_activation_at >= arm
+
+    @property
+    def run_running(self) -> bool:
+        return self.runner is not None and self.runner.result.status == "running"
+
     def action_quit_wizard(self) -> None:
-        self.exit(self.exit_code if self.runner is None else (self.exit_code or 1))
+        """Ctrl+Q. Before the run and after it ends: quit at once. During the run: ask, then stop it on the
+        documented interrupt path (journal, incident record, resume hint, exit 3)."""
+        if not self.run_running:
+            self.close_run()
+            # Before any run nothing was changed (0); after one: the run's own code (0 after success).
+            self.exit(self.exit_code)
+            return
+        if self._quitting:
+            return
+        runner = self.runner
+        assert runner is not None
+        self._quitting = True
+        command = "drill" if self.mode == Mode.DRILL else "restore"
+        question = (
+            f"The run is {self._where(runner)}. Stop it here? The journal keeps how far it got, the incident "
+            f"record is written, and `recovery-wizard {command} --resume {runner.journal.run_id}` continues it."
+        )
+
+        def chosen(stop: bool | None) -> None:
+            self._quitting = False
+            if stop:
+                self.run_worker(
+                    self._interrupt("you (Ctrl+Q, Stop the run)"), name="interrupt", exit_on_error=False
+                )
+
+        self.push_screen(ConfirmModal(question, yes="Stop the run", no="Keep going"), chosen)
+
+    def stop_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (a closed terminal, an SSH drop): no one is there to ask; stop the run on the
+        interrupt path (journal, record, resume hint) or, with no run going, just close."""
+        self.log.warning(f"signal {signum}: closing")
+        if self.run_running:
+            why = signal.Signals(signum).name
+            self.run_worker(self._interrupt(why), name="interrupt", exit_on_error=False)
+        else:
+            self.close_run()
+            self.exit(self.exit_code)
+
+    async def _interrupt(self, why: str) -> None:
+        """Stop the run where it is: cancel its step, journal and report it as interrupted, exit 3."""
+        runner = self.runner
+        assert runner is not None
+        # Cancelled at its next await (a request, a poll, a modal's answer): what it began stays "begun" in
+        # the journal, which --resume reconciles, exactly as after Ctrl-C in the CLI.
+        for name in RUN_WORKERS:
+            for worker in self.workers.cancel_group(self, name):
+                with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                    await worker.wait()
+        result = runner.result
+        if result.status == "running":
+            # The CLI's interrupt path too: status "interrupted", the exact --resume command as the hint.
+            interrupted(result, asyncio.CancelledError(why))
+            self.outcomes.setdefault(result.step or self.current, "interrupted")
+        self.exit_code = result.error.exit_code if result.error is not None else 3
+        self.close_run()
+        self.exit(self.exit_code)
+
+    def _where(self, runner: Runner) -> str:
+        step = runner.result.step or self.current
+        finished = runner.journal.done(step) is not None or self.outcomes.get(step) in ("done", "skipped")
+        return f"after the step {step!r}" if finished else f"at the step {step!r}"
+
+    def close_run(self) -> None:
+        """The run ended (or is stopped): make sure its incident record and journal end are written."""
+        runner = self.runner
+        if runner is None or runner.result.report_path is not None or self.client is None:
+            return
+        result = runner.result
+        if result.status == "running":
+            return
+        try:
+            finish_run(result, self.client)
+        except OSError as exc:  # the summary still says what happened; the journal shows how far it got
+            self.log.error(f"could not write the incident record: {exc}")
+
+    def closing_summary(self) -> str:
+        """What the terminal shows once the wizard has closed: the outcome, ids, record, undo, what is left."""
+        runner = self.runner
+        if runner is None:
+            return "recovery-wizard: nothing was changed."
+        result = runner.result
+        if result.status == "running":
+            return f"recovery-wizard: the run {runner.journal.run_id} did not finish; its journal is in {runner.journal.run_dir}."
+        lines = ["recovery-wizard: " + summary_text(result).replace("\n", "\n  ")]
+        plan = result.plan
+        if (
+            result.restore_branch is not None
+            and plan is not None
+            and not plan.in_place
+            and result.status != "done"
+        ):
+            branch = result.restore_branch
+            fate = "deleted" if result.deleted else "kept"
+            lines.append(f"  Restore branch: {branch.name} ({branch.id}), {fate}")
+        if result.backup_branch:
+            backup = result.backup_branch
+            lines.append(f"  Backup of the damaged state: {backup['name']} ({backup['id']})")
+        lines.append("  How to undo:")
+        lines += [f"    {line}" for line in undo_lines(result)]
+        left = left_by_hand(result)
+        if left:
+            lines.append("  Left to do by hand:")
+            lines += [f"    - {line}" for line in left]
+        # Names come from Neon: printed to the terminal, their control characters are shown, never obeyed.
+        return redact(printable("\n".join(lines), multiline=True))
 
     def action_toggle_why(self) -> None:
         self.show_why = not self.show_why
@@ -196,9 +345,45 @@ class WizardApp(App[int]):
 
     def goto(self, key: str) -> None:
         keys = self.step_keys
-        self.done_steps |= set(keys[: keys.index(key)])
+        # Choices before this step are made; whether a run step happened is the journal's to say.
+        self.done_steps |= {k for k in keys[: keys.index(key)] if k in CHOICE_STEPS}
         self.current = key
+        for name in SCREEN_WORKERS:
+            self.workers.cancel_group(self, name)
         self.switch_screen(SCREENS[key]())
+
+    def step_states(self) -> dict[str, str]:
+        """Each step's state for the rail and Done: done, failed, skipped, cancelled, interrupted or pending.
+        Run steps come from the journal (what happened), then from this session's outcomes (no-op steps)."""
+        states = {key: "done" for key in self.done_steps}
+        states.update(self.outcomes)
+        if self.runner is not None:
+            states.update(journal_states(self.runner.journal))
+        return states
+
+    def by_hand(self, step: str) -> str | None:
+        """The why panel's "By hand" for ``step`` when this run makes it concrete (the restore command)."""
+        if step not in ("strategy", "plan", "restore"):
+            return None
+        plan = self.plan
+        if plan is not None:
+            return by_hand.restore_command(
+                plan.project.id, plan.branch, plan.moment.utc, name=plan.name, in_place=plan.in_place
+            )
+        at = None
+        if self.moment_text:
+            try:
+                at = parse_moment(
+                    self.moment_text, zone=self.zone, now=self.moment_chosen_at or datetime.now(UTC)
+                ).utc
+            except RecoveryError:
+                at = None
+        return by_hand.restore_command(
+            self.project.id if self.project else None,
+            self.branch,
+            at,
+            in_place=self.strategy == "in-place",
+        )
 
     def advance(self) -> None:
         keys = self.step_keys
@@ -227,23 +412,41 @@ class WizardApp(App[int]):
     def work(self, name: str, what: str, job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` in an app-level worker; failures go to the one error modal (with Try again)."""
         self._work[name] = (job, what)
+        if name in SCREEN_WORKERS:
+            self._owners[name] = self.screen
         self.run_worker(job(), name=name, group=name, exclusive=True, exit_on_error=False)
+
+    def owner_gone(self, name: str) -> bool:
+        """A screen worker whose screen the user has left: its outcome belongs nowhere now."""
+        owner = self._owners.get(name)
+        return name in SCREEN_WORKERS and (owner is None or owner not in self.screen_stack)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR or event.worker.name not in self._work:
             return
+        name = event.worker.name
         error = event.worker.error
         assert error is not None
-        job, what = self._work[event.worker.name]
+        if self.owner_gone(name):
+            self.log.warning(f"{name} failed after its screen was left: {error!r}")
+            return
+        job, what = self._work[name]
+        started_on = self._owners.get(name) if name in SCREEN_WORKERS else self.screen
+        owner = started_on if isinstance(started_on, WizardScreen) else None
 
         def chosen(choice: str | None) -> None:
             if choice == "retry":
                 if self.runner is not None:
                     self.runner.forget_uris()  # the fix may have been a reset password: ask Neon afresh
-                self.work(event.worker.name, what, job)
+                self.work(name, what, job)
+            elif name not in RUN_WORKERS or not self.run_running:
+                # Not the run's worker: the screen it came from becomes usable again, the error readable on it.
+                if owner is not None and owner in self.screen_stack:
+                    owner.work_failed(name, error_text(error))
             elif self.runner is not None and self.runner.result.status == "running":
                 # The run touched the world and cannot go on: record where it stopped, then show the summary.
                 record_stop(self.runner.result, error)
+                self.outcomes[self.current] = "failed"
                 self.goto("done")
 
         self.push_screen(ErrorModal(error, what=what), chosen)
@@ -271,8 +474,9 @@ class WizardApp(App[int]):
                 projects = await list_projects(client)
             except UnauthorizedError as exc:
                 screen = self.screen
-                if isinstance(screen, choices.ConnectScreen):
+                if isinstance(screen, choices.ConnectScreen) and screen.is_attached:
                     screen.show_status(f"{exc}\nNext: {exc.hint}", error=True)
+                    screen.ask_for_key()
                 return
             self.client = client
             self.projects = projects
@@ -411,25 +615,28 @@ class WizardApp(App[int]):
             good = now - (self.window.now - self.window.earliest) + EDGE_MARGIN
 
             def on_probe(p: Probe) -> None:
-                if isinstance(screen, choices.MomentScreen):
+                if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                     verdict = "holds" if p.holds else "fails"
                     screen.show_find(f"Looked at {p.at:%Y-%m-%d %H:%M:%S} UTC: the canary {verdict}…")
 
             try:
                 found = await search_moment(self._lens(), canary, good=good, bad=now, on_probe=on_probe)
             except UsageError as exc:
-                if isinstance(screen, choices.MomentScreen):
+                if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                     screen.show_find(f"{exc} {exc.hint}", error=True)
                 return
             self.search = {
                 "run_id": "(in the wizard)",
                 "searched_at": datetime.now(UTC),
+                # Where the search looked: it is linked only to a run of this project, branch and moment.
+                "project_id": self.project.id if self.project else None,
+                "branch_id": self.branch.id if self.branch else None,
                 "canary": canary,
                 "last_good": found.last_good,
                 "first_bad": found.first_bad,
                 "probes": [p.to_dict() for p in found.probes],
             }
-            if isinstance(screen, choices.MomentScreen):
+            if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                 screen.found_moment(
                     found.last_good.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                     f"Last good moment: {found.last_good:%Y-%m-%d %H:%M:%S} UTC (the canary fails from "
@@ -447,7 +654,7 @@ class WizardApp(App[int]):
             try:
                 result = await peek_at(self._lens(), moment.utc, sql)
             except PeekError as exc:
-                if isinstance(screen, choices.MomentScreen):
+                if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                     screen.show_peek(str(exc), error=True)
                 return
             # Each value on one line with its controls made visible, and cut at 200 characters: a value is
@@ -455,7 +662,7 @@ class WizardApp(App[int]):
             rows = [" | ".join(printable(c) for c in result.columns)] + [
                 " | ".join(clip(printable(str(v)), PEEK_VALUE_LIMIT) for v in row) for row in result.rows[:20]
             ]
-            if isinstance(screen, choices.MomentScreen):
+            if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                 screen.show_peek(f"At {moment.describe()} ({result.lens}):\n" + "\n".join(rows))
 
         self.work("peek", "Looking at the past", job)
@@ -465,7 +672,7 @@ class WizardApp(App[int]):
             screen = self.screen
             assert self.client is not None and self.project is not None and self.window is not None
             events = await build_timeline(self.client, self.project, self.window)
-            if isinstance(screen, choices.MomentScreen):
+            if isinstance(screen, choices.MomentScreen) and screen.is_attached:
                 screen.show_timeline(render_timeline(events[:40], self.zone))
 
         self.work("timeline", "Loading the timeline", job)
@@ -501,10 +708,10 @@ class WizardApp(App[int]):
                     self.client, self.options, self.prompter, self.reporter, now=self.moment_chosen_at
                 )
             except UsageError as exc:
-                if isinstance(screen, steps.PlanScreen):
+                if isinstance(screen, steps.PlanScreen) and screen.is_attached:
                     screen.show_refusal(str(exc), exc.hint)
                 return
-            if isinstance(screen, steps.PlanScreen):
+            if isinstance(screen, steps.PlanScreen) and screen.is_attached:
                 screen.show_plan()
 
         self.work("plan", "Planning", job)
@@ -526,7 +733,7 @@ class WizardApp(App[int]):
                         await self._resume(self.guard.take(undecided))
                         return
                     self.guard.decline(pending)
-                journal = begin_run(self.options, self.plan, self.search)
+                journal = begin_run(self.options, self.plan, linked_search(self.search, self.plan))
             except BaseException:
                 self.guard.release()
                 if isinstance(screen, steps.PlanScreen):
@@ -552,11 +759,14 @@ class WizardApp(App[int]):
             except RunError as exc:
                 runner.result.status, runner.result.error = exc.status, exc
                 self.exit_code = exc.exit_code
+                self.outcomes[name] = "failed" if exc.status == "verification-failed" else exc.status
                 if isinstance(screen, steps.RunStepScreen):
                     screen.finished(str(exc), ok=False)
                     screen.offer_summary()
                     self.current = self.step_keys[-2]  # Continue goes to "done"
                 return
+            # A step that had nothing to do leaves no journal record: it was skipped, not done.
+            self.outcomes[name] = "done" if journal_states(runner.journal).get(name) == "done" else "skipped"
             if isinstance(screen, steps.RunStepScreen):
                 screen.finished(message)
 
@@ -631,10 +841,70 @@ class WizardApp(App[int]):
                 finish_run(result, self.client)
             self.guard.release()  # the run's record is written: another run may start here now
             if isinstance(screen, steps.DoneScreen):
-                screen.show_summary(summary_text(result), undo_lines(result), ok=result.status == "done")
+                screen.show_summary(
+                    summary_text(result),
+                    undo_lines(result),
+                    ok=result.status == "done",
+                    steps=self.run_step_lines(),
+                )
                 screen.show_by_hand(left_by_hand(result))
 
         self.work("finish", "Writing the incident record", job)
+
+    def run_step_lines(self) -> list[str]:
+        """The run's steps as they ended, for Done: ✔ done, – skipped, ✘ failed, · not run."""
+        states = self.step_states()
+        marks = {"done": "✔", "skipped": "–", "failed": "✘", "cancelled": "✘", "interrupted": "✘"}
+        words = {
+            "skipped": "nothing to do",
+            "failed": "failed",
+            "cancelled": "cancelled",
+            "interrupted": "stopped",
+        }
+        lines = []
+        for key, title in self.steps:
+            if key in CHOICE_STEPS or key == "done":
+                continue
+            state = states.get(key, "pending")
+            word = words.get(state, "" if state == "done" else "not run")
+            lines.append(f"{marks.get(state, '·')} {title}" + (f" ({word})" if word else ""))
+        return lines
+
+
+def error_text(error: BaseException) -> str:
+    """An error as the screen it came from shows it after the error box is closed."""
+    text = str(error) if isinstance(error, RecoveryError) else f"{type(error).__name__}: {error}"
+    hint = error.hint if isinstance(error, RecoveryError) else ""
+    return text + (f"\nNext: {hint}" if hint else "")
+
+
+def journal_states(journal: Journal) -> dict[str, str]:
+    """What the journal says each run step did: done, failed, or (begun, never done) interrupted."""
+    states: dict[str, str] = {}
+    for key in ("restore", "prisma", "cleanup"):
+        last = journal.last(key)
+        if last is not None:
+            states[key] = {"done": "done", "failed": "failed"}.get(last.event, "interrupted")
+    verified = journal.done("verify")
+    if verified is not None:
+        states["verify"] = "done" if verified.data.get("ok") else "failed"
+    env = [r for r in journal.records if r.kind == "step" and (r.step or "").startswith("env:")]
+    if env:
+        finished = {r.step for r in env if r.event == "done"}
+        states["env"] = "done" if all(r.step in finished for r in env) else "interrupted"
+    return states
+
+
+def linked_search(search: dict[str, Any] | None, plan: Plan) -> dict[str, Any] | None:
+    """The wizard's find-moment search, if it was made on this plan's project and branch for its moment."""
+    if search is None:
+        return None
+    if search.get("project_id") != plan.project.id or search.get("branch_id") != plan.branch.id:
+        return None
+    last_good = search.get("last_good")
+    if not isinstance(last_good, datetime) or abs(last_good - plan.moment.utc) > timedelta(milliseconds=1):
+        return None
+    return search
 
 
 def summary_text(result: RunResult) -> str:
@@ -705,6 +975,67 @@ def exit_code(app: WizardApp, code: int | None) -> int:
     return max(int(code or 0), int(app.return_code), 1)
 
 
+class _HangupSafeStream:
+    """The terminal stream Textual's output thread writes to, minus the errors of a terminal that is gone.
+
+    Hand-written because Textual's writer thread dies on the first failed write (EIO after a hang-up) and
+    its bounded queue then blocks the event loop on the next writes: the wizard would never reach its
+    clean-up (the interrupt path, the demo's sandbox). Writes to a terminal that is gone are dropped."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _on_hangup(app: WizardApp, signum: int) -> None:
+    if signum == signal.SIGHUP:
+        # No terminal any more: input reads /dev/null (EOF) instead of failing, so only our path ends the app.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+    app.stop_on_signal(signum)
+
+
+async def run_until_closed(app: WizardApp) -> int:
+    """Run the wizard; SIGTERM and SIGHUP close it the way Ctrl+Q and "Stop the run" would."""
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    for signum in handled:
+        loop.add_signal_handler(signum, _on_hangup, app, signum)
+    # Textual's terminal driver writes to sys.__stderr__ (read when the driver starts).
+    original = sys.__stderr__
+    if original is not None:
+        sys.__stderr__ = _HangupSafeStream(original)  # type: ignore[misc,assignment]
+    try:
+        return exit_code(app, await app.run_async())
+    finally:
+        sys.__stderr__ = original  # type: ignore[misc]
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+
+
+def print_closing_summary(app: WizardApp) -> None:
+    """The screen is gone: the terminal keeps what matters (the record, the ids, how to undo)."""
+    # If the terminal itself is gone (SIGHUP), the report and the journal still say it all.
+    with contextlib.suppress(OSError):
+        print(app.closing_summary(), file=sys.stderr, flush=True)
+
+
 def run_wizard(config: WizardConfig) -> int:
     app = make_app(config)
-    return exit_code(app, app.run())
+    code = asyncio.run(run_until_closed(app))
+    print_closing_summary(app)
+    return code

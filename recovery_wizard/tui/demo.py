@@ -9,6 +9,7 @@ proxies keep serving while the wizard talks to them over real sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -18,7 +19,7 @@ import httpx
 
 from recovery_wizard.neon import NeonClient
 from recovery_wizard.sandbox.service import Sandbox
-from recovery_wizard.tui.app import Mode, WizardConfig, exit_code, make_app
+from recovery_wizard.tui.app import Mode, WizardConfig, make_app, print_closing_summary, run_until_closed
 
 SCHEMA = """// HomeCheff: home-cooked meals, ordered online.
 generator client {
@@ -77,7 +78,7 @@ async def write_demo_app(directory: Path, client: NeonClient, project_id: str) -
 async def run_demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:
     print("Starting the sandbox (a local Neon with a real PostgreSQL)…", file=sys.stderr, flush=True)
     app_dir = Path(tempfile.mkdtemp(prefix="homecheff-demo-"))
-    code = 0
+    code, ran = 0, False
     try:
         async with Sandbox(pg_dsn=pg_dsn, scenario=scenario, operation_seconds=1.0) as sandbox:
             url = await sandbox.serve()
@@ -100,13 +101,24 @@ async def run_demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:
                 checks=[sandbox.project.scenario.canary],
             )
             app = make_app(config)
-            code = exit_code(app, await app.run_async())
+            # SIGTERM and SIGHUP (the terminal closed) end the wizard like Ctrl+Q; the sandbox's databases are
+            # then dropped as this block exits and the app directory removed below.
+            code = await run_until_closed(app)
+            ran = app.runner is not None
+            print_closing_summary(app)
     finally:
         if keep_app:
-            print(f"The demo app and its incident record are in {app_dir}.", file=sys.stderr)
+            _say(f"The demo app and its incident record are in {app_dir}.")
         else:
             shutil.rmtree(app_dir, ignore_errors=True)
+            if ran:  # its incident record went with the directory
+                _say(f"The demo app directory {app_dir} is removed (--keep-app keeps it and its record).")
     return code
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError):  # no terminal any more (SIGHUP)
+        print(text, file=sys.stderr, flush=True)
 
 
 def demo(*, pg_dsn: str | None, scenario: str, keep_app: bool) -> int:

@@ -71,6 +71,8 @@ class Incident:
             "mode": mode,
             # Fixed, so the moment the wizard echoes does not depend on the machine's zone.
             "tz": "Europe/Amsterdam",
+            # Flows press keys at machine speed; the arming delay has tests of its own (test_stress.py).
+            "arm_seconds": 0.0,
         }
         settings.update(overrides)
         return WizardConfig(**settings)
@@ -245,7 +247,7 @@ async def walk_to_plan(
     if wizard(pilot).mode != Mode.DRILL:
         await on_screen(pilot, choices.StrategyScreen)
         if in_place:
-            await pilot.press("down", "enter")  # the RadioSet has focus: next option, select it
+            await pilot.press("down", "space")  # the list has focus: next option, select it
         await press_button(pilot, "next")
     plan = await on_screen(pilot, steps.PlanScreen)
     await wait_until(pilot, lambda: not plan.query_one("#start", Button).disabled, "the plan")
@@ -258,3 +260,15 @@ async def start_run(pilot: WizardPilot) -> None:
     assert isinstance(plan, steps.PlanScreen)
     assert pilot.app.focused is plan.query_one("#start", Button)
     await pilot.press("enter")
+
+
+async def stop_the_run(pilot: WizardPilot) -> None:
+    """Ctrl+Q mid-run: the wizard asks first (No has the focus); "Stop the run" takes the interrupt path."""
+    from recovery_wizard.tui.screens.modals import ConfirmModal
+
+    await pilot.press("ctrl+q")
+    question = await on_screen(pilot, ConfirmModal)
+    assert "Stop it here?" in question.question
+    assert pilot.app.focused is question.query_one("#no", Button)
+    await press_button(pilot, "yes")
+    await wait_until(pilot, lambda: pilot.app.return_value is not None, "the wizard to exit")

@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import Button, DataTable, Input
 
 from recovery_wizard.recovery import runner as runner_module
+from recovery_wizard.recovery.journal import list_runs
 from recovery_wizard.sandbox.faults import parse_fault
 from recovery_wizard.tui.app import make_app
 from recovery_wizard.tui.screens import choices, steps
@@ -262,22 +263,20 @@ async def test_an_env_step_that_fails_is_not_reported_as_done(incident: Incident
 
 
 async def test_escape_in_the_type_to_confirm_modal_overwrites_nothing(incident: Incident) -> None:
+    """The typed confirmation is asked on the plan, before the run begins: Esc leaves the plan on screen,
+    Start ready again, no run begun (no journal, nothing for Done to tick)."""
     names_before = await incident.branch_names()
     app = make_app(incident.config())
     async with app.run_test(size=SIZE) as pilot:
-        await walk_to_plan(pilot, in_place=True)
+        plan = await walk_to_plan(pilot, in_place=True)
         await start_run(pilot)
         await on_screen(pilot, TypeToConfirmModal)
         await pilot.press("escape")
-        restore = await step_finished(pilot, steps.RestoreScreen)
-        assert "cancelled" in screen_text(restore, "#progress")
-        assert str(restore.query_one("#next", Button).label) == "See the summary"
-        await pilot.press("enter")
-        done = await on_screen(pilot, steps.DoneScreen)
-        await settle(pilot)
-        assert screen_text(done, "#summary").startswith("The run ended: cancelled.")
-        await pilot.press("enter")
-    assert app.return_value == 3
+        assert await on_screen(pilot, steps.PlanScreen) is plan
+        assert not plan.query_one("#start", Button).disabled
+        assert app.runner is None and list_runs(incident.app_dir) == []
+        await pilot.press("ctrl+q")
+    assert app.return_value == 0  # nothing was changed
     assert await incident.branch_names() == names_before
     assert await count_users(incident.env_value("DIRECT_URL")) < 10  # still the damaged data
     assert incident.env_path.read_bytes() == incident.env_before

@@ -34,6 +34,7 @@ from tests.tui.conftest import (
     settle,
     start_run,
     step_finished,
+    stop_the_run,
     text_of,
     wait_until,
     walk_to_plan,
@@ -376,10 +377,12 @@ async def test_a_wizard_stopped_after_the_restore_continues_at_verify(incident: 
         await walk_to_plan(pilot)
         await start_run(pilot)
         await step_finished(pilot, steps.RestoreScreen)
-        await pilot.press("ctrl+q")  # walk away mid-run
-    assert first.return_value == 1  # a run was started and not finished
+        await stop_the_run(pilot)  # walk away mid-run
+    assert first.return_value == 3  # interrupted: the documented interrupt path
     [run_dir] = list_runs(incident.app_dir)
     assert Journal.open(run_dir).done("restore") is not None
+    assert Journal.open(run_dir).status == "interrupted"
+    assert (run_dir / "report.md").is_file()
     restored = sorted(set(await incident.branch_names()) - set(names_before))
     assert len(restored) == 1
 
@@ -407,7 +410,7 @@ async def test_a_drill_stopped_after_verify_deletes_its_branch_on_resume(inciden
         await step_finished(pilot, steps.RestoreScreen)
         await pilot.press("enter")
         await step_finished(pilot, steps.VerifyScreen)
-        await pilot.press("ctrl+q")  # walk away before the clean-up
+        await stop_the_run(pilot)  # walk away before the clean-up
     [run_dir] = list_runs(incident.app_dir)
     assert len(set(await incident.branch_names()) - set(names_before)) == 1
 

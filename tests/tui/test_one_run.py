@@ -127,6 +127,9 @@ async def test_a_wizard_is_refused_while_another_process_holds_the_directory(inc
             await press_button(pilot, "close")
             await wait_until(pilot, lambda: pilot.app.screen is plan, "the plan again")
             assert not plan.query_one("#start", Button).disabled  # Start once the other run is over
+            # The plan stands: a refused Start is not a failed check (no "could not be checked", no recheck).
+            assert "could not be checked" not in screen_text(plan, "#plan")
+            assert not plan.query_one("#recheck", Button).display
             # Nothing written: no branch, no run directory, the .env as it was.
             assert await incident.branch_names() == names_before
             assert list_runs(incident.app_dir) == []

@@ -257,7 +257,14 @@ def make_wizard(
     # A fixed zone: the moment screen echoes local time, and the machine's zone must not leak in.
     return make_app(
         WizardConfig(
-            workdir=WORKDIR, mode=mode, api_key=api_key, tz=ZONE, intro=intro, learn=learn, checks=[CANARY]
+            workdir=WORKDIR,
+            mode=mode,
+            api_key=api_key,
+            tz=ZONE,
+            intro=intro,
+            learn=learn,
+            checks=[CANARY],
+            arm_seconds=0.0,  # arming has tests of its own (tests/tui/test_stress.py); scenes press at once
         )
     )
 

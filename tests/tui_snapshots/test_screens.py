@@ -364,6 +364,17 @@ def test_confirm_modal(snap_compare: SnapCompare) -> None:
     assert snap_compare(make_wizard(), terminal_size=WIDE, run_before=run_before)
 
 
+def test_confirm_modal_at_80x24_holds_the_diff_it_asks_about(snap_compare: SnapCompare) -> None:
+    """At 80×24 the modal covers most of the screen: the diff is inside it, as the wizard's prompter puts it."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await show_run(pilot, "env")
+        details = f"Changes to {ENV_FILE}\n{env_diff()}"
+        await push_modal(pilot, ConfirmModal(f"Write these changes to {ENV_FILE}?", details=details))
+
+    assert snap_compare(make_wizard(learn=False), terminal_size=SMALL, run_before=run_before)
+
+
 def test_type_to_confirm_modal(snap_compare: SnapCompare) -> None:
     """In place: typing the branch name is the only way to Overwrite."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import events
+from textual._time import get_time  # the clock of events.Key.time
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -11,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
 from recovery_wizard.recovery.runner import STEP_INFO, StepInfo
+from recovery_wizard.tui.keys import ACTIVATION_KEYS
 from recovery_wizard.tui.text import safe
 from recovery_wizard.tui.widgets.rail import StepRail
 from recovery_wizard.tui.widgets.why import WhyPanel
@@ -80,6 +83,8 @@ class WizardScreen(Screen[None]):
     ]
     # Going back is safe until the plan is confirmed; after that, steps have touched the world.
     CAN_GO_BACK: ClassVar[bool] = True
+    # When the screen's decisive button (Start, Continue, Quit) got the focus; None: not armed yet / no guard.
+    ready_at: float | None = None
 
     @property
     def wizard(self) -> WizardApp:
@@ -88,14 +93,14 @@ class WizardScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         wizard = self.wizard
         with Horizontal(id="frame"):
-            yield StepRail(wizard.steps, self.STEP, wizard.done_steps, id="rail")
+            yield StepRail(wizard.steps, self.STEP, wizard.step_states(), id="rail")
             with Vertical(id="main"):
                 yield Static(safe(self.TITLE_TEXT or self.STEP.title()), id="title")
                 with VerticalScroll(id="body"):
                     yield from self.compose_body()
                 with Horizontal(id="actions"):
                     yield from self.compose_actions()
-            why = WhyPanel(step_info(self.STEP), id="why")
+            why = WhyPanel(step_info(self.STEP), by_hand=wizard.by_hand(self.STEP), id="why")
             # A class, not an inline display: app.tcss hides the panel on narrow terminals whatever F1 says.
             why.set_class(not wizard.show_why, "-off")
             yield why
@@ -122,6 +127,27 @@ class WizardScreen(Screen[None]):
             self.notify("Going back is not safe any more: this step changed things. Finish the run instead.")
         else:
             self.wizard.back()  # does nothing where there is no earlier choice
+
+    def arm(self) -> None:
+        """The decisive button is ready now: only a new press of Enter/Space, from now on, may press it."""
+        self.ready_at = get_time()
+
+    def on_key(self, event: events.Key) -> None:
+        if event.key in ACTIVATION_KEYS and not self.wizard.fresh_press(self.ready_at, event.time):
+            # A repeat from an earlier screen (Enter held or mashed): it must not choose what it never saw.
+            event.prevent_default()
+            event.stop()
+
+    def work_failed(self, name: str, text: str) -> None:
+        """A worker started from this screen failed and its error box was closed: become usable again,
+        with the error readable. Screens with work of their own override this."""
+        self.notify(text, severity="error", timeout=10)
+
+    def refresh_by_hand(self) -> None:
+        text = self.wizard.by_hand(self.STEP)
+        if text is not None:
+            for widget in self.query("#why-by-hand").results(Static):
+                widget.update(safe(text))
 
     def set_why(self, visible: bool) -> None:
         self.query_one("#why").set_class(not visible, "-off")

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import Button, Collapsible, DataTable, Input, OptionList, RadioButton, RadioSet, Static
 from textual.widgets.option_list import Option
 
@@ -78,6 +79,18 @@ class ConnectScreen(WizardScreen):
         status.set_class(error, "error")
         if error:
             self.query_one("#next", Button).disabled = False
+
+    def ask_for_key(self) -> None:
+        """After a refusal the key from the environment (or the sandbox) is no use: offer a field for another."""
+        if self.query("#api-key"):
+            self.query_one("#api-key", Input).focus()
+            return
+        field = Input(password=True, placeholder="napi_… (another key)", id="api-key")
+        self.query_one("#body").mount(field, before=self.query_one("#status"))
+        field.focus()
+
+    def work_failed(self, name: str, text: str) -> None:
+        self.show_status(text, error=True)
 
 
 class ProjectScreen(WizardScreen):
@@ -356,6 +369,15 @@ class MomentScreen(WizardScreen):
     def show_timeline(self, text: str) -> None:
         self.query_one("#timeline", Static).update(safe(text))
 
+    def work_failed(self, name: str, text: str) -> None:
+        target = {"find-moment": self.show_find, "peek": self.show_peek}.get(name)
+        if target is not None:
+            target(text, error=True)
+        elif name == "timeline":
+            self.show_timeline(f"The timeline could not be loaded: {text}")
+        else:
+            super().work_failed(name, text)
+
     def pressed_next(self) -> None:
         text = self.query_one("#at", Input).value
         if self.evaluate(text):
@@ -380,13 +402,34 @@ STRATEGY_TEXT = {
 }
 
 
+class StrategyChoice(RadioSet):
+    """The strategy list: arrows move, Enter chooses the highlighted strategy and goes on (a plain
+    RadioSet's Enter only toggles, which on the selected option does nothing at all)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "choose", "Choose", show=False)]
+
+    class Chosen(Message):
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def action_choose(self) -> None:
+        self.action_toggle_button()
+        buttons = list(self.query(RadioButton))
+        # RadioSet keeps the highlighted option's index in _selected (no public accessor in Textual 8).
+        index = self._selected
+        button = buttons[index] if index is not None and index < len(buttons) else self.pressed_button
+        if button is not None and button.id:
+            self.post_message(self.Chosen(button.id))
+
+
 class StrategyScreen(WizardScreen):
     STEP = "strategy"
     TITLE_TEXT = "How should the data come back?"
 
     def compose_body(self) -> ComposeResult:
         current = self.wizard.strategy
-        with RadioSet(id="strategy"):
+        with StrategyChoice(id="strategy"):
             yield RadioButton("New branch at that moment", value=current == "new-branch", id="new-branch")
             yield RadioButton("In place, keeping a backup", value=current == "in-place", id="in-place")
         yield Static(safe(STRATEGY_TEXT[current]), id="consequences", classes="callout")
@@ -412,6 +455,10 @@ class StrategyScreen(WizardScreen):
         key = event.pressed.id or "new-branch"
         self.wizard.strategy = key
         self.query_one("#consequences", Static).update(safe(STRATEGY_TEXT[key]))
+
+    def on_strategy_choice_chosen(self, event: StrategyChoice.Chosen) -> None:
+        self.wizard.strategy = event.key
+        self.wizard.choose_strategy(event.key)
 
     def pressed_next(self) -> None:
         self.wizard.choose_strategy(self.wizard.strategy)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
+from textual import events
+from textual._time import get_time  # the clock of events.Key.time
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -14,18 +16,46 @@ from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon.errors import NeonError
 from recovery_wizard.redact import redact
 from recovery_wizard.textsafe import printable
+from recovery_wizard.tui.keys import ACTIVATION_KEYS
 from recovery_wizard.tui.text import safe
 
+R = TypeVar("R")
 
-class ConfirmModal(ModalScreen[bool]):
+
+class ArmedModal(ModalScreen[R]):
+    """A modal that takes Enter/Space only as a new press made after it was shown (see tui.keys): a key
+    typed ahead, or Enter mashed since an earlier screen, never answers it."""
+
+    shown_at: float | None = None
+
+    def on_mount(self) -> None:
+        # Textual calls this as well as a subclass's own on_mount (handlers run along the MRO).
+        self.shown_at = get_time()
+
+    def on_key(self, event: events.Key) -> None:
+        fresh = getattr(self.app, "fresh_press", None)
+        if event.key in ACTIVATION_KEYS and fresh is not None and not fresh(self.shown_at, event.time):
+            event.prevent_default()
+            event.stop()
+
+
+class ConfirmModal(ArmedModal[bool]):
+    """Yes/No; No has the focus (every confirmation of a write defaults to No). ``details`` is what the
+    question is about (a diff), shown inside the modal so no screen size can hide it."""
+
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "no", "No")]
 
-    def __init__(self, question: str, *, yes: str = "Yes, go ahead", no: str = "No") -> None:
+    def __init__(
+        self, question: str, *, yes: str = "Yes, go ahead", no: str = "No", details: str = ""
+    ) -> None:
         super().__init__()
-        self.question, self.yes, self.no = question, yes, no
+        self.question, self.yes, self.no, self.details = question, yes, no, details
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal"):
+            if self.details:
+                with ScrollableContainer(classes="modal-details", id="details"):
+                    yield Static(safe(redact(self.details)), id="details-text")
             yield Static(safe(redact(self.question)), classes="modal-text")
             with Horizontal(classes="modal-actions"):
                 yield Button(self.no, id="no")
@@ -41,7 +71,7 @@ class ConfirmModal(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class TypeToConfirmModal(ModalScreen[bool]):
+class TypeToConfirmModal(ArmedModal[bool]):
     """In-place restore: the user types the branch name, so a stray Enter cannot overwrite production."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
@@ -83,7 +113,7 @@ class TypeToConfirmModal(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class ErrorModal(ModalScreen[str]):
+class ErrorModal(ArmedModal[str]):
     """Every worker failure lands here: what failed, Neon's message and request id, what to try next.
 
     Dismisses with ``"retry"`` or ``"close"``.

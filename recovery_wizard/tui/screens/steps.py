@@ -13,6 +13,7 @@ from textual.widgets import Button, DataTable, Static
 from recovery_wizard.recovery.report import count_cell
 from recovery_wizard.redact import redact
 from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.screens.modals import TypeToConfirmModal
 from recovery_wizard.tui.text import clip, literal, safe
 
 
@@ -27,10 +28,33 @@ class PlanScreen(WizardScreen):
 
     def compose_actions(self) -> ComposeResult:
         yield self.back_button()
+        recheck = Button("Check again", id="recheck")
+        recheck.display = False
+        yield recheck
         yield Button("Start", id="start", variant="warning", disabled=True)
 
     def on_mount(self) -> None:
         self.wizard.make_plan()
+
+    def pressed_recheck(self) -> None:
+        plan = self.query_one("#plan", Static)
+        plan.update("Checking everything before the first change…")
+        plan.remove_class("error")
+        self.query_one("#recheck", Button).display = False
+        self.wizard.make_plan()
+
+    def work_failed(self, name: str, text: str) -> None:
+        """The checks failed and the error box was closed: say so here, offer Back and Check again."""
+        if name != "plan":
+            # Start refused (another run holds the directory): the plan stands, Start is enabled again.
+            super().work_failed(name, text)
+            return
+        plan = self.query_one("#plan", Static)
+        plan.update(f"The plan could not be checked; nothing was changed.\n{safe(text)}")
+        plan.add_class("error")
+        recheck = self.query_one("#recheck", Button)
+        recheck.display = True
+        recheck.focus()
 
     def show_plan(self) -> None:
         plan = self.wizard.plan
@@ -47,6 +71,8 @@ class PlanScreen(WizardScreen):
         start.refresh(layout=True)  # a Button does not resize for a new label by itself
         start.disabled = False
         start.focus()
+        self.arm()
+        self.refresh_by_hand()  # the restore command with this plan's name and moment
 
     def show_refusal(self, message: str, hint: str) -> None:
         text = f"Nothing was changed. {safe(message)}"
@@ -57,6 +83,24 @@ class PlanScreen(WizardScreen):
         plan.add_class("error")
 
     def pressed_start(self) -> None:
+        plan = self.wizard.plan
+        if plan is not None and plan.in_place and plan.command != "drill":
+            # Typed here, before the run begins: Cancel leaves nothing begun and the plan still on screen.
+            question = (
+                f"This overwrites every database on {plan.branch.name!r} with its state at "
+                f"{plan.moment.describe()}."
+            )
+            self.app.push_screen(TypeToConfirmModal(question, plan.branch.name), self._overwrite_answered)
+            return
+        self.query_one("#start", Button).disabled = True
+        self.wizard.start_run()
+
+    def _overwrite_answered(self, confirmed: bool | None) -> None:
+        plan = self.wizard.plan
+        if not confirmed or plan is None:
+            self.notify("Nothing was changed: the in-place restore was not confirmed.")
+            return
+        self.wizard.prompter.confirmed_overwrite = plan.branch.name
         self.query_one("#start", Button).disabled = True
         self.wizard.start_run()
 
@@ -140,6 +184,7 @@ class RunStepScreen(WizardScreen):
         button = self.query_one("#next", Button)
         button.disabled = False
         button.focus()
+        self.arm()
 
     def offer_summary(self) -> None:
         """The run cannot go on: Continue becomes "See the summary" (and leads to Done)."""
@@ -228,6 +273,7 @@ class DoneScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         yield Static("Writing the incident record…", id="summary")
         yield hidden(Static("", id="by-hand", classes="loud"))
+        yield hidden(Static("", id="steps"))  # until the run's steps are known
         yield Static("", id="undo")
 
     def compose_actions(self) -> ComposeResult:
@@ -236,12 +282,19 @@ class DoneScreen(WizardScreen):
     def on_mount(self) -> None:
         self.wizard.finish()
 
-    def show_summary(self, summary: str, undo: list[str], *, ok: bool) -> None:
+    def show_summary(
+        self, summary: str, undo: list[str], *, ok: bool, steps: list[str] | None = None
+    ) -> None:
         text = self.query_one("#summary", Static)
         text.update(safe(redact(summary)))
         text.set_class(not ok, "error")
+        if steps:
+            listed = self.query_one("#steps", Static)
+            listed.update("[b]Steps[/b]\n" + safe("\n".join(steps)))
+            listed.display = True
         self.query_one("#undo", Static).update("[b]How to undo[/b]\n" + safe(redact("\n".join(undo))))
         self.query_one("#quit", Button).focus()
+        self.arm()  # Enter repeated from the last step must not press Quit before the summary is read
 
     def show_by_hand(self, todo: list[str]) -> None:
         """What the run left for a person to do (repoint the hosting provider, redeploy…), or nothing."""

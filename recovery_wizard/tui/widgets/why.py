@@ -11,9 +11,10 @@ from recovery_wizard.tui.text import safe
 
 
 class WhyPanel(VerticalScroll):
-    def __init__(self, info: StepInfo | None, **kwargs: object) -> None:
+    def __init__(self, info: StepInfo | None, *, by_hand: str | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.info = info
+        self.by_hand = by_hand  # this run's own command, when it is known; else the step's generic one
 
     def compose(self) -> ComposeResult:
         yield Static("Why this step", classes="why-title")
@@ -24,5 +25,6 @@ class WhyPanel(VerticalScroll):
         yield Static("[b]Why it matters[/b]", classes="why-head")
         yield Static(safe(self.info.why), classes="why-text")
         yield Static("[b]By hand[/b]", classes="why-head")
-        yield Static(safe(self.info.console), classes="why-code")
+        # Not "#by-hand": that is the Done screen's box of what is left to do by hand.
+        yield Static(safe(self.by_hand or self.info.console), classes="why-code", id="why-by-hand")
         yield Static("F1 hides this panel.", classes="why-hint")
