@@ -80,9 +80,11 @@ async def _api_key(g: GlobalOptions, prompter: Prompter) -> Secret:
     if isinstance(prompter, TerminalPrompter):
         import questionary
 
-        from recovery_wizard.plain.prompts import _output
+        from recovery_wizard.plain.prompts import _fresh_input, _output
 
-        typed = await questionary.password("Neon API key (not echoed):", output=_output()).unsafe_ask_async()
+        typed = await questionary.password(
+            "Neon API key (not echoed):", input=_fresh_input(), output=_output()
+        ).unsafe_ask_async()
         if typed:
             return Secret(str(typed).strip())
     raise UsageError(

@@ -8,6 +8,7 @@ confirmation is refused, because nobody is there to read the plan.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -18,6 +19,35 @@ def _output() -> Any:
     from prompt_toolkit.output import create_output
 
     return create_output(stdout=sys.stderr)
+
+
+def _fresh_input() -> Any:
+    """The terminal's input with everything typed before the question thrown away.
+
+    Keys typed ahead (a ``y⏎⏎`` meant for one question, a stray Enter during a long step) must not answer
+    the next question, which may approve a write. Two places hold them: the terminal's own queue
+    (``tcflush``) and prompt_toolkit's type-ahead store, where a previous question parks the keys it read
+    but did not use.
+    """
+    from prompt_toolkit.input import create_input
+    from prompt_toolkit.input.typeahead import clear_typeahead
+
+    discard_pending_input()
+    terminal = create_input()
+    clear_typeahead(terminal)
+    return terminal
+
+
+def discard_pending_input() -> None:
+    """Drop unread keystrokes from the terminal on stdin (a no-op without one)."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        if os.isatty(fd):
+            termios.tcflush(fd, termios.TCIFLUSH)
+    except (ImportError, OSError, ValueError):
+        pass  # not a terminal (or not POSIX): nothing typed ahead to drop
 
 
 class TerminalPrompter:
@@ -34,6 +64,7 @@ class TerminalPrompter:
             questionary.select(
                 question,
                 choices=[questionary.Choice(label, value) for label, value in choices],
+                input=_fresh_input(),
                 output=_output(),
             )
         )
@@ -42,7 +73,11 @@ class TerminalPrompter:
     async def text(self, question: str, *, option: str, default: str = "") -> str:
         import questionary
 
-        answer = str(await self._ask(questionary.text(question, default=default, output=_output()))).strip()
+        answer = str(
+            await self._ask(
+                questionary.text(question, default=default, input=_fresh_input(), output=_output())
+            )
+        ).strip()
         if not answer:
             raise UsageError(f"No answer given for {option}.")
         return answer
@@ -50,12 +85,20 @@ class TerminalPrompter:
     async def confirm(self, question: str, *, default: bool = False) -> bool:
         import questionary
 
-        return bool(await self._ask(questionary.confirm(question, default=default, output=_output())))
+        return bool(
+            await self._ask(
+                questionary.confirm(question, default=default, input=_fresh_input(), output=_output())
+            )
+        )
 
     async def type_to_confirm(self, question: str, expected: str) -> bool:
         import questionary
 
-        typed = await self._ask(questionary.text(f"{question} Type {expected} to confirm:", output=_output()))
+        typed = await self._ask(
+            questionary.text(
+                f"{question} Type {expected} to confirm:", input=_fresh_input(), output=_output()
+            )
+        )
         return str(typed).strip() == expected
 
 
