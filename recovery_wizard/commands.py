@@ -441,11 +441,10 @@ def timeline(g: GlobalOptions, past: PastOptions, incident: str | None) -> int:
 
 def peek(g: GlobalOptions, past: PastOptions, at: str, sql: str) -> int:
     from recovery_wizard.recovery.peek import peek as peek_at
-    from recovery_wizard.recovery.verify import is_read_only_sql
+    from recovery_wizard.recovery.sqlguard import require_read_only
 
     async def body(client: NeonClient, reporter: StderrReporter, prompter: Prompter) -> int:
-        if not is_read_only_sql(sql):
-            raise UsageError(f"{sql!r} is not a single read-only query.", hint="peek runs SELECTs only.")
+        require_read_only(sql, what="query")
         _, window, lens = await _lens(client, g, past, prompter)
         moment = _parse_time(at, past.tz, window)
         reporter.info(f"Looking at {lens.branch.name} as it was at {moment.describe()}…")
@@ -474,13 +473,10 @@ def find_moment(
     from recovery_wizard.recovery.timepoint import TimePointError, parse_duration, resolve_zone
 
     async def body(client: NeonClient, reporter: StderrReporter, prompter: Prompter) -> int:
-        from recovery_wizard.recovery.verify import is_read_only_sql
+        from recovery_wizard.recovery.sqlguard import require_read_only
 
-        if not is_read_only_sql(canary):  # refused before anything is written, the run directory included
-            raise UsageError(
-                f"The canary {canary!r} is not a single read-only query.",
-                hint="Write one SELECT whose first column is true while the data is healthy.",
-            )
+        # Refused before anything is written, the run directory included.
+        require_read_only(canary, what="canary")
         try:
             step = parse_duration(precision)
         except TimePointError as exc:

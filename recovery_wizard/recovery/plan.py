@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery import envfile, prisma
 from recovery_wizard.recovery.outcome import UsageError
+from recovery_wizard.recovery.sqlguard import require_read_only
 from recovery_wizard.recovery.timepoint import (
     Moment,
     RestoreWindow,
@@ -27,7 +28,6 @@ from recovery_wizard.recovery.timepoint import (
     parse_moment,
     resolve_zone,
 )
-from recovery_wizard.recovery.verify import is_read_only_sql
 from recovery_wizard.redact import Secret
 
 if TYPE_CHECKING:
@@ -385,11 +385,7 @@ async def resolve_plan(
     if options.strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {options.strategy!r}.")
     for sql in options.checks:
-        if not is_read_only_sql(sql):
-            raise UsageError(
-                f"The check {sql!r} is not a single read-only query.",
-                hint="A check must be one SELECT (or WITH … SELECT) that returns true while the data is healthy.",
-            )
+        require_read_only(sql, what="check")
     project, branches = await choose_project_and_branches(client, options, prompter)
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
