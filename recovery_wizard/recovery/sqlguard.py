@@ -253,7 +253,8 @@ def require_read_only(sql: str, *, what: str) -> None:
     refusal = judge(sql)
     if refusal is not None:
         raise UsageError(
-            f"The {what} {sql!r} was refused: {refusal.reason}.", hint=_sentence(refusal.instead)
+            f"The {what} {sql!r} is refused as not read-only: {refusal.reason}.",
+            hint=_sentence(refusal.instead),
         )
 
 
