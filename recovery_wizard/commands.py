@@ -96,6 +96,13 @@ async def _api_key(g: GlobalOptions, prompter: Prompter) -> Secret:
 async def with_client(
     g: GlobalOptions, reporter: StderrReporter, prompter: Prompter, body: Callable[[NeonClient], Awaitable[T]]
 ) -> T:
+    from recovery_wizard.neon.apiurl import check_api_url
+    from recovery_wizard.neon.errors import BadAPIURLError
+
+    try:  # before the key is asked for: nothing is sent to a URL that would expose it
+        base_url = check_api_url(g.api_url or DEFAULT_API_URL)
+    except BadAPIURLError as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
     key = await _api_key(g, prompter)
 
     def retrying(notice: RetryNotice) -> None:
@@ -105,7 +112,7 @@ async def with_client(
 
     headers = {"User-Agent": f"recovery-wizard/{__version__}"}
     async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30.0, connect=10.0)) as http:
-        client = NeonClient(http, key, base_url=g.api_url or DEFAULT_API_URL, on_retry=retrying)
+        client = NeonClient(http, key, base_url=base_url, on_retry=retrying)
         return await body(client)
 
 

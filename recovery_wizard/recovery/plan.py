@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from recovery_wizard.neon.apiurl import display_url
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery import envfile, prisma
 from recovery_wizard.recovery.outcome import UsageError
@@ -73,7 +74,7 @@ class RunOptions:
         """For the journal (resume re-reads it): no API key."""
         return {
             "command": self.command,
-            "api_url": self.api_url,
+            "api_url": display_url(self.api_url) if self.api_url else None,
             "project_id": self.project_id,
             "branch": self.branch,
             "at": self.at,
