@@ -704,6 +704,11 @@ def _natural(text: str, zone: tzinfo, now: datetime) -> datetime | None:
 # --- the restore window ---------------------------------------------------------------------------------
 
 
+# How far from the window's old edge a restore point must be: the plan is read and confirmed before the
+# request is sent, and the edge moves on meanwhile.
+EDGE_SAFETY: Final = timedelta(minutes=10)
+
+
 @dataclass(frozen=True)
 class RestoreWindow:
     """The moments Neon can restore to: from ``now - history_retention_seconds`` up to now."""
@@ -753,13 +758,31 @@ class RestoreWindow:
                 "or an external backup if the data is older than that.",
             )
 
-    def near_old_edge(self, moment: Moment, margin: timedelta = timedelta(minutes=10)) -> bool:
+    def near_old_edge(self, moment: Moment, margin: timedelta = EDGE_SAFETY) -> bool:
         """True when ``moment`` is within ``margin`` of the oldest restorable moment (or already before it).
 
         The window slides forward every second: a moment this close may have left it by the time the
         restore request reaches Neon.
         """
         return moment.utc - self.earliest < margin
+
+    def check_clear_of_old_edge(self, moment: Moment, margin: timedelta = EDGE_SAFETY) -> None:
+        """Refuse a restore point within ``margin`` of the window's old edge, naming the earliest safe one.
+
+        Such a moment is in the window now but may have left it when the request reaches Neon (after the
+        plan is read and confirmed); Neon then refuses it, and a resume can never succeed. Refusing before
+        any write, with the earliest safe moment, costs nothing.
+        """
+        if not self.near_old_edge(moment, margin):
+            return
+        safe = Moment(self.earliest + margin, "", moment.zone)
+        raise TimePointError(
+            f"{_quote(moment.text)} reads as {moment.describe()}, within {human_duration(margin)} of the "
+            f"oldest restorable moment ({_both_clocks(self.earliest, moment.zone)}): the window slides "
+            "forward every second, so Neon would likely refuse it by the time the restore is sent.",
+            hint=f"The earliest safe moment is {safe.describe()}: use --at {safe.rfc3339()} or later, or "
+            "restore from a snapshot or an external backup if the data you need is older.",
+        )
 
     def describe(self, zone: tzinfo) -> str:
         """``from 2026-11-14 02:05 UTC (03:05 CET) to now (7 days)``."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+import pytest
+
 from recovery_wizard.recovery.journal import list_runs
 from tests.recovery.conftest import World
 
@@ -45,3 +47,43 @@ async def test_an_api_url_password_is_masked_in_the_journal_and_report(world: Wo
     written = run_files(world)
     assert "proxyuser:****@" in written  # the URL is still recorded, masked
     assert "Pr0xy-pw-9d2e" not in written + result.stdout + result.stderr
+
+
+async def test_a_moment_at_the_windows_old_edge_is_refused_naming_the_earliest_safe_one(world: World) -> None:
+    """It used to be warned about, then failed at Neon with a resume hint that could never succeed."""
+    project = await world.client.project(world.sandbox.project_id)
+    days = (project.history_retention_seconds or 0) // 86400
+    assert days >= 1
+    names = await world.branch_names()
+    env_before = (world.app / ".env").read_bytes()
+    result = await world.cli("restore", "--yes", "--json", "--at", f"{days} days ago")
+    assert result.code == 2, result.stderr
+    assert "earliest safe moment" in result.stderr
+    assert "--resume" not in result.stderr
+    assert result.json()["status"] == "refused"
+    assert await world.branch_names() == names
+    assert (world.app / ".env").read_bytes() == env_before
+    assert list_runs(world.app) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fix\n## Restored by someone else",
+        "x\r\ny",
+        "tab\there",
+        "esc\x1b[2Jclear",
+        "zero\u200bwidth",
+        " padded",
+    ],
+)
+async def test_a_branch_name_neon_would_not_show_cleanly_is_refused_before_anything(
+    world: World, name: str
+) -> None:
+    names = await world.branch_names()
+    result = await world.cli("restore", "--yes", "--json", "--at", "35 minutes ago", "--name", name)
+    assert result.code == 2, result.stderr
+    assert "--name" in result.stderr
+    assert result.json()["status"] == "refused"
+    assert await world.branch_names() == names
+    assert list_runs(world.app) == []

@@ -647,3 +647,16 @@ def test_the_echo_says_utc_local_and_how_long_ago() -> None:
         "2026-11-20 16:59:00 UTC (23:59:00 WIB, Asia/Jakarta; 9 hours 11 minutes ago)"
     )
     assert parse("now", AMS).describe().endswith("; now)")
+
+
+def test_a_moment_inside_the_edge_margin_is_refused_naming_the_earliest_safe_moment() -> None:
+    window = RestoreWindow.from_retention(7 * 86400, NOW)
+    moment = parse("7 days ago", AMS)
+    window.check(moment)  # inside the window, just
+    with pytest.raises(TimePointError) as info:
+        window.check_clear_of_old_edge(moment)
+    safe = window.earliest + timepoint.EDGE_SAFETY
+    assert "earliest safe moment" in info.value.hint
+    assert f"{safe:%Y-%m-%dT%H:%M:%S}Z" in info.value.hint
+    window.check_clear_of_old_edge(Moment(safe, "x", AMS))
+    window.check_clear_of_old_edge(parse("6 days ago", AMS))
