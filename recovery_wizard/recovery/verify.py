@@ -360,13 +360,18 @@ async def measure(
     statement_timeout_ms: int = 30_000,
     connect_timeout: float = 30.0,
     application_name: str = "recovery-wizard verify",
+    judge: bool = True,
 ) -> Measurement:
     """Row counts and check results of one branch, read in one read-only, repeatable-read transaction.
 
     Raises :class:`VerifyError` when the branch cannot be reached or read. A failing or erroring check is
-    not an error: it is reported in :attr:`Measurement.checks`.
+    not an error: it is reported in :attr:`Measurement.checks`. So is a check that :mod:`sqlguard` refuses:
+    it is never sent (checks re-read from a journal on resume were never judged by the plan). ``judge``
+    is off only to test the read-only transaction beneath the judge.
     """
     import psycopg
+
+    from recovery_wizard.recovery.sqlguard import judge as judge_sql
 
     if isinstance(checks, str):
         raise TypeError("checks must be a sequence of SQL strings, not one string")
@@ -405,6 +410,10 @@ async def measure(
 
         outcomes: dict[str, CheckOutcome] = {}
         for check in dict.fromkeys(checks):  # each distinct check once, in the order given
+            refusal = judge_sql(check) if judge else None
+            if refusal is not None:
+                outcomes[check] = CheckOutcome(None, False, f"not run: {refusal.reason}. {refusal.instead}")
+                continue
             result, error, ended = await session.guarded(check)
             outcomes[check] = _check_outcome(result, error, ended, conn.info.encoding)
         await conn.execute("ROLLBACK")
