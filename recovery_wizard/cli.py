@@ -6,6 +6,7 @@ stays fast (no httpx, Textual or psycopg).
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -95,7 +96,8 @@ def global_options(func: Any) -> Any:
             envvar="NEON_API_KEY",
             show_envvar=True,
             metavar="KEY",
-            help="Neon API key (never echoed). Asked for on a terminal when missing.",
+            help="Neon API key (never echoed). Prefer NEON_API_KEY or the hidden prompt (asked on a "
+            "terminal when missing): an option's value is visible to other users in the process list.",
         ),
         click.option(
             "--api-url",
@@ -476,5 +478,36 @@ def sandbox_serve(**options: object) -> None:
     raise SystemExit(run(**options))
 
 
+# What a stray argument that is really a credential looks like: a Neon key (napi_…), another service's
+# token, or any long run of letters and digits with both in it. Such a token is masked in click's usage
+# errors ("Got unexpected extra argument (napi_…)"), which would otherwise print it whole to the terminal
+# and any CI log. A long word masked by mistake costs a re-read; a key printed costs a rotation.
+_KEYLIKE_RE = re.compile(
+    r"\b(?:napi|sk|pk|ghp|gho|ghs|glpat|xox[abp])[_-][A-Za-z0-9_\-]{8,}"
+    r"|(?<![A-Za-z0-9_\-])(?=[A-Za-z0-9_\-]*[0-9])(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}"
+)
+
+
+def scrub_usage_error(message: str) -> str:
+    """A click usage message with key-like tokens and Postgres passwords masked."""
+    from recovery_wizard.redact import MASK, redact
+
+    return _KEYLIKE_RE.sub(MASK, redact(message))
+
+
 def main() -> None:
-    cli(prog_name="recovery-wizard")
+    # Click's standalone mode prints usage errors itself, echoing the offending arguments; run it
+    # non-standalone and print them here, scrubbed. Everything else ends as standalone mode would.
+    try:
+        rv = cli.main(prog_name="recovery-wizard", standalone_mode=False)
+    except click.ClickException as exc:
+        import io
+
+        shown = io.StringIO()
+        exc.show(file=shown)
+        sys.stderr.write(scrub_usage_error(shown.getvalue()))
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

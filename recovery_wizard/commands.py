@@ -101,9 +101,11 @@ async def _api_key(g: GlobalOptions, prompter: Prompter) -> Secret:
     if isinstance(prompter, TerminalPrompter):
         import questionary
 
-        from recovery_wizard.plain.prompts import _output
+        from recovery_wizard.plain.prompts import _fresh_input, _output
 
-        typed = await questionary.password("Neon API key (not echoed):", output=_output()).unsafe_ask_async()
+        typed = await questionary.password(
+            "Neon API key (not echoed):", input=_fresh_input(), output=_output()
+        ).unsafe_ask_async()
         if typed:
             return Secret(str(typed).strip())
     raise UsageError(
@@ -115,6 +117,13 @@ async def _api_key(g: GlobalOptions, prompter: Prompter) -> Secret:
 async def with_client(
     g: GlobalOptions, reporter: StderrReporter, prompter: Prompter, body: Callable[[NeonClient], Awaitable[T]]
 ) -> T:
+    from recovery_wizard.neon.apiurl import check_api_url
+    from recovery_wizard.neon.errors import BadAPIURLError
+
+    try:  # before the key is asked for: nothing is sent to a URL that would expose it
+        base_url = check_api_url(g.api_url or DEFAULT_API_URL)
+    except BadAPIURLError as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
     key = await _api_key(g, prompter)
 
     def retrying(notice: RetryNotice) -> None:
@@ -124,7 +133,7 @@ async def with_client(
 
     headers = {"User-Agent": f"recovery-wizard/{__version__}"}
     async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30.0, connect=10.0)) as http:
-        client = NeonClient(http, key, base_url=g.api_url or DEFAULT_API_URL, on_retry=retrying)
+        client = NeonClient(http, key, base_url=base_url, on_retry=retrying)
         return await body(client)
 
 
@@ -687,11 +696,10 @@ def timeline(g: GlobalOptions, past: PastOptions, incident: str | None) -> int:
 
 def peek(g: GlobalOptions, past: PastOptions, at: str, sql: str) -> int:
     from recovery_wizard.recovery.peek import peek as peek_at
-    from recovery_wizard.recovery.verify import is_read_only_sql
+    from recovery_wizard.recovery.sqlguard import require_read_only
 
     async def body(client: NeonClient, reporter: StderrReporter, prompter: Prompter) -> int:
-        if not is_read_only_sql(sql):
-            raise UsageError(f"{sql!r} is not a single read-only query.", hint="peek runs SELECTs only.")
+        require_read_only(sql, what="query")
         _, window, lens = await _lens(client, g, past, prompter)
         moment = _parse_time(at, past.tz, window)
         reporter.info(f"Looking at {lens.branch.name} as it was at {moment.describe()}…")
@@ -720,13 +728,10 @@ def find_moment(
     from recovery_wizard.recovery.timepoint import TimePointError, parse_duration, resolve_zone
 
     async def body(client: NeonClient, reporter: StderrReporter, prompter: Prompter) -> int:
-        from recovery_wizard.recovery.verify import is_read_only_sql
+        from recovery_wizard.recovery.sqlguard import require_read_only
 
-        if not is_read_only_sql(canary):  # refused before anything is written, the run directory included
-            raise UsageError(
-                f"The canary {canary!r} is not a single read-only query.",
-                hint="Write one SELECT whose first column is true while the data is healthy.",
-            )
+        # Refused before anything is written, the run directory included.
+        require_read_only(canary, what="canary")
         try:
             step = parse_duration(precision)
         except TimePointError as exc:

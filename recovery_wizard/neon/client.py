@@ -126,7 +126,9 @@ class NeonClient:
         self.wait_policy = wait or WaitPolicy()
 
     def __repr__(self) -> str:
-        return f"NeonClient(base_url={self.transport.base_url!r})"
+        from recovery_wizard.neon.apiurl import display_url
+
+        return f"NeonClient(base_url={display_url(self.transport.base_url)!r})"
 
     @property
     def requests_sent(self) -> int:

@@ -18,7 +18,8 @@ method and path, so a UI can say what failed, why, and what to try next.
     ├── BadResponseError         an answer that is not JSON or not the expected shape
     ├── OutcomeUnknownError      a write may or may not have happened: reconcile before resending
     ├── OperationFailedError     an operation ended failed/error/cancelled
-    └── OperationTimeoutError    operations did not finish before the waiter's deadline
+    ├── OperationTimeoutError    operations did not finish before the waiter's deadline
+    └── BadAPIURLError           the API URL is refused before any request (plain http:// off this machine)
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ class TransportError(NeonError):
 
 class BadResponseError(NeonError):
     """The answer was not JSON, or not the shape the API promises."""
+
+
+class BadAPIURLError(NeonError):
+    """The API URL is unusable or unsafe for the key (``http://`` to another host); nothing was sent."""
 
 
 class OutcomeUnknownError(NeonError):

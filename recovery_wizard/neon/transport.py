@@ -26,6 +26,7 @@ from typing import Any, TypeVar, overload
 import httpx
 import msgspec
 
+from recovery_wizard.neon.apiurl import API_PATH, display_url, missing_api_v2
 from recovery_wizard.neon.errors import (
     BadResponseError,
     NeonError,
@@ -64,6 +65,25 @@ class BearerAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "BearerAuth(****)"
+
+
+def clean_api_key(api_key: str | Secret) -> Secret:
+    """The key without the whitespace around it (a pasted or ``$(cat key)`` newline); refused if unusable.
+
+    A trailing newline in an ``Authorization`` header is refused by httpx before anything is sent, which
+    used to look like a network error and was retried for half a minute. Whitespace inside a key cannot be
+    part of a Neon key: refused at once, by name, never echoing the value.
+    """
+    raw = api_key.reveal() if isinstance(api_key, Secret) else str(api_key)
+    key = raw.strip()
+    if not key:
+        raise UnauthorizedError("No Neon API key was given.", hint=UnauthorizedError.default_hint)
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise UnauthorizedError(
+            "The Neon API key holds a space or a control character, so it cannot be a Neon key.",
+            hint="Copy the key again from the Neon Console (Account settings → API keys), as one word.",
+        )
+    return api_key if key == raw and isinstance(api_key, Secret) else Secret(key)
 
 
 @dataclass(frozen=True)
@@ -108,10 +128,8 @@ class Transport:
         rng: random.Random | None = None,
         on_retry: Callable[[RetryNotice], None] | None = None,
     ) -> None:
-        if not str(api_key if isinstance(api_key, str) else api_key.reveal()).strip():
-            raise UnauthorizedError("No Neon API key was given.", hint=UnauthorizedError.default_hint)
         self.http = http
-        self._auth = BearerAuth(api_key if isinstance(api_key, Secret) else Secret(api_key))
+        self._auth = BearerAuth(clean_api_key(api_key))
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
@@ -123,7 +141,7 @@ class Transport:
         self.requests_sent = 0
 
     def __repr__(self) -> str:
-        return f"Transport(base_url={self.base_url!r})"
+        return f"Transport(base_url={display_url(self.base_url)!r})"
 
     @overload
     async def request(
@@ -214,12 +232,14 @@ class Transport:
     def _http_error(self, response: httpx.Response, method: str, path: str, attempt: int) -> NeonHTTPError:
         status = response.status_code
         neon_message, code, request_id = "", "", ""
+        neon_shaped = False
         try:
             body = response.json()
         except ValueError:
             # Not JSON (a proxy's HTML page): keep a short, scrubbed excerpt as the message.
             neon_message = " ".join(response.text.split())[:200]
         else:
+            neon_shaped = isinstance(body, dict) and "message" in body
             if isinstance(body, dict):
                 neon_message = str(body.get("message") or "")
                 code = str(body.get("code") or "")
@@ -233,8 +253,20 @@ class Transport:
             text = f"Neon refused {method} {path} with HTTP {status}"
         if neon_message:
             text += f": {neon_message}"
+        hint = ""
+        if status == 404 and (missing_api_v2(self.base_url) or not neon_shaped):
+            # Every path 404s when the base URL lacks /api/v2 (or is not Neon's API at all); Neon's own
+            # 404 for a missing project or branch is JSON with a message. Blame the URL, not the ids.
+            hint = (
+                f"The API URL {display_url(self.base_url)!r} is probably missing {API_PATH}: Neon's API is "
+                f"https://console.neon.tech{API_PATH}. Fix NEON_API_URL (or --api-url) and try again."
+                if missing_api_v2(self.base_url)
+                else f"The API URL {display_url(self.base_url)!r} does not look like Neon's API (its 404 is "
+                "not Neon's): check NEON_API_URL (or --api-url)."
+            )
         return cls(
             text,
+            hint=hint,
             method=method,
             path=path,
             status=status,

@@ -8,6 +8,7 @@ confirmation is refused, because nobody is there to read the plan.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -19,6 +20,35 @@ def _output() -> Any:
     from prompt_toolkit.output import create_output
 
     return create_output(stdout=sys.stderr)
+
+
+def _fresh_input() -> Any:
+    """The terminal's input with everything typed before the question thrown away.
+
+    Keys typed ahead (a ``y⏎⏎`` meant for one question, a stray Enter during a long step) must not answer
+    the next question, which may approve a write. Two places hold them: the terminal's own queue
+    (``tcflush``) and prompt_toolkit's type-ahead store, where a previous question parks the keys it read
+    but did not use.
+    """
+    from prompt_toolkit.input import create_input
+    from prompt_toolkit.input.typeahead import clear_typeahead
+
+    discard_pending_input()
+    terminal = create_input()
+    clear_typeahead(terminal)
+    return terminal
+
+
+def discard_pending_input() -> None:
+    """Drop unread keystrokes from the terminal on stdin (a no-op without one)."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        if os.isatty(fd):
+            termios.tcflush(fd, termios.TCIFLUSH)
+    except (ImportError, OSError, ValueError):
+        pass  # not a terminal (or not POSIX): nothing typed ahead to drop
 
 
 class TerminalPrompter:
@@ -35,6 +65,7 @@ class TerminalPrompter:
             questionary.select(
                 printable(question, multiline=True),
                 choices=[questionary.Choice(printable(label), value) for label, value in choices],
+                input=_fresh_input(),
                 output=_output(),
             )
         )
@@ -43,7 +74,11 @@ class TerminalPrompter:
     async def text(self, question: str, *, option: str, default: str = "") -> str:
         import questionary
 
-        answer = str(await self._ask(questionary.text(question, default=default, output=_output()))).strip()
+        answer = str(
+            await self._ask(
+                questionary.text(question, default=default, input=_fresh_input(), output=_output())
+            )
+        ).strip()
         if not answer:
             raise UsageError(f"No answer given for {option}.")
         return answer
@@ -53,7 +88,12 @@ class TerminalPrompter:
 
         return bool(
             await self._ask(
-                questionary.confirm(printable(question, multiline=True), default=default, output=_output())
+                questionary.confirm(
+                    printable(question, multiline=True),
+                    default=default,
+                    input=_fresh_input(),
+                    output=_output(),
+                )
             )
         )
 
@@ -62,7 +102,9 @@ class TerminalPrompter:
 
         typed = await self._ask(
             questionary.text(
-                printable(f"{question} Type {expected} to confirm:", multiline=True), output=_output()
+                printable(f"{question} Type {expected} to confirm:", multiline=True),
+                input=_fresh_input(),
+                output=_output(),
             )
         )
         # What is shown is accepted too: a name's control characters are shown escaped, and cannot be typed.

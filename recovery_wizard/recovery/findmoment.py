@@ -24,7 +24,8 @@ from typing import Any
 
 from recovery_wizard.recovery.outcome import UsageError
 from recovery_wizard.recovery.peek import Lens, PeekError, peek
-from recovery_wizard.recovery.verify import is_read_only_sql, truthy
+from recovery_wizard.recovery.sqlguard import require_read_only
+from recovery_wizard.recovery.verify import truthy
 
 # Stay this far inside the window's old edge: it moves on while the search runs.
 EDGE_MARGIN = timedelta(minutes=2)
@@ -109,11 +110,7 @@ async def find_moment(
     on_probe: Callable[[Probe], None] | None = None,
 ) -> MomentFound:
     """The latest moment in [good, bad) at which ``canary`` holds, to within ``precision``."""
-    if not is_read_only_sql(canary):
-        raise UsageError(
-            f"The canary {canary!r} is not a single read-only query.",
-            hint="Write one SELECT whose first column is true while the data is healthy.",
-        )
+    require_read_only(canary, what="canary")
     if precision <= timedelta(0):
         raise UsageError("--precision must be positive.")
     if good >= bad:

@@ -14,12 +14,14 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
+from recovery_wizard.neon.apiurl import display_url
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery import envfile, prisma
 from recovery_wizard.recovery.outcome import UsageError
+from recovery_wizard.recovery.sqlguard import require_read_only
 from recovery_wizard.recovery.timepoint import (
     Moment,
     RestoreWindow,
@@ -27,7 +29,6 @@ from recovery_wizard.recovery.timepoint import (
     parse_moment,
     resolve_zone,
 )
-from recovery_wizard.recovery.verify import is_read_only_sql
 from recovery_wizard.redact import Secret, split_url
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class RunOptions:
         """For the journal (resume re-reads it): no API key."""
         return {
             "command": self.command,
-            "api_url": self.api_url,
+            "api_url": display_url(self.api_url) if self.api_url else None,
             "project_id": self.project_id,
             "branch": self.branch,
             "at": self.at,
@@ -224,6 +225,40 @@ class Plan:
             "actions": self.actions(),
             "expires_at": self.expires_at,
         }
+
+
+# Neon's BranchCreateRequest: a name of 1 to 256 characters.
+BRANCH_NAME_MAX: Final = 256
+
+
+def check_branch_name(name: str, *, option: str = "--name") -> str:
+    """``name`` if Neon would take it as a branch name and it is safe to print; else a usage error (exit 2).
+
+    Beyond Neon's 1-256 characters: no control or invisible format characters (a newline wrote Markdown
+    into the incident record; an escape sequence would redraw the terminal) and no space at either end
+    (two branches that look the same in every list).
+    """
+    if not name:
+        raise UsageError(f"{option} is empty.", hint="Give the branch a name, e.g. main-restore-incident-42.")
+    if len(name) > BRANCH_NAME_MAX:
+        raise UsageError(
+            f"{option} is {len(name)} characters long; Neon takes at most {BRANCH_NAME_MAX}.",
+            hint="Give a shorter name.",
+        )
+    # Not printable: control and format characters, line and paragraph separators, spaces other than
+    # ' ' (a no-break space looks like one), unassigned code points.
+    bad = next((ch for ch in name if not ch.isprintable()), None)
+    if bad is not None:
+        raise UsageError(
+            f"{option} {ascii(name)[:80]} holds a control or invisible character (U+{ord(bad):04X}), "
+            "which would garble the branch lists and the incident record.",
+            hint="Use letters, digits, '-', '_', '.' and '/'.",
+        )
+    if name != name.strip():
+        raise UsageError(
+            f"{option} {name!r} starts or ends with a space.", hint=f"Use {name.strip()!r} instead."
+        )
+    return name
 
 
 def default_name(plan_command: str, strategy: str, branch: Branch, moment: Moment, now: datetime) -> str:
@@ -467,23 +502,20 @@ async def resolve_plan(
 ) -> Plan:
     if options.strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {options.strategy!r}.")
+    if options.name is not None:
+        check_branch_name(options.name)
     for sql in options.checks:
-        if not is_read_only_sql(sql):
-            raise UsageError(
-                f"The check {sql!r} is not a single read-only query.",
-                hint="A check must be one SELECT (or WITH … SELECT) that returns true while the data is healthy.",
-            )
+        require_read_only(sql, what="check")
     project, branches = await choose_project_and_branches(client, options, prompter)
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
     branch = pick_branch(project, branches, options)
     moment = await choose_moment(options, prompter, window)
+    try:
+        window.check_clear_of_old_edge(moment)
+    except TimePointError as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
     warnings: list[str] = []
-    if window.near_old_edge(moment):
-        warnings.append(
-            f"{moment.describe()} is close to the oldest restorable moment ({window.earliest:%H:%M:%S} UTC): "
-            "Neon may refuse it by the time the request lands."
-        )
 
     detected = prisma.detect(options.workdir) if options.command == "restore" else None
     use_prisma: prisma.PrismaProject | None = None
@@ -562,6 +594,12 @@ async def resolve_plan(
     if strategy == "in-place":
         _check_in_place(branch)
     name = options.name or default_name(options.command, strategy, branch, moment, now)
+    if options.name is None and len(name) > BRANCH_NAME_MAX:
+        raise UsageError(
+            f"The default name for the new branch would be {len(name)} characters; Neon takes at most "
+            f"{BRANCH_NAME_MAX}.",
+            hint="Pass --name with a shorter name.",
+        )
     if any(b.name == name for b in branches):
         raise UsageError(
             f"A branch named {name!r} already exists.",

@@ -658,8 +658,57 @@ def _secrets_of(url: Secret | None) -> _Hidden[tuple[str, ...]]:
     return _Hidden(tuple(found))
 
 
-def _child_env(extra: Mapping[str, str]) -> _Hidden[dict[str, str]]:
-    env = dict(os.environ)
+# What a Prisma child inherits from our environment, and nothing else: our environment holds NEON_API_KEY
+# (and whatever else the shell exported: cloud keys, tokens) that Prisma has no use for, and anything a
+# child holds can end up in its crash reports, debug logs or telemetry. Kept: finding and running node and
+# the engines (PATH, HOME, the package managers' and version managers' variables, PRISMA_*), locale and
+# time zone, temp and cache dirs, the network path (proxies, CA bundles), DEBUG (Prisma's own logging),
+# Windows' system variables; plus the database variables the project's schema and config name.
+_CHILD_ENV_NAMES: Final = frozenset(
+    "PATH HOME USER LOGNAME SHELL LANG LANGUAGE TZ TERM TMPDIR TMP TEMP DEBUG "
+    "HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY http_proxy https_proxy no_proxy all_proxy "
+    "SSL_CERT_FILE SSL_CERT_DIR "
+    "SYSTEMROOT SYSTEMDRIVE COMSPEC PATHEXT WINDIR APPDATA LOCALAPPDATA USERPROFILE PROGRAMDATA "
+    "PROGRAMFILES PROGRAMFILES(X86) HOMEDRIVE HOMEPATH".split()
+)
+_CHILD_ENV_PREFIXES: Final = (
+    "LC_",
+    "XDG_",
+    "NODE_",
+    "NPM_",
+    "npm_",
+    "PRISMA_",
+    "NVM_",
+    "FNM_",
+    "VOLTA_",
+    "COREPACK_",
+    "PNPM_",
+    "YARN_",
+    "BUN_",
+)
+
+
+def _variables_named_by(project: PrismaProject) -> set[str]:
+    """The environment variables the project's schema and config refer to (``env("X")``, ``process.env.X``)."""
+    names = {name for name in (project.url_var, project.direct_var) if name}
+    for path in (project.schema_path, project.config_path):
+        if path is None:
+            continue
+        text = _read_text(path)
+        names.update(m.group("a") or m.group("b") or m.group("c") for m in _ENV_REF_RE.finditer(text))
+    return names
+
+
+def _child_env(extra: Mapping[str, str], project: PrismaProject) -> _Hidden[dict[str, str]]:
+    wanted = _variables_named_by(project)
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in _CHILD_ENV_NAMES
+        or name.upper() in _CHILD_ENV_NAMES
+        or name.startswith(_CHILD_ENV_PREFIXES)
+        or name in wanted
+    }
     # Colour codes would end up in the printed schema and the log; chalk honours FORCE_COLOR over NO_COLOR.
     env.pop("FORCE_COLOR", None)
     env.update(
@@ -1068,7 +1117,7 @@ async def db_pull(
         project,
         "db pull",
         argv,
-        _child_env(_url_env(project, direct_url)),
+        _child_env(_url_env(project, direct_url), project),
         timeout=timeout,
         on_output=on_output,
         secrets=secrets,
@@ -1152,11 +1201,11 @@ async def generate(
     # No --schema: generate should find the schema exactly as the app's own build (`prisma generate`) does.
     argv = [str(binary), "generate"]
     if url is not None:
-        env = _child_env(_url_env(project, url))
+        env = _child_env(_url_env(project, url), project)
     elif project.config_path is not None and project.url_var and not os.environ.get(project.url_var):
-        env = _child_env({project.url_var: GENERATE_PLACEHOLDER_URL})
+        env = _child_env({project.url_var: GENERATE_PLACEHOLDER_URL}, project)
     else:
-        env = _child_env({})
+        env = _child_env({}, project)
     done = await _run(
         project,
         "generate",

@@ -673,7 +673,7 @@ class Runner:
                 f"Changes to {target.path}", envfile.masked_diff(target.path, env.text, new_text)
             )
             if not self.yes and not await self.prompter.confirm(
-                f"Write these changes to {target.path}?", default=True
+                f"Write these changes to {target.path}?", default=False
             ):
                 raise CancelledError(f"{target.path} was not changed (cancelled).")
         backup_path = envfile.backup(env, backup_dir)
@@ -723,7 +723,7 @@ class Runner:
             if not self.yes:
                 self.reporter.show("Schema changes from `prisma db pull`", pulled.diff or "(no changes)")
                 if pulled.diff and await self.prompter.confirm(
-                    "Write the pulled schema to schema.prisma?", default=True
+                    "Write the pulled schema to schema.prisma?", default=False
                 ):
                     # Exactly the schema whose diff was shown, not a second pull.
                     pulled = prisma.write_pulled(pulled, while_what="while the diff was on screen")

@@ -30,8 +30,8 @@ import logging
 import math
 import os
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
@@ -111,14 +111,19 @@ def _system_zone() -> ZoneInfo | None:
     return _zone_from_key(name) if name else None
 
 
+# Names for "the machine's zone". "localtime" is also a file in the zone database (a copy of some zone, UTC
+# in most containers), which ZoneInfo would load without a word: the person meant their own zone.
+_LOCAL_NAMES: Final = frozenset({"local", "localtime", "system"})
+
+
 def resolve_zone(name: str | None) -> tzinfo:
     """The zone to read and echo times in: ``name`` (an IANA key), else the machine's local zone.
 
-    Without a name: ``$TZ`` if it names a zone, else the system zone, else UTC; an unusable ``$TZ`` is
+    Without a name (or ``local``/``localtime``): ``$TZ`` if it names a zone, else the system zone, else UTC; an unusable ``$TZ`` is
     skipped rather than fatal (a 2 a.m. recovery must not die on a shell setting). An unknown name is an
     error: the person asked for that zone and must not silently get another.
     """
-    if name is None or not name.strip():
+    if name is None or not name.strip() or name.strip().casefold() in _LOCAL_NAMES:
         env = os.environ.get("TZ")
         zone = _zone_from_tz_env(env) if env else None
         if zone is None and env:
@@ -169,6 +174,14 @@ def _abbreviation(dt: datetime) -> str:
     return dt.tzname() or zone_name(dt.tzinfo or UTC)
 
 
+def _distance(moment: datetime, now: datetime) -> str:
+    """``35 minutes ago``, ``1 day 2 hours ago``, ``42 s ago``, ``now``, ``in 5 minutes``."""
+    delta = now - moment
+    if abs(delta) < timedelta(seconds=1):
+        return "now"
+    return f"{human_duration(delta)} ago" if delta > timedelta(0) else f"in {human_duration(-delta)}"
+
+
 def _both_clocks(utc: datetime, zone: tzinfo, *, seconds: bool = True, name_zone: bool = True) -> str:
     """``2026-11-21 01:29:59 UTC (02:29:59 CET, Europe/Amsterdam)``; the local date only when it differs."""
     local = utc.astimezone(zone)
@@ -190,6 +203,9 @@ class Moment:
     utc: datetime
     text: str
     zone: tzinfo
+    # When the text was read: "35 minutes ago" is said relative to it. None for a moment re-read from a
+    # journal, whose reading time is long past.
+    read_at: datetime | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.utc.tzinfo is None or self.utc.utcoffset() is None:
@@ -202,8 +218,15 @@ class Moment:
         return self.utc.astimezone(self.zone)
 
     def describe(self) -> str:
-        """``2026-11-21 01:29:59 UTC (02:29:59 CET, Europe/Amsterdam)``: always both clocks."""
-        return _both_clocks(self.utc, self.zone)
+        """``2026-11-21 01:29:59 UTC (02:29:59 CET, Europe/Amsterdam; 35 minutes ago)``.
+
+        Always both clocks, and how long before the reading it is: a misread phrase ("10 minutes before
+        10:05" read as 10:05) shows at once as a distance nobody meant.
+        """
+        both = _both_clocks(self.utc, self.zone)
+        if self.read_at is None:
+            return both
+        return both[:-1] + f"; {_distance(self.utc, self.read_at)})"
 
     def rfc3339(self) -> str:
         """``2026-11-21T01:29:59Z``; a fraction (ms, or µs when needed) only when non-zero."""
@@ -267,7 +290,45 @@ _RELATIVE_RE: Final = re.compile(
 )
 _PART_RE: Final = re.compile(r"(" + _NUMBER + r")\s*([a-z]+)")
 # A clock time inside a phrase ("yesterday 23:59"), checked before dateparser sees it.
+_DOT_CLOCK_RE: Final = re.compile(r"(?<![\d.])(\d{1,2})\.(\d{2})(?![\d.])")
 _CLOCK_RE: Final = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?::(\d{2}))?(?![\d])")
+# Zone abbreviations people type after a time, as the fixed offsets they stand for: "CET" is +01:00 on any
+# date (in summer the same clocks say CEST, +02:00). The seeds' and users' zones (Central Europe,
+# Indonesia), UTC/GMT and the US ones.
+_ABBREVIATIONS: Final[dict[str, timedelta]] = {
+    name: timedelta(minutes=minutes)
+    for names, minutes in (
+        ("UTC GMT UT", 0),
+        ("WET", 0),
+        ("WEST CET MET", 60),
+        ("CEST MEST EET", 120),
+        ("EEST MSK", 180),
+        ("WIB", 420),
+        ("WITA", 480),
+        ("WIT", 540),
+        ("EDT", -240),
+        ("EST CDT", -300),
+        ("MDT", -360),
+        ("MST", -420),
+        ("PST", -480),
+        ("PDT", -420),
+        ("AKST", -540),
+        ("AKDT", -480),
+        ("HST", -600),
+    )
+    for name in names.split()
+}
+# Abbreviations that name several zones: refused, naming them, rather than guessed.
+_AMBIGUOUS_ABBREVIATIONS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "IST": (("India", "+05:30"), ("Ireland, summer", "+01:00"), ("Israel", "+02:00")),
+    "CST": (("US Central", "-06:00"), ("China", "+08:00"), ("Cuba", "-05:00")),
+    "BST": (("British Summer Time", "+01:00"), ("Bangladesh", "+06:00")),
+    "AST": (("Atlantic", "-04:00"), ("Arabia", "+03:00")),
+    "SST": (("Samoa", "-11:00"), ("Singapore", "+08:00")),
+    "GST": (("Gulf", "+04:00"), ("South Georgia", "-02:00")),
+}
+_ZONE_SUFFIX_RE: Final = re.compile(r"^(?P<rest>.*\S)\s+(?P<abbr>[A-Za-z]{2,5})$")
+
 # "-5m ago", "+2h ago": a sign makes "ago" ambiguous.
 _SIGNED_RE: Final = re.compile(r"^\s*[-+]\s*\d")
 
@@ -275,8 +336,11 @@ _SIGNED_RE: Final = re.compile(r"^\s*[-+]\s*\d")
 def parse_moment(text: str, *, zone: tzinfo, now: datetime) -> Moment:
     """Read ``text`` as a moment, in ``zone`` where it has no offset of its own, relative to ``now``.
 
-    Raises :class:`TimePointError` (quoting the input) for anything it cannot read unambiguously.
-    It does not check the restore window: see :meth:`RestoreWindow.check`.
+    Raises :class:`TimePointError` (quoting the input) for anything it cannot read unambiguously, every
+    word of it used: a word the reading would ignore is refused, never dropped. A trailing zone
+    abbreviation (``10:05 CET``) sets the offset the rest is read in; an ambiguous one (``IST``) is
+    refused naming what it could mean. It does not check the restore window: see
+    :meth:`RestoreWindow.check`.
     """
     if _SIGNED_RE.match(text):
         raise TimePointError(
@@ -285,33 +349,58 @@ def parse_moment(text: str, *, zone: tzinfo, now: datetime) -> Moment:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
-    raw = text
-    text = " ".join(text.split())
-    lowered = text.lower()
-    if not text:
+    cleaned = " ".join(text.split())
+    if not cleaned:
         raise TimePointError("No moment was given (the input “” is empty).", hint=f"Type {ACCEPTED_FORMS}.")
+    reading_zone = zone
+    suffix = _ZONE_SUFFIX_RE.match(cleaned)
+    if suffix is not None and suffix.group("abbr").upper() in _AMBIGUOUS_ABBREVIATIONS:
+        abbr = suffix.group("abbr").upper()
+        meanings = "; ".join(f"{offset} ({what})" for what, offset in _AMBIGUOUS_ABBREVIATIONS[abbr])
+        raise TimePointError(
+            f"{_quote(text)} ends in {abbr}, which names more than one zone: {meanings}.",
+            hint="Leave the abbreviation out and pass --tz with a zone name (Asia/Kolkata, America/Chicago, "
+            f"Europe/London …), or give an exact timestamp such as "
+            f"2026-11-21T10:05:00{_AMBIGUOUS_ABBREVIATIONS[abbr][0][1]}.",
+        )
+    if suffix is not None and suffix.group("abbr").upper() in _ABBREVIATIONS:
+        abbr = suffix.group("abbr").upper()
+        cleaned = suffix.group("rest")
+        if _ISO_OFFSET_RE.match(cleaned) or cleaned.lower() in _NOW_WORDS or _relative(cleaned.lower()):
+            raise TimePointError(
+                f"{_quote(text)} ends in the zone {abbr}, but {_quote(cleaned)} already is an exact moment: "
+                "the zone would change nothing.",
+                hint=f"Leave out {abbr}, or give a time of day in it, e.g. '10:05 {abbr}'.",
+            )
+        reading_zone = timezone(_ABBREVIATIONS[abbr], abbr)
+    utc = _parse(cleaned, reading_zone, now)
+    return Moment(utc, text, zone, read_at=now)
 
+
+def _parse(text: str, zone: tzinfo, now: datetime) -> datetime:
+    """The instant ``text`` (whitespace-normalised, no zone abbreviation) means, read in ``zone``."""
+    lowered = text.lower()
     if _ISO_OFFSET_RE.match(text):
-        return Moment(_parse_iso(text), raw, zone)
+        return _parse_iso(text)
     if lowered in _NOW_WORDS:
-        return Moment(now, raw, zone)
+        return now
     match = _LOCAL_RE.match(text)
     if match:
         wall = _wall_clock(text, match, date=None)
-        return Moment(_place(wall, zone, text), raw, zone)
+        return _place(wall, zone, text)
     relative = _relative(lowered)
     if relative is not None:
         if relative <= timedelta(0):
             raise TimePointError(f"{_quote(text)} is no time ago at all.", hint=f"Type {ACCEPTED_FORMS}.")
         try:
-            return Moment(now - relative, raw, zone)
+            return now - relative
         except OverflowError:
             raise TimePointError(
                 f"{_quote(text)} is further back than any calendar goes.", hint=f"Type {ACCEPTED_FORMS}."
             ) from None
     match = _TIME_RE.match(text)
     if match:
-        return Moment(_today_at(text, match, zone, now), raw, zone)
+        return _today_at(text, match, zone, now)
     if _NUMBER_RE.match(text):
         raise TimePointError(
             f"{_quote(text)} is a bare number: minutes, hours or a day of the month?",
@@ -327,7 +416,7 @@ def parse_moment(text: str, *, zone: tzinfo, now: datetime) -> Moment:
         raise TimePointError(
             f"Could not read {_quote(text)} as a moment in time.", hint=f"Type {ACCEPTED_FORMS}."
         )
-    return Moment(utc, raw, zone)
+    return utc
 
 
 def _parse_iso(text: str) -> datetime:
@@ -460,6 +549,112 @@ def _today_at(text: str, match: re.Match[str], zone: tzinfo, now: datetime) -> d
     return utc
 
 
+_PHRASE_LANGUAGES: Final = ("en", "nl", "id")
+# What dateparser's English rendering of a phrase may hold, word by word ("gisteren om 23:59" becomes
+# "1 day ago 23:59", "vorige week vrijdag" "1 week ago friday").
+_PHRASE_UNITS: Final = frozenset("second minute hour day week month year".split())
+_DAY_UNITS: Final = frozenset({"day", "week"})
+_PHRASE_DAYS: Final = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december".split()
+)
+_PHRASE_FILLERS: Final = frozenset({"at", "on", "of", "the", "last", "this", "and", "om", "pukul", "jam"})
+_PHRASE_CLOCK_RE: Final = re.compile(r"^\d{1,2}[:.]\d{2}(?:[:.]\d{2})?$")
+_PHRASE_NUMBER_RE: Final = re.compile(r"^\d{1,4}(?:[-/.]\d{1,4}){0,2}$")
+
+
+def _check_phrase(text: str) -> str | None:
+    """The language dateparser should read ``text`` in, after checking that every word of it counts.
+
+    dateparser reads what it can and drops the rest without a word: "10 minutes before 10:05" became
+    10:05, "yesterday" exactly 24 h ago, "yesterday 23:59 01:00" noon, "90 minutes ago 5 minutes" 11:55.
+    So the phrase is first rendered in dateparser's own English (its translation step), and that rendering
+    must be one of: a span ago ("2 hours 5 minutes ago"), or a day and ONE time of day ("1 day ago 23:59",
+    "friday 14:00", "21 november 2026 02:30"), with no word left over. None when no language reads it.
+    """
+    from dateparser.conf import settings as default_settings
+    from dateparser.languages.loader import default_loader
+    from dateparser.timezone_parser import pop_tz_offset_from_string
+
+    stripped, _ = pop_tz_offset_from_string(text)
+    for language in _PHRASE_LANGUAGES:
+        locale = default_loader.get_locale(language)
+        if locale.is_applicable(stripped, strip_timezone=False, settings=default_settings):
+            rendering = locale.translate(stripped, keep_formatting=False, settings=default_settings)
+            _check_rendering(text, str(rendering).split())
+            return language
+    return None
+
+
+def _check_rendering(text: str, words: list[str]) -> None:
+    clocks = [i for i, w in enumerate(words) if _PHRASE_CLOCK_RE.match(w)]
+    # "11 pm": a number with am/pm is a time of day too.
+    clocks += [i for i, w in enumerate(words[:-1]) if w.isdigit() and words[i + 1] in ("am", "pm")]
+    for word in words:
+        known = (
+            word in _PHRASE_UNITS
+            or word in _PHRASE_DAYS
+            or word in _PHRASE_FILLERS
+            or word in ("ago", "in", "am", "pm")
+            or _PHRASE_CLOCK_RE.match(word)
+            or _PHRASE_NUMBER_RE.match(word)
+        )
+        if not known:
+            raise TimePointError(
+                f"{_quote(text)} has a word this tool does not read ({_quote(word)}), and a moment read "
+                "without it could be the wrong one.",
+                hint=f"Type {ACCEPTED_FORMS}.",
+            )
+    if words.count("ago") + words.count("in") > 1:
+        raise TimePointError(
+            f"{_quote(text)} counts back (or forward) more than once: it cannot be read as one moment.",
+            hint="Write one span ('1h30m ago') or the moment itself ('yesterday 23:59').",
+        )
+    if "ago" in words or "in" in words:
+        marker = words.index("ago") if "ago" in words else words.index("in")
+        span = [w for w in words[: marker if "ago" in words else len(words)] if w in _PHRASE_UNITS]
+        after = words[marker + 1 :] if "ago" in words else []
+        if not clocks:
+            if after:
+                raise TimePointError(
+                    f"{_quote(text)} goes on after “ago”: only one span can be counted back.",
+                    hint="Write the whole span before “ago”, e.g. '1h30m ago', or the moment itself.",
+                )
+            if span and all(unit in _DAY_UNITS for unit in span):
+                # "yesterday", "gisteren", "vorige week": a day, not a span. Numeric day spans ("2 days
+                # ago") never get here: they are read as elapsed time before dateparser is asked.
+                raise TimePointError(
+                    f"{_quote(text)} names a day but no time of day; read alone it would mean this very "
+                    "minute of that day, which is rarely what anyone means.",
+                    hint=f"Add the time, e.g. '{text} 23:59'.",
+                )
+            return  # "an hour and a half ago", "2 hours 5 minutes ago": a span ago
+        if not span or any(unit not in _DAY_UNITS for unit in span) or _PHRASE_UNITS & set(after):
+            raise TimePointError(
+                f"{_quote(text)} mixes a span of time with a time of day: it cannot be read as one moment "
+                "without arithmetic on clock times, which this tool does not guess at.",
+                hint="Write the moment itself, e.g. '09:55' or '2026-11-21 09:55', or only the span "
+                "('10 minutes ago').",
+            )
+    elif _PHRASE_UNITS & set(words):
+        raise TimePointError(
+            f"{_quote(text)} mixes a span of time with a day or time of day: it cannot be read as one moment.",
+            hint="Write the moment itself, e.g. 'yesterday 23:59' or '2026-11-21 09:55', or only the span "
+            "('10 minutes ago').",
+        )
+    if not clocks:
+        raise TimePointError(
+            f"{_quote(text)} names a day but no time of day; read alone it would mean this very minute "
+            "of that day, which is rarely what anyone means.",
+            hint=f"Add the time, e.g. '{text} 23:59'.",
+        )
+    if len(clocks) > 1:
+        raise TimePointError(
+            f"{_quote(text)} has more than one time of day: which one is the moment?",
+            hint="Give one time, e.g. 'yesterday 23:59'.",
+        )
+
+
 def _natural(text: str, zone: tzinfo, now: datetime) -> datetime | None:
     """A phrase via dateparser (English, Dutch, Indonesian), placed in ``zone`` by us; None if unreadable."""
     import dateparser  # imported here: it is slow to import and only phrases need it
@@ -472,6 +667,8 @@ def _natural(text: str, zone: tzinfo, now: datetime) -> datetime | None:
         "RELATIVE_BASE": now.astimezone(zone),
         "TIMEZONE": name,
     }
+    # "kemarin pukul 23.59": Indonesian writes clock times with a dot, which dateparser drops (noon).
+    text = _DOT_CLOCK_RE.sub(r"\1:\2", text)
     clocks = _CLOCK_RE.findall(text)
     for hour, minute, second in clocks:
         if int(hour) > 23 or int(minute) > 59 or (second and int(second) > 59):
@@ -480,8 +677,11 @@ def _natural(text: str, zone: tzinfo, now: datetime) -> datetime | None:
                 f"{_quote(text)} has the time {hour}:{minute}{':' + second if second else ''}, which does not exist.",
                 hint="Hours run 00–23 and minutes 00–59, e.g. 'yesterday 23:59'.",
             )
+    language = _check_phrase(text)
+    if language is None:
+        return None
     try:
-        parsed = dateparser.parse(text, languages=["en", "nl", "id"], settings=settings)
+        parsed = dateparser.parse(text, languages=[language], settings=settings)
     except Exception:  # dateparser raises assorted errors on odd input; for us that is "unreadable"
         log.debug("dateparser failed on %r", text, exc_info=True)
         return None
@@ -502,6 +702,11 @@ def _natural(text: str, zone: tzinfo, now: datetime) -> datetime | None:
 
 
 # --- the restore window ---------------------------------------------------------------------------------
+
+
+# How far from the window's old edge a restore point must be: the plan is read and confirmed before the
+# request is sent, and the edge moves on meanwhile.
+EDGE_SAFETY: Final = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -553,13 +758,31 @@ class RestoreWindow:
                 "or an external backup if the data is older than that.",
             )
 
-    def near_old_edge(self, moment: Moment, margin: timedelta = timedelta(minutes=10)) -> bool:
+    def near_old_edge(self, moment: Moment, margin: timedelta = EDGE_SAFETY) -> bool:
         """True when ``moment`` is within ``margin`` of the oldest restorable moment (or already before it).
 
         The window slides forward every second: a moment this close may have left it by the time the
         restore request reaches Neon.
         """
         return moment.utc - self.earliest < margin
+
+    def check_clear_of_old_edge(self, moment: Moment, margin: timedelta = EDGE_SAFETY) -> None:
+        """Refuse a restore point within ``margin`` of the window's old edge, naming the earliest safe one.
+
+        Such a moment is in the window now but may have left it when the request reaches Neon (after the
+        plan is read and confirmed); Neon then refuses it, and a resume can never succeed. Refusing before
+        any write, with the earliest safe moment, costs nothing.
+        """
+        if not self.near_old_edge(moment, margin):
+            return
+        safe = Moment(self.earliest + margin, "", moment.zone)
+        raise TimePointError(
+            f"{_quote(moment.text)} reads as {moment.describe()}, within {human_duration(margin)} of the "
+            f"oldest restorable moment ({_both_clocks(self.earliest, moment.zone)}): the window slides "
+            "forward every second, so Neon would likely refuse it by the time the restore is sent.",
+            hint=f"The earliest safe moment is {safe.describe()}: use --at {safe.rfc3339()} or later, or "
+            "restore from a snapshot or an external backup if the data you need is older.",
+        )
 
     def describe(self, zone: tzinfo) -> str:
         """``from 2026-11-14 02:05 UTC (03:05 CET) to now (7 days)``."""

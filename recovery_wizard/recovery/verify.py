@@ -15,7 +15,8 @@ Design, and why:
   query protocol (pipeline mode, or a prepared statement where libpq lacks pipelines), which refuses a
   second statement: ``SELECT 1; COMMIT; DELETE …`` cannot end the read-only transaction and write in a new
   one. A check that is a lone ``COMMIT``/``ROLLBACK`` is reported as an error and the transaction restarted.
-  :func:`is_read_only_sql` is only the early, friendly refusal; the database is the guarantee.
+  :mod:`sqlguard` is the early refusal (with PostgreSQL's grammar, and of functions a read-only
+  transaction still lets through: signals, locks, settings); the database is the guarantee against writes.
 - **Round trips dominate, so count in bulk.** Estimates for all tables come from ``pg_class`` in one query;
   exact counts for every table estimated below ``exact_below`` (or never analysed: ``reltuples = -1``) come
   from ONE ``SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM b), …`` per chunk of tables. 200 tables
@@ -31,10 +32,8 @@ Design, and why:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 import random
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -361,13 +360,18 @@ async def measure(
     statement_timeout_ms: int = 30_000,
     connect_timeout: float = 30.0,
     application_name: str = "recovery-wizard verify",
+    judge: bool = True,
 ) -> Measurement:
     """Row counts and check results of one branch, read in one read-only, repeatable-read transaction.
 
     Raises :class:`VerifyError` when the branch cannot be reached or read. A failing or erroring check is
-    not an error: it is reported in :attr:`Measurement.checks`.
+    not an error: it is reported in :attr:`Measurement.checks`. So is a check that :mod:`sqlguard` refuses:
+    it is never sent (checks re-read from a journal on resume were never judged by the plan). ``judge``
+    is off only to test the read-only transaction beneath the judge.
     """
     import psycopg
+
+    from recovery_wizard.recovery.sqlguard import judge as judge_sql
 
     if isinstance(checks, str):
         raise TypeError("checks must be a sequence of SQL strings, not one string")
@@ -406,6 +410,10 @@ async def measure(
 
         outcomes: dict[str, CheckOutcome] = {}
         for check in dict.fromkeys(checks):  # each distinct check once, in the order given
+            refusal = judge_sql(check) if judge else None
+            if refusal is not None:
+                outcomes[check] = CheckOutcome(None, False, f"not run: {refusal.reason}. {refusal.instead}")
+                continue
             result, error, ended = await session.guarded(check)
             outcomes[check] = _check_outcome(result, error, ended, conn.info.encoding)
         await conn.execute("ROLLBACK")
@@ -582,113 +590,15 @@ def compare(damaged: Measurement | None, restored: Measurement, checks: Sequence
     )
 
 
-# --- the syntactic guard --------------------------------------------------------------------------------
-
-_READ_ONLY_STARTS: Final = frozenset({"SELECT", "WITH", "VALUES", "SHOW", "TABLE", "EXPLAIN"})
-# Data-modifying keywords anywhere in the statement: a data-modifying CTE, the main statement after a WITH
-# list (``WITH x AS (…) DELETE …``), ``EXPLAIN DELETE``, ``SELECT … FOR UPDATE``. An unquoted column named
-# "update" is refused too; quoting it ("update") is the fix, and a false refusal is cheap here.
-_WRITE_WORDS: Final = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "INTO"})
-_DOLLAR_TAG_RE: Final = re.compile(r"\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$")
-_WORD_RE: Final = re.compile(r"[A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*")
-
-
-def _tokens(sql: str) -> list[str] | None:
-    """Keywords/identifiers (upper-cased), ``;``, ``(`` and ``)`` outside literals and comments.
-
-    Literals become ``'``. None when a string, identifier or comment is unterminated.
-    """
-    out: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch.isspace():
-            i += 1
-        elif sql.startswith("--", i):
-            newline = sql.find("\n", i)
-            i = n if newline < 0 else newline + 1
-        elif sql.startswith("/*", i):
-            depth, i = 1, i + 2  # PostgreSQL block comments nest
-            while depth:
-                if i >= n:
-                    return None
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-        elif ch == "'":
-            escapes = bool(out) and out[-1] == "E" and i > 0 and sql[i - 1] in "eE"
-            if escapes:
-                out.pop()  # E'…' is one literal
-            end = _string_end(sql, i, backslash=escapes)
-            if end is None:
-                return None
-            out.append("'")
-            i = end
-        elif ch == '"':
-            end = _string_end(sql, i, quote='"')
-            if end is None:
-                return None
-            out.append('"')
-            i = end
-        elif ch == "$" and (tag := _DOLLAR_TAG_RE.match(sql, i)):
-            close = sql.find(tag.group(), tag.end())
-            if close < 0:
-                return None
-            out.append("'")
-            i = close + len(tag.group())
-        elif word := _WORD_RE.match(sql, i):
-            out.append(word.group().upper())
-            i = word.end()
-        else:
-            out.append(ch)
-            i += 1
-    return out
-
-
-def _string_end(sql: str, start: int, *, quote: str = "'", backslash: bool = False) -> int | None:
-    """The index after the closing quote of the literal opened at ``start`` (doubled quotes escape)."""
-    i, n = start + 1, len(sql)
-    while i < n:
-        ch = sql[i]
-        if backslash and ch == "\\":
-            i += 2
-        elif ch == quote:
-            if i + 1 < n and sql[i + 1] == quote:
-                i += 2
-            else:
-                return i + 1
-        else:
-            i += 1
-    return None
+# --- the static guard -----------------------------------------------------------------------------------
 
 
 def is_read_only_sql(sql: str) -> bool:
-    """A cheap syntactic guard for checks: one read-only statement (the database enforces the rest).
+    """True when ``sql`` may run as a check: one SELECT calling nothing that signals, locks or writes.
 
-    True only for a single statement (a trailing ``;`` is fine) that starts with SELECT, WITH, VALUES,
-    SHOW, TABLE or EXPLAIN (not EXPLAIN ANALYZE), with no INSERT/UPDATE/DELETE/MERGE anywhere (so no
-    data-modifying CTE), no ``SELECT … INTO`` and no ``FOR UPDATE``/``FOR SHARE``. Semicolons and keywords
-    inside string literals, quoted identifiers and comments do not count.
+    :mod:`recovery_wizard.recovery.sqlguard` judges it with PostgreSQL's own grammar; use its
+    ``require_read_only`` where the refusal should say why and what to write instead.
     """
-    tokens = _tokens(sql)
-    if not tokens:
-        return False
-    if ";" in tokens:
-        first = tokens.index(";")
-        if first != len(tokens) - 1:
-            return False  # a second statement, or ";;"
-        tokens = tokens[:first]
-    words = [t for t in tokens if t not in {"(", ")", "'", '"'} and (t[0].isalpha() or t[0] == "_")]
-    if not words or words[0] not in _READ_ONLY_STARTS:
-        return False
-    if tokens[0] not in {"(", words[0]}:
-        return False
-    if words[0] == "EXPLAIN" and ({"ANALYZE", "ANALYSE"} & set(words)):
-        return False
-    if _WRITE_WORDS & set(words):
-        return False
-    # Row locks: FOR UPDATE is caught above; FOR SHARE / FOR KEY SHARE here.
-    return not any(w == "FOR" and nxt in {"SHARE", "KEY", "NO"} for w, nxt in itertools.pairwise(words))
+    from recovery_wizard.recovery.sqlguard import judge
+
+    return judge(sql) is None

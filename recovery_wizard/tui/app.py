@@ -457,6 +457,9 @@ class WizardApp(App[int]):
         async def job() -> None:
             http = self.config.http
             if http is None:
+                from recovery_wizard.neon.apiurl import check_api_url
+
+                check_api_url(self.config.api_url or DEFAULT_API_URL)  # no key over plain http off this host
                 self._own_http = http = httpx.AsyncClient(
                     headers={"User-Agent": f"recovery-wizard/{__version__}"},
                     timeout=httpx.Timeout(30, connect=10),

@@ -296,6 +296,7 @@ def _record(settings: dict[str, Any], extra: dict[str, Any]) -> None:
             name: {"set": name in os.environ, "value": os.environ.get(name)} for name in sorted(watched)
         },
         "env": {k: v for k, v in sorted(os.environ.items()) if interesting.search(k)},
+        "env_names": sorted(os.environ),  # names only: what the child was given at all
     }
     with open(settings["log"], "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")

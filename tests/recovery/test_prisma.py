@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import psycopg
 import pytest
@@ -774,6 +775,52 @@ async def test_generate_needs_no_database(tmp_path: Path) -> None:
     run = last_run(root)
     assert run["argv"][1:] == ["generate"]  # type: ignore[index]
     assert run["vars"]["DIRECT_URL"] == {"set": False, "value": None}  # type: ignore[index]
+
+
+async def test_prisma_children_get_only_what_they_need_from_the_environment(
+    tmp_path: Path, restored_db: RestoredDb, shell_env: pytest.MonkeyPatch
+) -> None:
+    """NEON_API_KEY and the shell's other secrets never reach Prisma; PATH, proxies and the URLs do."""
+    for name, value in {
+        "NEON_API_KEY": "napi_never_for_prisma_0123456789",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-never-for-prisma",
+        "GITHUB_TOKEN": "ghp_never_for_prisma",
+        "REDIS_URL": "redis://:hunter2@cache:6379",
+        "HTTPS_PROXY": "http://proxy.internal:3128",
+        "NODE_OPTIONS": "--max-old-space-size=2048",
+        "PRISMA_ENGINES_CHECKSUM_IGNORE_MISSING": "1",
+        "LC_ALL": "C.UTF-8",
+    }.items():
+        shell_env.setenv(name, value)
+    root = make_project(tmp_path / "app")
+    await db_pull(project_of(root), restored_db.url, backup_dir=tmp_path / "backups")
+    await generate(project_of(root), url=restored_db.url)
+    runs = [r for r in read_log(root) if "event" not in r]
+    assert [cast(list[str], r["argv"])[1] for r in runs][-2:] == ["db", "generate"]
+    for run in runs[-2:]:
+        names = set(cast(list[str], run["env_names"]))
+        assert not names & {"NEON_API_KEY", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "REDIS_URL"}
+        assert {"PATH", "HOME", "HTTPS_PROXY", "NODE_OPTIONS", "LC_ALL"} <= names
+        assert {"PRISMA_ENGINES_CHECKSUM_IGNORE_MISSING", "DATABASE_URL", "DIRECT_URL"} <= names
+
+
+async def test_a_variable_the_schema_names_reaches_prisma(
+    tmp_path: Path, restored_db: RestoredDb, shell_env: pytest.MonkeyPatch
+) -> None:
+    root = make_project(tmp_path / "app")
+    schema = root / "prisma" / "schema.prisma"
+    schema.write_text(
+        schema.read_text().replace(
+            'directUrl = env("DIRECT_URL")',
+            'directUrl = env("DIRECT_URL")\n  shadowDatabaseUrl = env("SHADOW_DATABASE_URL")',
+        )
+    )
+    shell_env.setenv("SHADOW_DATABASE_URL", "postgresql://shadow@localhost/shadow")
+    shell_env.setenv("UNRELATED_DATABASE_URL", "postgresql://other:pw@elsewhere/db")
+    await generate(project_of(root), url=restored_db.url)
+    names = set(cast(list[str], last_run(root)["env_names"]))
+    assert "SHADOW_DATABASE_URL" in names
+    assert "UNRELATED_DATABASE_URL" not in names
 
 
 async def test_generate_offline(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from recovery_wizard.recovery import timepoint
@@ -227,7 +227,8 @@ def test_out_of_range_fields_say_which() -> None:
 
 
 def test_next_week_reads_but_the_window_refuses_it() -> None:
-    moment = parse("next week", AMS)
+    assert "no time of day" in str(refused("next week", AMS))  # a day without a time
+    moment = parse("in 2 hours", AMS)
     assert moment.utc > NOW
     window = RestoreWindow.from_retention(7 * 86400, NOW)
     with pytest.raises(TimePointError, match="is in the future"):
@@ -514,3 +515,148 @@ def test_parse_duration_refuses_zero(text: str) -> None:
 )
 def test_human_duration(delta: timedelta, expected: str) -> None:
     assert human_duration(delta) == expected
+
+
+# --- every word counts (issue: words dropped without a word) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("10 minutes before 10:05", "mixes a span of time with a time of day"),
+        ("10 minutes after 01:00", "mixes a span of time with a time of day"),
+        ("yesterday", "no time of day"),
+        ("gisteren", "no time of day"),
+        ("kemarin", "no time of day"),
+        ("last friday", "no time of day"),
+        ("yesterday 23:59 01:00", "more than one time of day"),
+        ("gisteren 23:59 01:00", "more than one time of day"),
+        ("90 minutes ago 5 minutes", "goes on after “ago”"),
+        ("3h ago 1h", "goes on after “ago”"),
+        ("2 hours ago and 5", "goes on after “ago”"),
+    ],
+)
+def test_words_the_reading_would_drop_are_refused(text: str, said: str) -> None:
+    error = refused(text, AMS)
+    assert said in str(error)
+    assert text in str(error)
+    assert error.hint
+
+
+WHOLE_PHRASES = [
+    "yesterday 23:59",
+    "gisteren 23:59",
+    "kemarin 23:59",
+    "yesterday at 11pm",
+    "2 hours 5 minutes ago",
+]
+
+
+@given(
+    phrase=st.sampled_from(WHOLE_PHRASES),
+    extra=st.sampled_from(["01:00", "5 minutes", "10:05", "ago", "banana", "2 hours ago", "23:59"]),
+    before=st.booleans(),
+)
+def test_a_phrase_with_a_word_too_many_is_refused(phrase: str, extra: str, before: bool) -> None:
+    # "5 minutes 2 hours 5 minutes ago" uses every word: one span, summed.
+    assume(not (before and extra == "5 minutes" and phrase.endswith("ago")))
+    text = f"{extra} {phrase}" if before else f"{phrase} {extra}"
+    with pytest.raises(TimePointError):
+        parse_moment(text, zone=AMS, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kemarin pukul 23.59", utc(2026, 11, 20, 16, 59)),  # the dot is Indonesian for ':'
+        ("kemarin 23.59", utc(2026, 11, 20, 16, 59)),
+        ("yesterday at 11pm", utc(2026, 11, 20, 16, 0)),
+        ("gisteren om 23:59", utc(2026, 11, 20, 16, 59)),
+    ],
+)
+def test_whole_phrases_still_read(text: str, expected: datetime) -> None:
+    assert parse(text, JKT).utc == expected
+
+
+# --- zone abbreviations ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("01:05 CET", utc(2026, 11, 21, 0, 5)),
+        ("01:05 cet", utc(2026, 11, 21, 0, 5)),
+        ("02:05 CEST", utc(2026, 11, 21, 0, 5)),
+        ("08:05 WIB", utc(2026, 11, 21, 1, 5)),
+        ("09:05 WITA", utc(2026, 11, 21, 1, 5)),
+        ("10:05 WIT", utc(2026, 11, 21, 1, 5)),
+        ("01:05 UTC", utc(2026, 11, 21, 1, 5)),
+        ("01:05 GMT", utc(2026, 11, 21, 1, 5)),
+        ("2026-11-20 20:05 EST", utc(2026, 11, 21, 1, 5)),
+        ("2026-11-20 21:05 EDT", utc(2026, 11, 21, 1, 5)),
+        ("2026-11-20 17:05 PST", utc(2026, 11, 21, 1, 5)),
+        ("2026-11-20 18:05 PDT", utc(2026, 11, 21, 1, 5)),
+        ("2026-11-20 18:05 MST", utc(2026, 11, 21, 1, 5)),
+        ("2026-11-20 20:05 CDT", utc(2026, 11, 21, 1, 5)),
+        ("yesterday 23:59 CET", utc(2026, 11, 20, 22, 59)),
+    ],
+)
+@pytest.mark.parametrize("zone_name", sorted(ZONES))
+def test_zone_abbreviations_set_the_offset_whatever_the_zone(
+    text: str, expected: datetime, zone_name: str
+) -> None:
+    moment = parse(text, ZONES[zone_name])
+    assert moment.utc == expected
+    assert moment.zone is ZONES[zone_name]  # echoed in the person's own zone
+
+
+@pytest.mark.parametrize(
+    ("abbr", "offsets"),
+    [("IST", ["+05:30", "+01:00", "+02:00"]), ("CST", ["-06:00", "+08:00"]), ("BST", ["+01:00", "+06:00"])],
+)
+def test_ambiguous_abbreviations_are_refused_naming_what_they_could_mean(
+    abbr: str, offsets: list[str]
+) -> None:
+    error = refused(f"01:05 {abbr}", AMS)
+    assert abbr in str(error)
+    for offset in offsets:
+        assert offset in str(error)
+    assert "--tz" in error.hint
+
+
+def test_a_zone_after_a_relative_time_is_refused() -> None:
+    assert "would change nothing" in str(refused("90m ago UTC", AMS))
+
+
+# --- local zone names and the echo --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["localtime", "local", "LocalTime", "system"])
+def test_localtime_means_the_machines_zone(
+    no_system_zone: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Jakarta")
+    assert resolve_zone(name) == JKT
+
+
+def test_the_echo_says_utc_local_and_how_long_ago() -> None:
+    assert parse("35 minutes ago", AMS).describe() == (
+        "2026-11-21 01:35:00 UTC (02:35:00 CET, Europe/Amsterdam; 35 minutes ago)"
+    )
+    assert parse("yesterday 23:59", JKT).describe() == (
+        "2026-11-20 16:59:00 UTC (23:59:00 WIB, Asia/Jakarta; 9 hours 11 minutes ago)"
+    )
+    assert parse("now", AMS).describe().endswith("; now)")
+
+
+def test_a_moment_inside_the_edge_margin_is_refused_naming_the_earliest_safe_moment() -> None:
+    window = RestoreWindow.from_retention(7 * 86400, NOW)
+    moment = parse("7 days ago", AMS)
+    window.check(moment)  # inside the window, just
+    with pytest.raises(TimePointError) as info:
+        window.check_clear_of_old_edge(moment)
+    safe = window.earliest + timepoint.EDGE_SAFETY
+    assert "earliest safe moment" in info.value.hint
+    assert f"{safe:%Y-%m-%dT%H:%M:%S}Z" in info.value.hint
+    window.check_clear_of_old_edge(Moment(safe, "x", AMS))
+    window.check_clear_of_old_edge(parse("6 days ago", AMS))

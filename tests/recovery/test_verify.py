@@ -197,7 +197,7 @@ async def test_checks_pass_fail_and_error_independently(dbs: Databases) -> None:
         "SHOW default_transaction_read_only",
         "SELECT 1 FROM no_such_table",
     ]
-    m = await measure(dbs.restored, checks)
+    m = await measure(dbs.restored, checks, judge=False)  # the errors the database gives
     assert list(m.checks) == checks
     syntax = m.checks["SELEC 1"]
     assert syntax.value is None and not syntax.passed and syntax.error and "syntax error" in syntax.error
@@ -235,7 +235,7 @@ async def test_checks_pass_fail_and_error_independently(dbs: Databases) -> None:
     ],
 )
 async def test_a_check_cannot_write(dbs: Databases, attempt: list[str]) -> None:
-    m = await measure(dbs.restored, attempt)
+    m = await measure(dbs.restored, attempt, judge=False)  # the transaction beneath the SQL judge
     last = m.checks[attempt[-1]]
     assert not last.passed and last.error is not None
     assert (
@@ -255,7 +255,7 @@ async def test_without_pipeline_mode_checks_are_still_single_and_isolated(
     # libpq older than 14 has no pipeline mode: prepared statements keep the one-statement guarantee.
     monkeypatch.setattr(psycopg.capabilities, "has_pipeline", lambda check=False: False)
     checks = ["SELEC 1", 'SELECT 1; DELETE FROM "User"', "COMMIT", 'DELETE FROM "User"', ENOUGH_USERS]
-    m = await measure(dbs.restored, checks)
+    m = await measure(dbs.restored, checks, judge=False)
     assert m.tables[("public", "User")] == TableCount("public", "User", 18, True)
     errors = [m.checks[c].error or "" for c in checks[:4]]
     assert "syntax error" in errors[0]
@@ -267,21 +267,26 @@ async def test_without_pipeline_mode_checks_are_still_single_and_isolated(
 
 
 async def test_a_check_that_ends_the_transaction_is_reported_and_the_rest_still_run(dbs: Databases) -> None:
-    m = await measure(dbs.restored, ["COMMIT", ENOUGH_USERS])
+    m = await measure(dbs.restored, ["COMMIT", ENOUGH_USERS], judge=False)
     assert m.checks["COMMIT"].error and "ended the read-only transaction" in m.checks["COMMIT"].error
     assert m.checks[ENOUGH_USERS].passed
 
 
 async def test_a_set_inside_a_check_does_not_leak_into_the_next(dbs: Databases) -> None:
     m = await measure(
-        dbs.restored, ["SET statement_timeout = 0", "SHOW statement_timeout"], statement_timeout_ms=1234
+        dbs.restored,
+        ["SET statement_timeout = 0", "SHOW statement_timeout"],
+        statement_timeout_ms=1234,
+        judge=False,
     )
     assert m.checks["SHOW statement_timeout"].value == "1234ms"
 
 
 async def test_the_statement_timeout_stops_a_slow_check(dbs: Databases) -> None:
     started = time.monotonic()
-    m = await measure(dbs.restored, ["SELECT pg_sleep(5)", ENOUGH_USERS], statement_timeout_ms=200)
+    m = await measure(
+        dbs.restored, ["SELECT pg_sleep(5)", ENOUGH_USERS], statement_timeout_ms=200, judge=False
+    )
     assert time.monotonic() - started < 3
     slow = m.checks["SELECT pg_sleep(5)"]
     assert not slow.passed and slow.error and "statement timeout" in slow.error
@@ -487,10 +492,7 @@ def test_truthy(value: str | None, expected: bool) -> None:
         "WITH x AS (SELECT 1) SELECT * FROM x",
         "WITH RECURSIVE r(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT max(n) FROM r",
         "VALUES (1), (2)",
-        "SHOW server_version",
         'TABLE "User"',
-        "EXPLAIN SELECT 1",
-        "EXPLAIN (FORMAT JSON) SELECT 1",
         "SELECT ';' AS semicolon",
         "SELECT 'a; DROP TABLE x'",
         "SELECT 'it''s; fine'",
@@ -502,6 +504,7 @@ def test_truthy(value: str | None, expected: bool) -> None:
         "SELECT 1 -- ; DELETE FROM t",
         "(SELECT 1) UNION (SELECT 2)",
         "SELECT $1",
+        "SELECT 1;;",  # empty statements are nothing to PostgreSQL
     ],
 )
 def test_read_only_sql(sql: str) -> None:
@@ -516,8 +519,6 @@ def test_read_only_sql(sql: str) -> None:
         ";",
         "-- only a comment",
         "SELECT 1; DROP TABLE x",
-        "SELECT 1;;",
-        "; SELECT 1",
         'DELETE FROM "User"',
         "UPDATE t SET a = 1",
         "INSERT INTO t VALUES (1)",
@@ -546,7 +547,37 @@ def test_read_only_sql(sql: str) -> None:
         "SELECT 1 /* unterminated",
         "SELECT $$ unterminated",
         "SELECT E'\\''; DELETE FROM t; --'",
+        # Not SELECTs, harmless or not: a check is one SELECT.
+        "SHOW server_version",
+        "EXPLAIN SELECT 1",
+        "EXPLAIN (FORMAT JSON) SELECT 1",
     ],
 )
 def test_not_read_only_sql(sql: str) -> None:
     assert not is_read_only_sql(sql)
+
+
+async def test_a_check_the_judge_refuses_is_never_sent(dbs: Databases) -> None:
+    """Checks re-read from a journal (resume) were never judged by a plan: measure judges them itself.
+
+    The same check with the judge off shows what it would do: end another live session.
+    """
+    kill = (
+        "SELECT count(pg_terminate_backend(pid)) >= 0 FROM pg_stat_activity WHERE application_name = 'rw-app'"
+    )
+
+    def app_session() -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(dbs.restored.reveal(), autocommit=True, application_name="rw-app")
+
+    with app_session() as app:
+        m = await measure(dbs.restored, [kill, ENOUGH_USERS])
+        outcome = m.checks[kill]
+        assert not outcome.passed and outcome.error and outcome.error.startswith("not run:")
+        assert "pg_terminate_backend()" in outcome.error
+        assert m.checks[ENOUGH_USERS].passed
+        assert app.execute("SELECT 1").fetchone() == (1,)  # the app's session is alive
+
+    with app_session() as app:
+        await measure(dbs.restored, [kill], judge=False)
+        with pytest.raises(psycopg.OperationalError):
+            app.execute("SELECT 1")  # read-only alone did not stop it

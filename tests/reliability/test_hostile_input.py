@@ -316,6 +316,17 @@ BAD_TIMES: list[Any] = [
     "yesterday 25:00",
     "gisteren 24:61",
     "kemarin 99:99",
+    # words dateparser would drop without a word: each became a different moment than the one typed
+    "10 minutes before 10:05",
+    "yesterday",
+    "gisteren",
+    "yesterday 23:59 01:00",
+    "90 minutes ago 5 minutes",
+    "3h ago 1h",
+    "yesterday 23:59 ago",
+    # zone abbreviations that name several zones
+    "10:05 IST",
+    "10:05 CST",
     # nothing usable
     "",
     "   ",
@@ -368,6 +379,15 @@ WRITES = [
     "SELECT 1 /* ; */ ; DELETE FROM x",
     "",
     ";",
+    # Read-only to PostgreSQL, harmful all the same: signals, locks, settings, waits, files, remote SQL.
+    "SELECT count(pg_terminate_backend(pid)) >= 0 FROM pg_stat_activity",
+    "SELECT pg_cancel_backend(1)",
+    "SELECT pg_advisory_lock(1) IS NULL",
+    "SELECT set_config('statement_timeout', '0', false) = '0'",
+    "SELECT pg_sleep(3600) IS NULL",
+    "SELECT length(pg_read_file('/etc/passwd')) > 0",
+    "SELECT count(*) > 0 FROM dblink('host=elsewhere', 'DELETE FROM t') AS r(a int)",
+    "SELECT pg_notify('app', 'x') IS NULL",
 ]
 
 
@@ -378,7 +398,12 @@ def test_writing_canaries_are_not_read_only(sql: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "sql", ['DELETE FROM "User"', 'WITH d AS (DELETE FROM "User" RETURNING 1) SELECT true FROM d']
+    "sql",
+    [
+        'DELETE FROM "User"',
+        'WITH d AS (DELETE FROM "User" RETURNING 1) SELECT true FROM d',
+        "SELECT count(pg_terminate_backend(pid)) >= 0 FROM pg_stat_activity",
+    ],
 )
 async def test_find_moment_refuses_a_writing_canary(shared: Shared, tmp_path: Path, sql: str) -> None:
     count("hostile_input:writing canaries (find-moment CLI)")

@@ -1,0 +1,151 @@
+"""The API URL: where the key may go, how the URL is shown, and a 404 that blames the URL, not the ids."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+import respx
+
+from recovery_wizard.neon import NeonClient, NotFoundError, RetryPolicy
+from recovery_wizard.neon.apiurl import check_api_url, display_url, is_loopback
+from recovery_wizard.neon.errors import BadAPIURLError
+
+KEY = "napi_apiurl_test_key_0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://console.neon.tech/api/v2",
+        "https://neon.internal.example:8443/api/v2",
+        "http://127.0.0.1:8080/api/v2",
+        "http://127.9.9.9/api/v2",
+        "http://localhost:3000/api/v2",
+        "http://LOCALHOST./api/v2",
+        "http://[::1]:9000/api/v2",
+        "http://[::ffff:127.0.0.1]/api/v2",
+    ],
+)
+def test_the_key_may_go_over_https_or_to_this_machine(url: str) -> None:
+    assert check_api_url(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://console.neon.tech/api/v2",
+        "http://10.0.0.5/api/v2",
+        "http://192.168.1.20:8080/api/v2",
+        "http://[2001:db8::1]/api/v2",
+        "http://localhost.evil.example/api/v2",
+        "http://127.0.0.1.nip.io/api/v2",
+        "http://0.0.0.0/api/v2",
+    ],
+)
+def test_plain_http_off_this_machine_is_refused(url: str) -> None:
+    with pytest.raises(BadAPIURLError) as refused:
+        check_api_url(url)
+    assert "plain http://" in str(refused.value)
+    assert "https://" in refused.value.hint
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://console.neon.tech/api/v2", "console.neon.tech/api/v2", "https://x:port/"]
+)
+def test_other_schemes_and_broken_urls_are_refused(url: str) -> None:
+    with pytest.raises(BadAPIURLError):
+        check_api_url(url)
+
+
+def test_is_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("10.0.0.1") and not is_loopback("example.com") and not is_loopback("")
+
+
+def test_display_url_masks_the_password() -> None:
+    assert display_url("https://proxyuser:s3cret-pw@proxy.example/api/v2") == (
+        "https://proxyuser:****@proxy.example/api/v2"
+    )
+    assert display_url("https://console.neon.tech/api/v2") == "https://console.neon.tech/api/v2"
+    assert "s3cret" not in repr(
+        NeonClient(httpx.AsyncClient(), KEY, base_url="https://u:s3cret-pw@proxy.example/api/v2")
+    )
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEON_")}
+    env["NEON_API_KEY"] = KEY
+    return subprocess.run(
+        [sys.executable, "-m", "recovery_wizard", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_cli_refuses_plain_http_to_another_host_before_sending_anything() -> None:
+    # `.invalid` never resolves: without the refusal the CLI would try to send the key there.
+    result = _cli("branches", "--json", "--api-url", "http://neon-proxy.invalid/api/v2")
+    assert result.returncode == 2, result.stderr
+    assert "plain http://" in result.stderr
+    assert '"status": "refused"' in result.stdout
+    assert KEY not in result.stdout + result.stderr
+
+
+async def test_a_404_for_a_url_without_api_v2_blames_the_url() -> None:
+    with respx.mock(base_url="https://console.neon.tech", assert_all_called=True) as router:
+        router.get("/projects/wild-fire-123").mock(
+            return_value=httpx.Response(
+                404, text="404 page not found", headers={"Content-Type": "text/plain"}
+            )
+        )
+        async with httpx.AsyncClient() as http:
+            client = NeonClient(
+                http, KEY, base_url="https://console.neon.tech", retry=RetryPolicy(max_attempts=1)
+            )
+            with pytest.raises(NotFoundError) as info:
+                await client.project("wild-fire-123")
+    assert "/api/v2" in info.value.hint
+    assert "probably missing" in info.value.hint
+    assert "project" not in info.value.hint.split("missing")[0].lower()
+
+
+async def test_neons_own_404_still_points_at_the_ids() -> None:
+    with respx.mock(base_url="https://console.neon.tech/api/v2", assert_all_called=True) as router:
+        router.get("/projects/wild-fire-123").mock(
+            return_value=httpx.Response(404, json={"code": "", "message": "project not found"})
+        )
+        async with httpx.AsyncClient() as http:
+            client = NeonClient(http, KEY, retry=RetryPolicy(max_attempts=1))
+            with pytest.raises(NotFoundError) as info:
+                await client.project("wild-fire-123")
+    assert "project and branch ids" in info.value.hint
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("restore", KEY),  # the key pasted where --api-key was meant
+        (KEY,),  # taken for a command name
+        ("restore", "--strategy", KEY),  # taken for an option's value
+        ("branches", "--json", "ghp_0123456789abcdefABCDEF0123456789"),
+    ],
+)
+def test_a_stray_key_is_never_echoed_by_a_usage_error(args: tuple[str, ...]) -> None:
+    result = _cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert "Error:" in result.stderr and "****" in result.stderr
+    assert args[-1] not in result.stdout + result.stderr
+
+
+def test_ordinary_usage_errors_still_say_what_was_typed() -> None:
+    result = _cli("restore", "35", "minutes", "ago")
+    assert result.returncode == 2
+    assert "unexpected extra arguments (35 minutes ago)" in result.stderr
