@@ -470,8 +470,9 @@ async def test_an_interrupted_find_moment_never_hints_a_restore_resume(
     count("lifecycle:signals")
     app = shared.make_app(tmp_path)
     shared.clear_faults()
-    # A slow canary keeps the search busy in its first probes.
-    canary = 'SELECT pg_sleep(3) IS NOT NULL AND count(*) >= 10 FROM "User"'
+    # A slow canary keeps the search busy in its first probes (pg_sleep is refused as a check: it holds the
+    # snapshot open; counting a long series is read-only work that takes a second or two).
+    canary = 'SELECT (SELECT count(*) FROM generate_series(1, 30000000)) > 0 AND count(*) >= 10 FROM "User"'
     proc = await _spawn(shared, app, "find-moment", "--check", canary, "--good", "50 minutes ago")
     await _until(lambda: bool(list_runs(app)), "the search's journal")
     await asyncio.sleep(0.5)
