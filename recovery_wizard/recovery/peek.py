@@ -236,14 +236,7 @@ async def query(
 
 
 async def peek(lens: Lens, moment: datetime, sql: str) -> QueryResult:
-    """``sql`` against the branch as it was at ``moment``; falls back to a short-lived branch.
-
-    ``sql`` is judged first (:mod:`sqlguard`: one SELECT, no function with effects), whoever calls: the
-    CLI, the wizard's peek box, every find-moment probe. A refusal is a usage error; nothing connects.
-    """
-    from recovery_wizard.recovery.sqlguard import require_read_only
-
-    require_read_only(sql, what="query")
+    """``sql`` against the branch as it was at ``moment``; falls back to a short-lived branch."""
     if lens.time_travel:
         try:
             async with lens.at(moment) as (url, kind):

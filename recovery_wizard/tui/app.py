@@ -654,6 +654,9 @@ class WizardApp(App[int]):
             screen = self.screen
             await self._load_names()
             moment = parse_moment(text, zone=self.zone, now=datetime.now(UTC))
+            from recovery_wizard.recovery.sqlguard import require_read_only
+
+            require_read_only(sql, what="query")  # as the CLI's peek: judged before anything connects
             try:
                 result = await peek_at(self._lens(), moment.utc, sql)
             except PeekError as exc:

@@ -82,9 +82,7 @@ async def test_peek_before_and_after_sees_different_data(served: tuple[Sandbox, 
 async def test_peek_cannot_write(served: tuple[Sandbox, NeonClient, Branch]) -> None:
     sandbox, client, main = served
     lens = Lens(client, sandbox.project_id, main, "neondb", "neondb_owner")
-    # Refused before anything connects; the read-only connection beneath is tested on its own in
-    # tests/reliability/test_read_only.py (test_peek_query_cannot_write).
-    with pytest.raises(UsageError, match="read-only"):
+    with pytest.raises(PeekError, match="read-only"):
         await peek(lens, incident(sandbox) - timedelta(seconds=1), 'DELETE FROM "User"')
 
 

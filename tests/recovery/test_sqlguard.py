@@ -131,16 +131,3 @@ def test_a_denied_call_is_found_wherever_it_sits(name: str, schema: str, upper: 
     refusal = judge(shape.format(f=call))
     assert refusal is not None
     assert call.casefold() in refusal.reason.casefold()
-
-
-async def test_peek_judges_its_sql_whoever_calls() -> None:
-    """The wizard's peek box called peek() without any check; now peek() itself refuses, before connecting."""
-    from datetime import UTC, datetime
-    from typing import cast
-
-    from recovery_wizard.recovery.peek import Lens, peek
-
-    never_used = cast(Lens, object())  # a refusal must come before the lens is touched
-    with pytest.raises(UsageError) as refused:
-        await peek(never_used, datetime.now(UTC), "SELECT pg_terminate_backend(1)")
-    assert "pg_terminate_backend()" in str(refused.value)
