@@ -72,7 +72,8 @@ def demo(scenario: str, pg_dsn: str | None, keep_app: bool) -> None:
 
     Starts a sandbox (a local Neon over a real PostgreSQL) whose production database lost its users to a
     migration about 30 minutes ago, writes a throwaway app directory whose .env points at it, and opens the
-    wizard there with the 'why' panel on.
+    wizard there with the 'why' panel on. One step is shown but skipped: the demo app has no node_modules,
+    so there is no Prisma CLI to run `prisma db pull`/`generate` with (the Prisma screen says so).
     """
     from recovery_wizard.tui.demo import demo as run_demo
 
