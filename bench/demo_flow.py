@@ -40,6 +40,9 @@ async def flow(pg_dsn: str | None) -> None:
             intro="Demo (benchmark). Press Enter to begin.",
             checks=[sandbox.project.scenario.canary],
             tz="Europe/Amsterdam",
+            # Pilot presses keys at once; the half-second arming that guards a person's type-ahead would
+            # only swallow them (it has tests of its own in tests/tui/test_stress.py).
+            arm_seconds=0.0,
         )
         app = make_app(config)
         async with app.run_test(size=(100, 32)) as pilot:
