@@ -14,6 +14,8 @@ from textual.widgets import Button, Input, Static
 
 from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon.errors import NeonError
+from recovery_wizard.recovery.envfile import EnvFileChangedError
+from recovery_wizard.recovery.lock import LockedError as AppLockedError
 from recovery_wizard.redact import redact
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.keys import ACTIVATION_KEYS
@@ -113,17 +115,30 @@ class TypeToConfirmModal(ArmedModal[bool]):
         self.dismiss(False)
 
 
+# Refusals to write: the write was stopped because doing it would harm someone else's work (the file changed
+# since it was read, another run holds the directory). Retrying from the box is not a harmless "try again"
+# there: it would write over that work with a fresh diff. These boxes offer Close only, with the focus on it,
+# so neither Enter nor Tab+Enter can redo the write; the screen (Start) or a resume asks again deliberately.
+WRITE_REFUSALS: tuple[type[BaseException], ...] = (EnvFileChangedError, AppLockedError)
+
+
+def refuses_a_write(error: BaseException) -> bool:
+    return isinstance(error, WRITE_REFUSALS)
+
+
 class ErrorModal(ArmedModal[str]):
     """Every worker failure lands here: what failed, Neon's message and request id, what to try next.
 
-    Dismisses with ``"retry"`` or ``"close"``.
+    Dismisses with ``"retry"`` or ``"close"``. "Try again" is offered (and focused) only where retrying is
+    harmless; after a refusal to write (:data:`WRITE_REFUSALS`) the box offers Close alone.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
     def __init__(self, error: BaseException, *, what: str, can_retry: bool = True) -> None:
         super().__init__()
-        self.error, self.what, self.can_retry = error, what, can_retry
+        self.error, self.what = error, what
+        self.can_retry = can_retry and not refuses_a_write(error)
 
     def compose(self) -> ComposeResult:
         error = self.error
