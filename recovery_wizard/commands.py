@@ -45,7 +45,7 @@ from recovery_wizard.recovery.outcome import (
 )
 from recovery_wizard.recovery.plan import RunOptions
 from recovery_wizard.recovery.ui import Prompter
-from recovery_wizard.recovery.unfinished import superseded_by, unfinished_runs
+from recovery_wizard.recovery.unfinished import describe_run, superseded_by, unfinished_runs
 from recovery_wizard.redact import Secret, redact
 from recovery_wizard.textsafe import printable
 
@@ -328,23 +328,6 @@ async def _after(running: Awaitable[T]) -> T:
     return _run_ended(await running)
 
 
-def _describe_run(journal: Journal) -> str:
-    """One line on an unfinished run: when it started, how far it got, the branch it made."""
-    start = journal.start
-    plan = (start.data.get("plan") if start else None) or {}
-    steps = [r.step.split(":")[0] for r in journal.records if r.kind == "step" and r.step]
-    made = journal.done("restore")
-    branch = (made.data.get("branch_name") or made.data.get("backup_name")) if made else None
-    parts = [
-        f"started {start.at:%Y-%m-%d %H:%M:%S} UTC" if start else None,
-        "killed" if journal.status == "unfinished" else journal.status,
-        f"last step {steps[-1]}" if steps else "before its first step",
-        f"restore point {plan.get('restore_point')}" if plan.get("restore_point") else None,
-        f"branch {branch or plan.get('name')}" if (branch or plan.get("name")) else None,
-    ]
-    return f"{journal.run_id} ({', '.join(p for p in parts if p)})"
-
-
 async def _resume_or_new(
     g: GlobalOptions, options: RunOptions, prompter: Prompter, pending: list[Journal]
 ) -> Journal | None:
@@ -354,7 +337,7 @@ async def _resume_or_new(
     again, and resuming an old one would apply a plan the user may have given up on.
     """
     latest = pending[0]
-    what = _describe_run(latest)
+    what = describe_run(latest)
     command = options.command
     if isinstance(prompter, TerminalPrompter):
         answer = await prompter.choose(
