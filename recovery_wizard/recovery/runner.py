@@ -244,11 +244,11 @@ class Runner:
                 await asyncio.sleep(RECONCILE_PAUSE)
         return None
 
-    async def _adopt(self, found: Branch) -> Branch:
-        """A branch found by name after a crash or a lost answer: adopt it only if this run proves it made it."""
-        branch, annotation = await self.client.branch_annotated(self.project_id, found.id)
+    async def _why_not_ours(self, branch_id: str) -> tuple[Branch, list[str]]:
+        """The branch as Neon has it now, and every reason it is not provably this run's (none: it is)."""
+        branch, annotation = await self.client.branch_annotated(self.project_id, branch_id)
         begin = self.journal.last("restore", "begin")
-        reasons = ownership.why_not_ours(
+        return branch, ownership.why_not_ours(
             branch,
             annotation,
             run_id=self.journal.run_id,
@@ -256,6 +256,10 @@ class Runner:
             moment=self.plan.moment.utc,
             begun_at=begin.at if begin is not None else None,
         )
+
+    async def _adopt(self, found: Branch) -> Branch:
+        """A branch found by name after a crash or a lost answer: adopt it only if this run proves it made it."""
+        branch, reasons = await self._why_not_ours(found.id)
         if reasons:
             raise StepFailedError(
                 "restore",
@@ -809,16 +813,7 @@ class Runner:
 
         Raises NotFoundError when the branch is already gone.
         """
-        fresh, annotation = await self.client.branch_annotated(self.project_id, branch.id)
-        begin = self.journal.last("restore", "begin")
-        reasons = ownership.why_not_ours(
-            fresh,
-            annotation,
-            run_id=self.journal.run_id,
-            parent_id=self.plan.branch.id,
-            moment=self.plan.moment.utc,
-            begun_at=begin.at if begin is not None else None,
-        )
+        fresh, reasons = await self._why_not_ours(branch.id)
         endpoints = await self.client.endpoints(self.project_id, fresh.id)
         needles = [fresh.id, *(e.id for e in endpoints), *(e.host for e in endpoints)]
         if endpoints:

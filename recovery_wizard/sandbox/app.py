@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from recovery_wizard.redact import Secret
 from recovery_wizard.sandbox import serialize
+from recovery_wizard.sandbox.bodies import json_body
 from recovery_wizard.sandbox.engine import ApiError, Branch, Endpoint, Engine, Project, parse_time
 from recovery_wizard.sandbox.faults import Fault, FaultMiddleware
 from recovery_wizard.sandbox.snapshots import SnapshotApi
@@ -79,19 +80,6 @@ def _query_bool(request: Request, name: str) -> bool:
 def _query_time(request: Request, name: str) -> datetime | None:
     raw = request.query_params.get(name)
     return parse_time(raw, name) if raw else None
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    return body
 
 
 def _string(obj: dict[str, Any], key: str, where: str) -> str | None:
@@ -328,7 +316,7 @@ class SandboxApi:
 
     async def create_branch(self, request: Request) -> Response:
         project = self._project(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         spec = body.get("branch") or {}
         if not isinstance(spec, dict):
             raise ApiError(400, "branch must be an object")
@@ -393,7 +381,7 @@ class SandboxApi:
 
     async def update_branch(self, request: Request) -> Response:
         project, branch = self._branch(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         spec = body.get("branch")
         if not isinstance(spec, dict):
             raise ApiError(400, "branch is required")
@@ -425,7 +413,7 @@ class SandboxApi:
 
     async def restore_branch(self, request: Request) -> Response:
         project, target = self._branch(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         source_id = _string(body, "source_branch_id", "body")
         if source_id is None:
             raise ApiError(400, "source_branch_id is required")
@@ -455,7 +443,7 @@ class SandboxApi:
 
     async def create_database(self, request: Request) -> Response:
         project, branch = self._branch(request)
-        spec = _object(await _json_body(request), "database")
+        spec = _object(await json_body(request), "database")
         name, owner = _string(spec, "name", "database"), _string(spec, "owner_name", "database")
         if name is None or owner is None:
             raise ApiError(400, "database.name and database.owner_name are required")
@@ -466,7 +454,7 @@ class SandboxApi:
 
     async def update_database(self, request: Request) -> Response:
         project, branch = self._branch(request)
-        spec = _object(await _json_body(request), "database")
+        spec = _object(await json_body(request), "database")
         database, operations = await self.engine.update_database(
             project,
             branch,
@@ -498,7 +486,7 @@ class SandboxApi:
 
     async def create_role(self, request: Request) -> Response:
         project, branch = self._branch(request)
-        spec = _object(await _json_body(request), "role")
+        spec = _object(await json_body(request), "role")
         name = _string(spec, "name", "role")
         if name is None:
             raise ApiError(400, "role.name is required")
@@ -586,7 +574,7 @@ class SandboxApi:
 
     async def create_endpoint(self, request: Request) -> Response:
         project = self._project(request)
-        body = await _json_body(request)
+        body = await json_body(request)
         spec = body.get("endpoint")
         if not isinstance(spec, dict):
             raise ApiError(400, "endpoint is required")
@@ -627,7 +615,7 @@ class SandboxApi:
     async def update_endpoint(self, request: Request) -> Response:
         project = self._project(request)
         endpoint = self.engine.endpoint(project, request.path_params["endpoint_id"])
-        spec = _object(await _json_body(request), "endpoint")
+        spec = _object(await json_body(request), "endpoint")
         changes: dict[str, object] = {}
         for key, kinds in _ENDPOINT_FIELDS.items():
             if key not in spec:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import calendar
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from recovery_wizard.sandbox import serialize
+from recovery_wizard.sandbox.bodies import json_body
 from recovery_wizard.sandbox.engine import (
     ApiError,
     Branch,
@@ -580,7 +580,7 @@ class SnapshotApi:
 
     async def update_snapshot(self, request: Request) -> Response:
         project = await self._project(request)
-        body = await _json_object(request)
+        body = await json_body(request)
         spec = body.get("snapshot")
         if not isinstance(spec, dict):
             raise ApiError(400, "snapshot is required and must be an object")
@@ -608,7 +608,7 @@ class SnapshotApi:
 
     async def restore_snapshot(self, request: Request) -> Response:
         project = await self._project(request)
-        body = await _json_object(request)
+        body = await json_body(request)
         name = body.get("name", request.query_params.get("name"))
         target = body.get("target_branch_id")
         finalize = body.get("finalize_restore", False)
@@ -635,7 +635,7 @@ class SnapshotApi:
 
     async def finalize_restore(self, request: Request) -> Response:
         project, branch = await self._branch(request)
-        body = await _json_object(request)
+        body = await json_body(request)
         name = body.get("name")
         if name is not None and (not isinstance(name, str) or not name):
             raise ApiError(400, "name must be a non-empty string")
@@ -648,22 +648,9 @@ class SnapshotApi:
 
     async def set_schedule(self, request: Request) -> Response:
         project, branch = await self._branch(request)
-        body = await _json_object(request)
+        body = await json_body(request)
         raw = body.get("schedule")
         if not isinstance(raw, list):
             raise ApiError(400, "schedule is required and must be a list")
         self.logic.set_schedule(project, branch, [_parse_item(item, i) for i, item in enumerate(raw)])
         return JSONResponse({})
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise ApiError(400, "request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    return body
