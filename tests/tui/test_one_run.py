@@ -39,12 +39,13 @@ from tests.tui.conftest import (
     walk_to_plan,
 )
 
+HELD_RUN = "20261201T000000Z-c0ffee"  # the run id the holder names, unless told another
 HOLDER = """
 import sys, time
 from pathlib import Path
 from recovery_wizard.recovery.lock import AppLock
 lock = AppLock(Path(sys.argv[1]), command="restore").acquire()
-lock.set_run(sys.argv[2] if len(sys.argv) > 2 else "20261201T000000Z-c0ffee")
+lock.set_run(sys.argv[2])
 print("held", flush=True)
 time.sleep(600)
 """
@@ -108,12 +109,8 @@ async def start_and_leave_after_restore(pilot: WizardPilot) -> None:
 
 async def test_a_wizard_is_refused_while_another_process_holds_the_directory(incident: Incident) -> None:
     """Another process (a CLI restore, a second wizard) writes here: Start says who, and writes nothing."""
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLDER, str(incident.app_dir), stdout=asyncio.subprocess.PIPE
-    )
+    holder = await hold_the_lock(incident.app_dir)
     try:
-        assert holder.stdout is not None
-        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
         names_before = await incident.branch_names()
         app = make_app(incident.config())
         async with app.run_test(size=SIZE) as pilot:
@@ -149,7 +146,7 @@ async def test_a_wizard_is_refused_while_another_process_holds_the_directory(inc
             await holder.wait()
 
 
-async def hold_the_lock(app_dir: Path, run_id: str) -> asyncio.subprocess.Process:
+async def hold_the_lock(app_dir: Path, run_id: str = HELD_RUN) -> asyncio.subprocess.Process:
     """Another process holding the directory's lock for ``run_id`` (what a running restore looks like)."""
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HOLDER, str(app_dir), run_id, stdout=asyncio.subprocess.PIPE

@@ -8,9 +8,7 @@ no "Try again", so neither Enter nor Tab+Enter redoes the write over someone els
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 
 from textual.widgets import Button, Input
 
@@ -30,7 +28,7 @@ from tests.tui.conftest import (
     wait_until,
     walk_to_plan,
 )
-from tests.tui.test_one_run import HOLDER
+from tests.tui.test_one_run import hold_the_lock
 
 # --- moments with words left over ------------------------------------------------------------------------
 
@@ -95,12 +93,8 @@ async def test_a_stale_env_write_focuses_close_and_enter_does_not_rewrite(incide
 async def test_a_start_refused_by_the_lock_focuses_close_and_tab_enter_writes_nothing(
     incident: Incident,
 ) -> None:
-    holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", HOLDER, str(incident.app_dir), stdout=asyncio.subprocess.PIPE
-    )
+    holder = await hold_the_lock(incident.app_dir)
     try:
-        assert holder.stdout is not None
-        assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
         names_before = await incident.branch_names()
         app = make_app(incident.config())
         async with app.run_test(size=SIZE) as pilot:
