@@ -314,6 +314,11 @@ class Project:
     scenario: Scenario | None = None
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     snapshot_book: SnapshotBook | None = None  # snapshots and backup schedules (snapshots.py)
+    # The default branch's timeline as the scenario left it. Restores and finalizes rewrite the live
+    # branch's timeline later; the frozen copies it names are never dropped, so the scenario's past stays
+    # readable for the backups folder (backups.py) whatever the user does to the branch meanwhile.
+    scenario_history: tuple[Snapshot, ...] = ()
+    scenario_branch: tuple[str, str] = ("", "")  # (id, name) of the default branch the scenario played on
 
     @property
     def default_branch(self) -> Branch:
@@ -564,6 +569,8 @@ class Engine:
             main.updated_at = change.at
         for spec in pending:
             await self._create_branch_now(project, main, spec.name, spec.at, ("read_write",))
+        project.scenario_history = tuple(main.timeline)
+        project.scenario_branch = (main.id, main.name)
         await self._add_endpoint(project, main, "read_write", ready_at=first)
         from recovery_wizard.sandbox.snapshots import Snapshots
 

@@ -15,20 +15,47 @@ import socket
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recovery_wizard.redact import Secret
 from recovery_wizard.sandbox.app import build_app
 from recovery_wizard.sandbox.engine import Engine, Project
 from recovery_wizard.sandbox.faults import Fault, parse_fault
 from recovery_wizard.sandbox.pgserver import PgServer
-from recovery_wizard.sandbox.scenarios import build_scenario
+from recovery_wizard.sandbox.scenarios import Scenario, build_scenario
 from recovery_wizard.sandbox.storage import Storage
 from recovery_wizard.sandbox.tls import SandboxTls
 
+if TYPE_CHECKING:
+    from recovery_wizard.sandbox.backups import BackupsFolder
+
 log = logging.getLogger("recovery_wizard.sandbox")
+
+# The spec's maximum for history_retention_seconds (Neon's Scale plan: 30 days).
+MAX_HISTORY_SECONDS = 30 * 24 * 3600
+
+
+def shrink_window(scenario: Scenario, history_seconds: int, now: datetime) -> Scenario:
+    """``scenario`` with a restore window of ``history_seconds``, its story saying so when the incident is
+    outside it (the case the window knob exists for: restore from a snapshot or a backup file)."""
+    description = scenario.description
+    if scenario.incident_at < now - timedelta(seconds=history_seconds):
+        description += (
+            f" The project's restore window is only {_seconds_text(history_seconds)}, so the moment before the "
+            "incident is outside it: bring the users back from a snapshot or a backup file."
+        )
+    return replace(scenario, history_retention_seconds=history_seconds, description=description)
+
+
+def _seconds_text(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}" + ("" if count == 1 else "s")
+    return f"{seconds} seconds"
 
 
 class Sandbox:
@@ -44,7 +71,13 @@ class Sandbox:
         faults: Sequence[str | Fault] = (),
         operation_seconds: float = 1.0,
         seed: int | None = None,
+        history_seconds: int | None = None,
     ) -> None:
+        if history_seconds is not None and not 0 <= history_seconds <= MAX_HISTORY_SECONDS:
+            raise ValueError(
+                f"history_seconds must be between 0 and {MAX_HISTORY_SECONDS} (Neon's 30 days), "
+                f"not {history_seconds}"
+            )
         self.pg_dsn = pg_dsn
         self.api_key = Secret(api_key or "napi_sandbox_" + secrets.token_hex(16))
         self.scenario_name = scenario
@@ -52,6 +85,8 @@ class Sandbox:
         self.faults = [f if isinstance(f, Fault) else parse_fault(f) for f in faults]
         self.operation_seconds = operation_seconds
         self.seed = seed
+        # The project's restore window (history_retention_seconds); None keeps the scenario's own.
+        self.history_seconds = history_seconds
         self.server: PgServer | None = None
         # The sandbox's own files (its CA's certificate), in a private temporary directory removed on stop.
         self.state_dir: Path | None = None
@@ -110,6 +145,8 @@ class Sandbox:
             )
             built = time.perf_counter()
             scenario = build_scenario(self.scenario_name, datetime.now(UTC))
+            if self.history_seconds is not None:
+                scenario = shrink_window(scenario, self.history_seconds, datetime.now(UTC))
             self.project = await self.engine.create_project(scenario)
             self.scenario_built_in = time.perf_counter() - built
             self.app = build_app(self.engine, self.api_key, faults=self.faults, latency_ms=self.latency_ms)
@@ -118,6 +155,14 @@ class Sandbox:
             raise
         self.started_in = time.perf_counter() - began
         log.info("sandbox ready in %.2f s (scenario %.2f s)", self.started_in, self.scenario_built_in)
+
+    async def write_backups(self, app_dir: Path, **options: Any) -> BackupsFolder:
+        """The scenario's backups folder in ``app_dir`` (see ``backups.write_backups``); on request only,
+        so it never slows a start."""
+        from recovery_wizard.sandbox.backups import write_backups
+
+        assert self.engine is not None and self.project is not None, "the sandbox is not started"
+        return await write_backups(app_dir, self.engine, self.project, **options)
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on a real socket (``port=0`` picks a free one); returns the API URL."""
