@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -431,6 +432,23 @@ Examples: 'POST /projects/*/branches=423'
           'GET */operations/*#2+=503:retry-after=1'"""
 
 
+def _history_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--history 10m`` as whole seconds, within the spec's 0..30 days."""
+    if value is None:
+        return None
+    if value.strip() == "0":
+        return 0
+    from recovery_wizard.recovery.timepoint import TimePointError, parse_duration
+
+    try:
+        seconds = round(parse_duration(value).total_seconds())
+    except TimePointError as exc:
+        raise click.BadParameter(f"{exc} {exc.hint}".strip()) from None
+    if not 0 <= seconds <= 30 * 24 * 3600:
+        raise click.BadParameter("Neon keeps at most 30 days of history (2592000 seconds).")
+    return seconds
+
+
 @cli.group()
 def sandbox() -> None:
     """A local Neon API backed by real PostgreSQL, for the demo, drills and tests."""
@@ -458,6 +476,21 @@ def sandbox() -> None:
     "--pg-dsn",
     envvar="RECOVERY_WIZARD_PG_DSN",
     help="Admin DSN of a PostgreSQL to use (env RECOVERY_WIZARD_PG_DSN); default: an embedded one.",
+)
+@click.option(
+    "--history",
+    "history_seconds",
+    metavar="DURATION",
+    callback=_history_seconds,
+    help="The project's restore window (history_retention_seconds), e.g. 10m, 6h, 7d; 0 turns "
+    "point-in-time restore off. Default: the scenario's (7 days). Below 30m the incident is outside it.",
+)
+@click.option(
+    "--backups-into",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Write the scenario's backups folder into DIR first: hourly pg_dump files with manifests, a "
+    "downloaded .sql and the app's JSON backups, each as the data was when it was taken.",
 )
 def sandbox_serve(**options: object) -> None:
     """Serve the sandbox until Ctrl-C or SIGTERM, then drop its databases.

@@ -164,15 +164,16 @@ async def write_backups(
     downloads: Path | None = None,
     parallel: int = 3,
 ) -> BackupsFolder:
-    """Write the scenario's backups folder into ``app_dir`` (which must exist); ``downloads`` is where the
+    """Write the scenario's backups folder into ``app_dir`` (made if missing); ``downloads`` is where the
     plain SQL goes (default ``app_dir/Downloads``). Returns what was written and how long it took."""
     began = time.perf_counter()
     app_dir = Path(app_dir)
-    if not app_dir.is_dir():
+    if app_dir.exists() and not app_dir.is_dir():
         raise BackupsError(
-            f"The app directory {app_dir} does not exist or is not a directory.",
-            hint="Create it first, or give another directory.",
+            f"{app_dir} is not a directory, so the backups folder cannot be written into it.",
+            hint="Give a directory (it is created when missing).",
         )
+    _private_dir(app_dir)
     downloads = downloads if downloads is not None else app_dir / "Downloads"
     plan = plan_backups(project, downloads=downloads)
     writer = _Writer(engine, project)
@@ -321,10 +322,7 @@ class _Writer:
     async def _write_manifest(
         self, scratch: str, dump: Path, taken_at: datetime, snap: Snapshot, tables: dict[str, int]
     ) -> Path:
-        digest = hashlib.sha256()
-        with dump.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        sha256, size = _sha256_and_size(dump)
         server_version, pg_dump_version = await self._version_pair(scratch)
         branch_id, branch_name = self.project.scenario_branch
         manifest = {
@@ -334,8 +332,8 @@ class _Writer:
             "lsn": snap.lsn,
             "server_version": server_version,
             "database": self.scenario.database,
-            "sha256": digest.hexdigest(),
-            "size": dump.stat().st_size,
+            "sha256": sha256,
+            "size": size,
             "tables": tables,
             "project": {"id": self.project.id, "name": self.project.name},
             "branch": {"id": branch_id, "name": branch_name},
@@ -459,6 +457,15 @@ def _private_dir(directory: Path) -> None:
             f"{directory} is a symbolic link; the sandbox writes backups only into real folders."
         )
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _sha256_and_size(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _touch(path: Path, moment: datetime) -> None:

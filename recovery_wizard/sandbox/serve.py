@@ -7,6 +7,8 @@ import contextlib
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from recovery_wizard.redact import redact
 from recovery_wizard.sandbox.service import Sandbox
@@ -22,6 +24,8 @@ async def serve(
     faults: Sequence[str],
     pg_dsn: str | None,
     operation_seconds: float,
+    history_seconds: int | None = None,
+    backups_into: Path | None = None,
 ) -> None:
     sandbox = Sandbox(
         pg_dsn=pg_dsn,
@@ -30,6 +34,7 @@ async def serve(
         latency_ms=latency_ms,
         faults=faults,
         operation_seconds=operation_seconds,
+        history_seconds=history_seconds,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -38,6 +43,10 @@ async def serve(
     try:
         await sandbox.start()
         url = await sandbox.serve(host, port)
+        written = None
+        if backups_into is not None:
+            # Before the four lines: a script that read them finds the folder complete.
+            written = await sandbox.write_backups(backups_into)
         # Exactly these four lines first, flushed: scripts read them (eval, or `grep NEON_`).
         sys.stdout.write(
             f"NEON_API_URL={url}\nNEON_API_KEY={sandbox.api_key.reveal()}\nNEON_PROJECT_ID={sandbox.project_id}\n"
@@ -53,6 +62,23 @@ async def serve(
             file=sys.stderr,
             flush=True,
         )
+        project = sandbox.project
+        assert project.scenario is not None
+        window = project.history_retention_seconds
+        if window < (datetime.now(UTC) - project.scenario.incident_at).total_seconds():
+            print(
+                f"sandbox: the restore window is {window} s, so the incident is outside it: restore from a "
+                "snapshot or a backup file.",
+                file=sys.stderr,
+                flush=True,
+            )
+        if written is not None:
+            print(
+                f"sandbox: wrote {len(written.files)} backups into {written.app_dir} in {written.seconds:.2f} s "
+                "(backups/, backups/cron/, Downloads/).",
+                file=sys.stderr,
+                flush=True,
+            )
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
