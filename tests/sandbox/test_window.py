@@ -3,9 +3,14 @@ outside it, so Neon's history refuses the moment before it while snapshots still
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 
 from recovery_wizard.neon import NeonClient, NeonHTTPError
@@ -13,6 +18,7 @@ from recovery_wizard.sandbox.engine import rfc3339
 from recovery_wizard.sandbox.pgserver import PgServer
 from recovery_wizard.sandbox.service import Sandbox
 from tests.sandbox.conftest import SpecChecker, in_process_http, neon_client
+from tests.sandbox.test_serve_cli import read_lines, start_serve, stop
 from tests.sandbox.test_snapshots import Api, users_on, wait
 
 
@@ -79,3 +85,46 @@ async def test_window_bounds_are_neons() -> None:
     for wrong in (-1, 30 * 24 * 3600 + 1):
         with pytest.raises(ValueError, match="between 0 and 2592000"):
             Sandbox(history_seconds=wrong)
+
+
+def test_serve_with_a_short_window_and_a_backups_folder(pg_server: PgServer, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    proc = start_serve(
+        "--pg-dsn", pg_server.admin_dsn.reveal(), "--history", "10m", "--backups-into", str(app)
+    )
+    try:
+        env = read_lines(proc)
+        # The folder is complete once the four lines are out.
+        assert len(list((app / "backups").glob("main-*.dump"))) == 6
+        assert len(list((app / "backups").glob("main-*.dump.manifest.json"))) == 6
+        assert len(list((app / "backups" / "cron").glob("backup-*.json"))) == 3
+        assert len(list((app / "Downloads").glob("*.sql"))) == 1
+        headers = {"Authorization": f"Bearer {env['NEON_API_KEY']}"}
+        url = f"{env['NEON_API_URL']}/projects/{env['NEON_PROJECT_ID']}"
+        project = httpx.get(url, headers=headers, timeout=10).json()["project"]
+        assert project["history_retention_seconds"] == 600
+        code, err = stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert code == 0, err
+    assert "the restore window is 600 s, so the incident is outside it" in err
+    assert re.search(r"wrote 10 backups into \S+ in \d+\.\d\d s", err), err
+    assert env["NEON_API_KEY"] not in err
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("abc", "as a duration"), ("31d", "at most 30 days"), ("-5m", "as a duration")],
+)
+def test_serve_refuses_a_window_neon_would_not_have(value: str, words: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "recovery_wizard", "sandbox", "serve", "--history", value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert words in done.stderr
+    assert "--history" in done.stderr
