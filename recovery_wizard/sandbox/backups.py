@@ -176,6 +176,9 @@ async def write_backups(
     _private_dir(app_dir)
     downloads = downloads if downloads is not None else app_dir / "Downloads"
     plan = plan_backups(project, downloads=downloads)
+    # Every folder is checked before anything is written, so a refusal leaves no partial folder behind.
+    for folder in sorted({(app_dir / item.path).parent for item in plan}):
+        _check_folder(folder)
     writer = _Writer(engine, project)
     gate = asyncio.Semaphore(max(1, parallel))
 
@@ -451,11 +454,21 @@ def set_archive_time(f: Any, moment: datetime, dumped_at: float) -> None:
 # --- files ----------------------------------------------------------------------------------------
 
 
-def _private_dir(directory: Path) -> None:
+def _check_folder(directory: Path) -> None:
     if directory.is_symlink():
         raise BackupsError(
-            f"{directory} is a symbolic link; the sandbox writes backups only into real folders."
+            f"{directory} is a symbolic link; the sandbox writes backups only into real folders.",
+            hint="Remove the link, or give another directory.",
         )
+    if directory.exists() and not directory.is_dir():
+        raise BackupsError(
+            f"{directory} is in the way: it is a file, and the backups folder needs a directory there.",
+            hint="Move it away, or give another directory.",
+        )
+
+
+def _private_dir(directory: Path) -> None:
+    _check_folder(directory)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 

@@ -300,3 +300,23 @@ def test_the_archive_time_is_rewritten_only_where_the_layout_is_known(
     (tmp_path / "text.dump").write_bytes(b"-- not an archive\n" * 10)
     with (tmp_path / "text.dump").open("r+b") as f, pytest.raises(BackupsError, match="PGDMP"):
         set_archive_time(f, later, dumped_at=0.0)
+
+
+@pytest.mark.parametrize("obstacle", ["symlink", "file"])
+async def test_a_folder_in_the_way_is_refused_before_anything_is_written(
+    sandbox: Sandbox, tmp_path: Path, obstacle: str
+) -> None:
+    app, elsewhere = tmp_path / "app", tmp_path / "elsewhere"
+    app.mkdir()
+    elsewhere.mkdir()
+    if obstacle == "symlink":
+        (app / "backups").symlink_to(elsewhere)
+    else:
+        (app / "backups").write_text("not a folder")
+    with pytest.raises(
+        BackupsError, match="symbolic link" if obstacle == "symlink" else "in the way"
+    ) as refused:
+        await sandbox.write_backups(app)
+    assert refused.value.hint
+    assert sorted(p.name for p in app.rglob("*")) == ["backups"]
+    assert not list(elsewhere.iterdir())
