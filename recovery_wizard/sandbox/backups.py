@@ -186,7 +186,15 @@ async def write_backups(
         async with gate:
             return await writer.write(app_dir / item.path, item)
 
-    written = await asyncio.gather(*(one(item) for item in plan))
+    # A task group, not gather: one failure cancels the others (their temporary files are removed) rather
+    # than leaving them writing while the caller stops the sandbox under them.
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(one(item)) for item in plan]
+    except BaseExceptionGroup as failed:
+        # The caller gets the failure itself (a BackupsError with its message and hint), not a group.
+        raise failed.exceptions[0] from None
+    written = [task.result() for task in tasks]
     seconds = time.perf_counter() - began
     log.info("wrote %d backups into %s in %.2f s", len(written), app_dir, seconds)
     return BackupsFolder(app_dir, tuple(written), seconds)
@@ -312,7 +320,13 @@ class _Writer:
                     stdout=out.fd,
                     stderr=asyncio.subprocess.PIPE,
                 )
-                _, err = await proc.communicate()
+                try:
+                    _, err = await proc.communicate()
+                except BaseException:
+                    with contextlib.suppress(ProcessLookupError):
+                        proc.kill()
+                    await proc.wait()
+                    raise
                 if proc.returncode:
                     raise BackupsError(
                         f"pg_dump failed writing {path.name}: {redact(err.decode(errors='replace').strip())}"

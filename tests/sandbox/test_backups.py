@@ -28,6 +28,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from recovery_wizard.pgtools import PgTools
 from recovery_wizard.sandbox.backups import (
     KEEP_LAST_ORDERS,
     MANIFEST_FORMAT,
@@ -320,3 +321,23 @@ async def test_a_folder_in_the_way_is_refused_before_anything_is_written(
     assert refused.value.hint
     assert sorted(p.name for p in app.rglob("*")) == ["backups"]
     assert not list(elsewhere.iterdir())
+
+
+async def test_a_failing_pg_dump_leaves_no_file_and_says_why(sandbox: Sandbox, tmp_path: Path) -> None:
+    assert sandbox.server is not None
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # A real program in pg_dump's place that fails the way a lost connection does.
+    script = fake / "pg_dump"
+    script.write_text("#!/bin/sh\necho 'pg_dump: error: connection to server was lost' >&2\nexit 1\n")
+    script.chmod(0o755)
+    real = sandbox.server.tools
+    sandbox.server.tools = PgTools(fake, real.major)
+    try:
+        with pytest.raises(BackupsError, match=r"pg_dump failed writing .*connection to server was lost"):
+            await sandbox.write_backups(tmp_path / "app")
+    finally:
+        sandbox.server.tools = real
+    assert not list((tmp_path / "app").rglob("*.dump"))
+    assert not list((tmp_path / "app").rglob("*.sql"))
+    assert not list((tmp_path / "app").rglob(".*.tmp"))
