@@ -17,6 +17,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from recovery_wizard.pgtools import PgTools
+from recovery_wizard.pgtools import PgTools, installed
 from recovery_wizard.sandbox.backups import (
     KEEP_LAST_ORDERS,
     MANIFEST_FORMAT,
@@ -217,15 +218,16 @@ def test_every_dump_restores_with_bare_tools_and_holds_its_moment(written: Writt
 
 def test_custom_archives_say_when_and_what_they_are(written: Written, pg_server: PgServer) -> None:
     for f in written.folder.of_kind("custom"):
-        env = {**tool_env(pg_server, "postgres"), "TZ": "UTC"}
+        # The header holds the local wall time of the moment (as pg_dump writes it), read in the same zone.
         listing = subprocess.run(
             [str(pg_server.tools.pg_restore), "--list", str(f.path)],
-            env=env,
+            env=tool_env(pg_server, "postgres"),
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        assert f"; Archive created at {f.taken_at:%Y-%m-%d %H:%M:%S} UTC" in listing, listing[:300]
+        local = datetime.fromtimestamp(f.taken_at.timestamp())
+        assert f"; Archive created at {local:%Y-%m-%d %H:%M:%S} " in listing, listing[:300]
         assert ";     dbname: neondb" in listing
 
 
@@ -341,3 +343,33 @@ async def test_a_failing_pg_dump_leaves_no_file_and_says_why(sandbox: Sandbox, t
     assert not list((tmp_path / "app").rglob("*.dump"))
     assert not list((tmp_path / "app").rglob("*.sql"))
     assert not list((tmp_path / "app").rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("major", sorted(installed()))
+def test_archive_time_layouts_of_every_installed_pg_dump(
+    pg_server: PgServer, tmp_path: Path, major: int
+) -> None:
+    # Archive 1.14 (PostgreSQL ≤ 15) and 1.15+ (16 on) differ before the date fields: both are known.
+    tools = PgTools(installed()[major], major)
+    if major < pg_server.major:
+        pytest.skip(f"pg_dump {major} cannot dump a PostgreSQL {pg_server.major} server")
+    archive = tmp_path / "postgres.dump"
+    began = time.time()
+    subprocess.run(
+        [str(tools.pg_dump), "--format=custom", "--schema-only", "-f", str(archive)],
+        env=tool_env(pg_server, "postgres"),
+        check=True,
+        timeout=60,
+    )
+    moment = datetime(2026, 3, 29, 0, 59, 58, tzinfo=UTC)
+    with archive.open("r+b") as f:
+        set_archive_time(f, moment, dumped_at=began)
+    listing = subprocess.run(
+        [str(tools.pg_restore), "--list", str(archive)],
+        env=tool_env(pg_server, "postgres"),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    local = datetime.fromtimestamp(moment.timestamp())
+    assert f"; Archive created at {local:%Y-%m-%d %H:%M:%S} " in listing
