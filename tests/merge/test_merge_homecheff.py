@@ -53,7 +53,9 @@ async def test_merge_brings_customers_back_and_keeps_every_write_since(homecheff
     emails = {r[0] for r in homecheff.live_sql('SELECT email FROM "User"')}
     assert {f"cust{i}@example.nl" for i in range(1, 21)} <= emails
     assert {"ops1@homecheff.nl", "ops2@homecheff.nl"} <= emails
-    assert homecheff.live_sql("SELECT name FROM \"User\" WHERE email = 'cust7@example.nl'") == [("Customer 7 again",)]
+    assert homecheff.live_sql("SELECT name FROM \"User\" WHERE email = 'cust7@example.nl'") == [
+        ("Customer 7 again",)
+    ]
     assert homecheff.live_sql("SELECT name FROM \"User\" WHERE email = 'founder1@homecheff.nl'") == [
         ("Sanne de Vries",)
     ]
@@ -78,7 +80,9 @@ async def test_revert_changed_is_opt_in(homecheff: Pair) -> None:
     assert len(plan.table("User").revert) == 1
     result = await merge.apply_merge(homecheff.live, plan, "run-hc-revert")
     assert result.reverted == {"public.User": 1}
-    assert homecheff.live_sql("SELECT name FROM \"User\" WHERE email = 'founder1@homecheff.nl'") == [("Sanne",)]
+    assert homecheff.live_sql("SELECT name FROM \"User\" WHERE email = 'founder1@homecheff.nl'") == [
+        ("Sanne",)
+    ]
 
 
 async def test_a_bad_rule_or_table_is_refused_before_anything(homecheff: Pair) -> None:

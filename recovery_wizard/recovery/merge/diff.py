@@ -7,8 +7,9 @@ How it scales (a 1 M-row table with a few thousand changes moves a few megabytes
   ``bit_xor`` of its rows' content hashes; keys are unique, so a deleted, added or changed row changes it.
 - Level 0 splits the table into about ``rows / 256`` buckets by the low bits of the key hash; each level
   after that looks only inside the buckets that differed, with 4 more bits (16 children each), until a
-  bucket holds a handful of rows. Only then are keys fetched, with each row's content hash (16 bytes a row
-  plus the key), and compared. Both sides run each level concurrently on their own connection.
+  bucket holds about 4 rows. A level's answer is ONE bytea of 8-byte fingerprints in bucket order (bucket
+  numbers never travel). Only at the leaves are keys fetched, with each row's content hash, and compared.
+  Both sides run each level concurrently on their own connection.
 - Why buckets by key *hash* and not key ranges: both sides agree on every bucket without exchanging
   boundaries (a range boundary picked on one side must be sent to the other, level by level), any key type
   and composite keys work the same way, and a cluster of changes (a migration deleting old rows) lands in
@@ -37,7 +38,7 @@ Key = tuple[str, ...]  # a row's key, each column in PostgreSQL's text form
 
 ROWS_PER_BUCKET_AT_START: Final = 256
 FANOUT_BITS: Final = 4
-LEAF_ROWS: Final = 8
+LEAF_ROWS: Final = 4
 _KEY_SEED: Final = 7
 _ROW_SEED: Final = 11
 
@@ -170,9 +171,32 @@ def _hashed(diff: TableDiff) -> str:
 
 
 def _level_query(diff: TableDiff, bits: int, parent_bits: int | None) -> str:
-    where = "" if parent_bits is None else f" WHERE (s.hk & {(1 << parent_bits) - 1}) = ANY(%s::int8[])"
+    """One bytea: each bucket's fingerprint (8 bytes, 0 when empty) in bucket order, children grouped by parent.
+
+    Dense, so bucket numbers never travel: the client knows which buckets it asked for. A bucket that is
+    empty on one side and holds rows whose fingerprints cancel to 0 on the other is as likely as any other
+    64-bit collision.
+    """
+    mask = (1 << bits) - 1
+    if parent_bits is None:
+        slots = f"SELECT b, b AS ord FROM generate_series(0, {mask}) b"
+        scan = f"SELECT s.hk & {mask} AS b, bit_xor(s.rh) AS h, count(*) AS n FROM ({_hashed(diff)}) s GROUP BY 1"
+    else:
+        pmask = (1 << parent_bits) - 1
+        children = (1 << (bits - parent_bits)) - 1
+        # Children of parent p are p + (j << parent_bits): the low bits stay the parent's.
+        slots = (
+            f"SELECT p.b + (j::int8 << {parent_bits}) AS b, p.ord * {children + 1} + j AS ord "
+            f"FROM unnest(%s::int8[]) WITH ORDINALITY p(b, ord), generate_series(0, {children}) j"
+        )
+        # A join, not "= ANY(array)": the array may hold thousands of buckets and a hash join reads it once.
+        scan = (
+            f"SELECT s.hk & {mask} AS b, bit_xor(s.rh) AS h, count(*) AS n FROM ({_hashed(diff)}) s "
+            f"JOIN unnest(%s::int8[]) p(b) ON (s.hk & {pmask}) = p.b GROUP BY 1"
+        )
     return (
-        f"SELECT s.hk & {(1 << bits) - 1}, bit_xor(s.rh), count(*) FROM ({_hashed(diff)}) s{where} GROUP BY 1"
+        f"SELECT string_agg(int8send(coalesce(x.h, 0)), ''::bytea ORDER BY slot.ord), coalesce(sum(x.n), 0) "
+        f"FROM ({slots}) slot LEFT JOIN ({scan}) x ON x.b = slot.b"
     )
 
 
@@ -181,8 +205,13 @@ def _leaf_query(diff: TableDiff, bits: int) -> str:
     key_row = ", ".join(f"t.{qi(c)}" for c in diff.key)
     return (
         f"SELECT {keys}, hashtextextended({row_text(diff.columns)}, {_ROW_SEED}) FROM {qt(diff.table)} t "
-        f"WHERE (hashtextextended(ROW({key_row})::text, {_KEY_SEED}) & {(1 << bits) - 1}) = ANY(%s::int8[])"
+        f"JOIN unnest(%s::int8[]) p(b) ON (hashtextextended(ROW({key_row})::text, {_KEY_SEED}) & {(1 << bits) - 1}) = p.b"
     )
+
+
+def _buckets(blob: bytes | None) -> list[bytes]:
+    data = bytes(blob or b"")
+    return [data[i : i + 8] for i in range(0, len(data), 8)]
 
 
 async def _estimate(side: _Side, table: TableName) -> int:
@@ -204,19 +233,22 @@ async def _diff_table(past: _Side, live: _Side, diff: TableDiff) -> None:
         rows = max(1, *(int(c[0][0]) for c in counts))
     bits = max(0, math.ceil(math.log2(max(1.0, rows / ROWS_PER_BUCKET_AT_START))))
     parent_bits: int | None = None
-    differing: list[int] = []
+    differing: list[int] = list(range(1 << bits))
     while True:
-        params = None if parent_bits is None else (differing,)
         query = _level_query(diff, bits, parent_bits)
-        p_rows, l_rows = await asyncio.gather(past.fetch(query, params), live.fetch(query, params))
+        params = None if parent_bits is None else (differing, differing)
+        p_res, l_res = await asyncio.gather(past.fetch(query, params), live.fetch(query, params))
+        p_buckets, l_buckets = _buckets(p_res[0][0]), _buckets(l_res[0][0])
+        # Bucket numbers in the order the query laid them out.
         if parent_bits is None:
-            diff.past_rows = sum(int(r[2]) for r in p_rows)
-            diff.live_rows = sum(int(r[2]) for r in l_rows)
+            numbers = list(range(1 << bits))
+        else:
+            numbers = [p + (j << parent_bits) for p in differing for j in range(1 << (bits - parent_bits))]
+        if parent_bits is None:
+            diff.past_rows, diff.live_rows = int(p_res[0][1]), int(l_res[0][1])
         diff.levels += 1
-        p_map = {int(b): (int(h), int(n)) for b, h, n in p_rows}
-        l_map = {int(b): (int(h), int(n)) for b, h, n in l_rows}
-        diff.buckets_compared += len(set(p_map) | set(l_map))
-        differing = sorted(b for b in set(p_map) | set(l_map) if p_map.get(b) != l_map.get(b))
+        diff.buckets_compared += len(numbers)
+        differing = [b for b, x, y in zip(numbers, p_buckets, l_buckets, strict=True) if x != y]
         if not differing:
             return
         if rows / (1 << bits) <= LEAF_ROWS:
