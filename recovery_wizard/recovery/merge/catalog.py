@@ -28,6 +28,7 @@ class Column:
     has_default: bool
     identity: str  # '' | 'a' (ALWAYS) | 'd' (BY DEFAULT)
     generated: bool  # GENERATED ALWAYS AS (…) STORED: never written
+    hashable: bool = False  # the type (or a domain's base type) has a default hash operator class
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,12 @@ ORDER BY n.nspname, c.relname
 _COLUMNS_SQL: Final = """
 SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef,
        a.attidentity::text, a.attgenerated::text <> '',
-       pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname)
+       pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname),
+       EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+               WHERE am.amname = 'hash' AND oc.opcdefault
+                 AND oc.opcintype = coalesce(nullif(ty.typbasetype, 0), a.atttypid))
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_type ty ON ty.oid = a.atttypid
 WHERE a.attrelid = ANY(%(oids)s) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attrelid, a.attnum
 """
@@ -127,9 +132,19 @@ async def read_catalog(conn: psycopg.AsyncConnection[Any]) -> dict[TableName, Ta
         return {}
     oids = list(by_oid)
     await cur.execute(_COLUMNS_SQL, {"oids": oids})
-    for oid, name, type_, not_null, has_default, identity, generated, sequence in await cur.fetchall():
+    for (
+        oid,
+        name,
+        type_,
+        not_null,
+        has_default,
+        identity,
+        generated,
+        sequence,
+        hashable,
+    ) in await cur.fetchall():
         table = by_oid[oid]
-        table.columns[name] = Column(name, type_, not_null, has_default, identity, generated)
+        table.columns[name] = Column(name, type_, not_null, has_default, identity, generated, hashable)
         if sequence:
             table.sequences[name] = sequence
     await cur.execute(_INDEXES_SQL, {"oids": oids})
