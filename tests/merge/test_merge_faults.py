@@ -52,8 +52,6 @@ def test_a_kill_just_before_commit_applies_nothing_and_a_rerun_applies_once(home
         )
         if busy == [(0,)]:
             break
-        import time
-
         time.sleep(0.1)
     assert homecheff.live_sql('SELECT count(*) FROM "User"') == [(5,)]
     assert homecheff.live_sql("SELECT count(*) FROM profile") == [(5,)]
