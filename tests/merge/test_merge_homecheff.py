@@ -83,6 +83,11 @@ async def test_revert_changed_is_opt_in(homecheff: Pair) -> None:
     assert homecheff.live_sql("SELECT name FROM \"User\" WHERE email = 'founder1@homecheff.nl'") == [
         ("Sanne",)
     ]
+    check = await merge.verify_merge(homecheff.live, plan)
+    assert check.ok and check.to_dict()["tables"][0]["reverted"] == 1
+    # Had the admin been renamed again after the merge, the check would say the revert is not there.
+    homecheff.live_sql("UPDATE \"User\" SET name = 'Renamed again' WHERE email = 'founder1@homecheff.nl'")
+    assert not (await merge.verify_merge(homecheff.live, plan)).ok
 
 
 async def test_a_bad_rule_or_table_is_refused_before_anything(homecheff: Pair) -> None:

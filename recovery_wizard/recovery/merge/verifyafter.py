@@ -27,10 +27,14 @@ class TableCheck:
     reinserted_missing: list[Key] = field(default_factory=list)
     added_kept: int = 0
     added_missing: list[Key] = field(default_factory=list)
+    reverted: int = 0
+    revert_expected: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.reinserted_missing and not self.added_missing
+        return (
+            not self.reinserted_missing and not self.added_missing and self.reverted == self.revert_expected
+        )
 
 
 @dataclass
@@ -51,6 +55,8 @@ class MergeCheck:
                     "reinserted_missing": len(t.reinserted_missing),
                     "added_kept": t.added_kept,
                     "added_missing": len(t.added_missing),
+                    "reverted": t.reverted,
+                    "revert_expected": t.revert_expected,
                     "missing_sample": [list(k) for k in (t.reinserted_missing + t.added_missing)[:5]],
                 }
                 for t in self.tables
@@ -88,6 +94,19 @@ async def verify_after(conn: psycopg.AsyncConnection[Any], plan: MergePlan) -> M
             present = await _present(conn, t.table, t.diff.key, types, wanted)
             added = list(t.diff.added)
             kept = await _present(conn, t.table, t.diff.key, types, added)
+            reverted = 0
+            if t.revert:
+                # A reverted row holds its past value in every written column (NULLs compared as equal).
+                same = " AND ".join(f"l.{qi(c)} IS NOT DISTINCT FROM r.{qi(c)}" for c in t.columns)
+                match = " AND ".join(f"l.{qi(k)} = r.{qi(k)}" for k in t.diff.key)
+                col_types = [live.columns[c].type for c in t.columns]
+                cur = await conn.execute(
+                    f"SELECT count(*) FROM {qt(t.table)} l JOIN {unnest_text(t.columns, col_types)} ON {match} "
+                    f"WHERE {same}",
+                    transpose(list(t.revert.values()), len(t.columns)),
+                )
+                row = await cur.fetchone()
+                reverted = int(row[0]) if row else 0
             checks.append(
                 TableCheck(
                     t.label,
@@ -95,6 +114,8 @@ async def verify_after(conn: psycopg.AsyncConnection[Any], plan: MergePlan) -> M
                     reinserted_missing=[k for k in wanted if k not in present],
                     added_kept=len(kept),
                     added_missing=[k for k in added if k not in kept],
+                    reverted=reverted,
+                    revert_expected=len(t.revert),
                 )
             )
     finally:
