@@ -77,3 +77,35 @@ async def test_two_merges_of_one_run_at_once_apply_once(homecheff: Pair) -> None
     )
     assert sorted([first.already_applied, second.already_applied]) == [False, True]
     assert homecheff.live_sql('SELECT count(*) FROM "User"') == [(24,)]
+
+
+async def test_a_serializable_write_during_the_merge_is_retried_never_half_applied(homecheff: Pair) -> None:
+    import psycopg
+
+    plan = await merge.plan_merge(homecheff.past, homecheff.live)
+    app_committed: list[bool] = []
+
+    async def the_app_writes() -> None:
+        # The app, in SERIALIZABLE too: it reads what the merge writes and writes what the merge read.
+        if app_committed:
+            return  # the retry runs undisturbed
+        async with await psycopg.AsyncConnection.connect(homecheff.server.dsn(homecheff.live_db)) as app:
+            try:
+                await app.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                await app.execute("SELECT count(*) FROM profile")
+                await app.execute("INSERT INTO \"User\" (email, name) VALUES ('during@example.nl', 'During')")
+                await app.execute("COMMIT")
+                app_committed.append(True)
+            except psycopg.errors.SerializationFailure:
+                await app.rollback()
+                app_committed.append(False)
+
+    result = await merge.apply_merge(homecheff.live, plan, "run-ssi", before_commit=the_app_writes)
+    # The app committed first, so PostgreSQL failed the merge's COMMIT; the merge ran again, whole.
+    assert app_committed == [True] and result.attempts == 2
+    assert homecheff.live_sql("SELECT count(*) FROM \"User\" WHERE email = 'during@example.nl'") == [(1,)]
+    assert (await merge.verify_merge(homecheff.live, plan)).ok
+    assert homecheff.live_sql('SELECT count(*) FROM "User"') == [(24 + app_committed.count(True),)]
+    assert homecheff.live_sql(
+        "SELECT count(*) FROM recovery_wizard.merge_ledger WHERE run_id = 'run-ssi'"
+    ) == [(1,)]
