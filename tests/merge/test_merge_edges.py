@@ -101,3 +101,24 @@ async def test_the_diff_drills_down_and_matches_the_truth_on_a_composite_key(pai
     # Kilobytes, not the table: far less than the keys alone of every row on both sides.
     assert plan.diff.bytes_fetched < n * 2 * 16 / 4
     assert n / (ROWS_PER_BUCKET_AT_START * 16) > LEAF_ROWS  # the sizes above do exercise a middle level
+
+
+async def test_text_values_survive_branches_with_different_session_defaults(pair: Pair) -> None:
+    # A timestamptz key and a date column, with the two databases set to different time zones and date
+    # styles: keys must still match and the re-inserted values must be the same instants and days.
+    pair.past_sql(
+        "CREATE TABLE slot (at timestamptz PRIMARY KEY, day date, amount float8);"
+        "INSERT INTO slot VALUES ('2026-03-29 00:30:00+00', '2026-03-29', 0.1), "
+        "('2026-10-25 01:30:00+00', '2026-10-25', 1e-20), ('2026-06-01 12:00:00+00', '2026-06-01', 2.5)"
+    )
+    pair.branch()
+    pair.run(pair.past_db, f"ALTER DATABASE \"{pair.past_db}\" SET TimeZone = 'Pacific/Chatham'")
+    pair.run(pair.past_db, f"ALTER DATABASE \"{pair.past_db}\" SET DateStyle = 'SQL, DMY'")
+    pair.run(pair.live_db, f"ALTER DATABASE \"{pair.live_db}\" SET TimeZone = 'America/New_York'")
+    pair.run(pair.live_db, f"ALTER DATABASE \"{pair.live_db}\" SET DateStyle = 'German'")
+    pair.live_sql("DELETE FROM slot WHERE amount < 1")
+    plan = await merge.plan_merge(pair.past, pair.live)
+    assert len(plan.table("slot").diff.deleted) == 2 and plan.table("slot").diff.changed == []
+    await merge.apply_merge(pair.live, plan, "run-tz")
+    same = "SELECT extract(epoch FROM at), to_char(day, 'YYYY-MM-DD'), amount FROM slot ORDER BY at"
+    assert pair.past_sql(same) == pair.live_sql(same)

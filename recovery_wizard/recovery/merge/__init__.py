@@ -60,10 +60,13 @@ __all__ = [
 async def _connected(
     url: Secret, role: str, connect_timeout: float
 ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    from recovery_wizard.recovery.merge.sqltext import session_sql
     from recovery_wizard.recovery.verify import _connect
 
     conn = await _connect(url, connect_timeout, f"recovery-wizard merge ({role})")
     try:
+        for statement in session_sql():
+            await conn.execute(statement)
         yield conn
     finally:
         await conn.close()

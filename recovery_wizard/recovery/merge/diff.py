@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from recovery_wizard.recovery.merge.catalog import Table, TableName, label, read_catalog
-from recovery_wizard.recovery.merge.sqltext import qi, qt, row_text, wire_bytes
+from recovery_wizard.recovery.merge.sqltext import qi, qt, row_text, session_sql, wire_bytes
 
 if TYPE_CHECKING:
     import psycopg
@@ -296,6 +296,8 @@ async def _begin_snapshot(conn: psycopg.AsyncConnection[Any]) -> None:
     # row to group them. Neither helps here: a hash aggregate of a few thousand groups is what is wanted.
     await conn.execute("SET LOCAL jit = off")
     await conn.execute("SET LOCAL enable_sort = off")
+    for statement in session_sql(local=True):
+        await conn.execute(statement)
 
 
 async def diff_connections(

@@ -9,12 +9,29 @@ column's type, which round-trips every PostgreSQL type the way COPY's text forma
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from psycopg.pq.abc import PGresult
 
     from recovery_wizard.recovery.merge.catalog import TableName
+
+
+# Values travel as text between the two sides (keys compared, past rows cast back on live), and a value's
+# text depends on session settings: the same timestamptz prints differently under two TimeZones. Every
+# merge connection speaks the same dialect, whatever each branch's defaults are.
+SESSION_SETTINGS: Final = (
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, YMD"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "3"),
+    ("bytea_output", "hex"),
+)
+
+
+def session_sql(local: bool = False) -> list[str]:
+    scope = "SET LOCAL" if local else "SET"
+    return [f"{scope} {name} = '{value}'" for name, value in SESSION_SETTINGS]
 
 
 def qi(name: str) -> str:
