@@ -2,8 +2,8 @@
 
 A ``users``-like table (bigint key, email, name, password hash, timestamp, score) of ROWS rows in a "past"
 database; the "live" one is a copy (``CREATE DATABASE … TEMPLATE``, as a branch is) in which 1 % of the rows
-were deleted and 0.1 % updated, at random places (the worst case for the diff: a cluster of deletions would
-land in far fewer buckets). The tool: ``diff_connections`` (hashed buckets, both sides concurrently, keys
+were deleted and 0.1 % updated, at random places. (Buckets are by key hash, so a cluster of deletions by
+key costs the same.) The tool: ``diff_connections`` (hashed buckets, both sides concurrently, keys
 fetched only at the leaves). The baseline: ``SELECT *`` of both tables concurrently over the same two
 connections, then a dict comparison in Python, which is what a script would do.
 
