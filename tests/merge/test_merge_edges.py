@@ -122,3 +122,29 @@ async def test_text_values_survive_branches_with_different_session_defaults(pair
     await merge.apply_merge(pair.live, plan, "run-tz")
     same = "SELECT extract(epoch FROM at), to_char(day, 'YYYY-MM-DD'), amount FROM slot ORDER BY at"
     assert pair.past_sql(same) == pair.live_sql(same)
+
+
+async def test_integer_keys_are_bucketed_by_range_and_a_cluster_of_deletes_costs_little(pair: Pair) -> None:
+    n = 40_000
+    pair.past_sql(
+        "CREATE TABLE orders (id int PRIMARY KEY, body text);"
+        f"INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(1, {n}) g;"
+        # Sparse keys: hash buckets, however few rows.
+        "CREATE TABLE sparse (id bigint PRIMARY KEY, body text);"
+        "INSERT INTO sparse SELECT g * 1000003, 'x' FROM generate_series(1, 500) g; ANALYZE;"
+    )
+    pair.branch()
+    pair.live_sql("DELETE FROM orders WHERE id BETWEEN 10001 AND 12000")  # the oldest-but-one, in one stretch
+    pair.live_sql("UPDATE orders SET body = 'changed' WHERE id IN (5, 39999)")
+    pair.live_sql(f"INSERT INTO orders VALUES ({n + 1}, 'new'), ({n + 2}, 'new')")
+    pair.live_sql("DELETE FROM sparse WHERE id = 7 * 1000003")
+    plan = await merge.plan_merge(pair.past, pair.live)
+    orders = plan.table("orders").diff
+    assert orders.layout == "key ranges"
+    assert [int(k[0]) for k in orders.deleted] == list(range(10001, 12001))
+    assert sorted(int(k[0]) for k in orders.changed) == [5, 39999]
+    assert [int(k[0]) for k in orders.added] == [n + 1, n + 2]
+    sparse = plan.table("sparse").diff
+    assert sparse.layout == "key hash" and [int(k[0]) for k in sparse.deleted] == [7 * 1000003]
+    # 2,000 deleted rows in one stretch: about their keys' worth of bytes, not the table's.
+    assert plan.diff.bytes_fetched < 2 * 2000 * 40

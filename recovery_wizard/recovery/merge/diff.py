@@ -60,6 +60,8 @@ class TableDiff:
     live_rows: int = 0
     levels: int = 0
     buckets_compared: int = 0
+    key_types: tuple[str, ...] = ()  # the key columns' types (the same on both sides)
+    layout: str = ""  # "key hash" or "key ranges": how rows were put in buckets
     key_hash: str = ""  # SQL over alias t: the key's 64-bit hash (which bucket)
     row_hash: str = ""  # SQL over alias t: the common columns' 64-bit hash (the content)
 
@@ -67,9 +69,13 @@ class TableDiff:
     def label(self) -> str:
         return label(self.table)
 
+    def live_type(self, column: str) -> str:
+        return self.key_types[self.key.index(column)] if column in self.key else ""
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "table": self.label,
+            "layout": self.layout,
             "key": list(self.key),
             "key_kind": self.key_kind,
             "columns": list(self.columns),
@@ -186,6 +192,7 @@ def _compare_tables(
                 past_only_columns=tuple(c for c in p.columns if c not in lv.columns),
                 live_only_columns=tuple(c for c in lv.columns if c not in p.columns),
                 type_changed=tuple(c for c in common if p.columns[c].type != lv.columns[c].type),
+                key_types=tuple(lv.columns[c].type for c in key),
                 key_hash=_hash_sql(key, native if set(key) <= native else set(), _KEY_SEED),
                 row_hash=_hash_sql(common, native, _ROW_SEED),
             )
@@ -193,46 +200,133 @@ def _compare_tables(
     return diffs, skipped
 
 
-def _hashed(diff: TableDiff) -> str:
-    return f"SELECT {diff.key_hash} AS hk, {diff.row_hash} AS rh FROM {qt(diff.table)} t"
+_INTEGER_TYPES: Final = ("smallint", "integer", "bigint")
 
 
-def _level_query(diff: TableDiff, bits: int, parent_bits: int | None) -> str:
+@dataclass(frozen=True)
+class _Layout:
+    """How rows fall into buckets at a level of ``bits`` bits: by key hash, or by integer key range.
+
+    Hash (any key): bucket = the key hash's low ``bits`` bits; the children of bucket p are
+    p + (j << parent_bits). Range (one integer key, dense enough): bucket = (key - lo) >> shift, with
+    shift = width_bits - bits; the children of p are (p << f) + j. Ranges keep neighbours together, so a
+    cluster of changes by key (the oldest rows deleted) costs a few buckets, and a level below the first
+    reads only the differing ranges through the key's index.
+    """
+
+    diff: TableDiff
+    rows: int
+    lo: int | None = None  # range mode: the lowest key on either side
+    span: int = 0  # range mode: highest - lowest + 1
+    width_bits: int = 0  # range mode: bits to number every key in the span
+
+    def first_bits(self) -> int:
+        if self.lo is None:
+            return max(0, math.ceil(math.log2(max(1.0, self.rows / ROWS_PER_BUCKET_AT_START))))
+        keys_per_bucket = ROWS_PER_BUCKET_AT_START * self.span / self.rows
+        return self.width_bits - max(0, int(math.log2(max(1.0, keys_per_bucket))))
+
+    def shift(self, bits: int) -> int:
+        return max(0, self.width_bits - bits)
+
+    def per_bucket(self, bits: int) -> float:
+        if self.lo is None:
+            return self.rows / (1 << bits)
+        return self.rows * (1 << self.shift(bits)) / self.span
+
+    def is_leaf(self, bits: int) -> bool:
+        return self.per_bucket(bits) <= LEAF_ROWS or (self.lo is not None and self.shift(bits) == 0)
+
+    def next_bits(self, bits: int) -> int:
+        return bits + FANOUT_BITS if self.lo is None else self.width_bits - self.shift(bits + FANOUT_BITS)
+
+    def bucket(self, bits: int) -> str:
+        """The bucket of row ``t`` at a level of ``bits`` bits."""
+        if self.lo is None:
+            return f"({self.diff.key_hash} & {(1 << bits) - 1})"
+        return f"((t.{qi(self.diff.key[0])}::int8 - {self.lo}) >> {self.shift(bits)})"
+
+    def first_numbers(self, bits: int) -> list[int]:
+        if self.lo is None:
+            return list(range(1 << bits))
+        return list(range(((self.span - 1) >> self.shift(bits)) + 1))
+
+    def fan(self, parent_bits: int, bits: int) -> int:
+        if self.lo is None:
+            return 1 << (bits - parent_bits)
+        return 1 << (self.shift(parent_bits) - self.shift(bits))
+
+    def children(self, parents: list[int], parent_bits: int, bits: int) -> list[int]:
+        n = self.fan(parent_bits, bits)
+        if self.lo is None:
+            return [p + (j << parent_bits) for p in parents for j in range(n)]
+        f = n.bit_length() - 1
+        return [(p << f) + j for p in parents for j in range(n)]
+
+    def child_slots(self, parent_bits: int, bits: int) -> str:
+        n = self.fan(parent_bits, bits)
+        child = (
+            f"p.b + (j::int8 << {parent_bits})" if self.lo is None else f"(p.b << {n.bit_length() - 1}) + j"
+        )
+        return (
+            f"SELECT {child} AS b, p.ord * {n} + j AS ord "
+            f"FROM unnest(%s::int8[]) WITH ORDINALITY p(b, ord), generate_series(0, {n - 1}) j"
+        )
+
+    def rows_in(self, parent_bits: int) -> str:
+        """A FROM clause of the table's rows (alias t) inside the parent buckets given as the parameter."""
+        table = qt(self.diff.table)
+        if self.lo is None:
+            # A join, not "= ANY(array)": the array may hold thousands of buckets; a hash join reads it once.
+            return f"{table} t JOIN unnest(%s::int8[]) p(b) ON {self.bucket(parent_bits)} = p.b"
+        key, shift = f"t0.{qi(self.diff.key[0])}", self.shift(parent_bits)
+        return (
+            f"unnest(%s::int8[]) p(b) CROSS JOIN LATERAL (SELECT * FROM {table} t0 WHERE "
+            f"{key} >= {self.lo} + (p.b << {shift}) AND {key} < {self.lo} + ((p.b + 1) << {shift})) t"
+        )
+
+
+def _level_query(layout: _Layout, bits: int, parent_bits: int | None) -> str:
     """One bytea: each bucket's fingerprint (8 bytes, 0 when empty) in bucket order, children grouped by parent.
 
     Dense, so bucket numbers never travel: the client knows which buckets it asked for. A bucket that is
     empty on one side and holds rows whose fingerprints cancel to 0 on the other is as likely as any other
     64-bit collision.
     """
-    mask = (1 << bits) - 1
+    diff = layout.diff
     if parent_bits is None:
-        slots = f"SELECT b, b AS ord FROM generate_series(0, {mask}) b"
-        scan = f"SELECT s.hk & {mask} AS b, bit_xor(s.rh) AS h, count(*) AS n FROM ({_hashed(diff)}) s GROUP BY 1"
+        slots = f"SELECT b, b AS ord FROM generate_series(0, {len(layout.first_numbers(bits)) - 1}) b"
+        source = f"{qt(diff.table)} t"
     else:
-        pmask = (1 << parent_bits) - 1
-        children = (1 << (bits - parent_bits)) - 1
-        # Children of parent p are p + (j << parent_bits): the low bits stay the parent's.
-        slots = (
-            f"SELECT p.b + (j::int8 << {parent_bits}) AS b, p.ord * {children + 1} + j AS ord "
-            f"FROM unnest(%s::int8[]) WITH ORDINALITY p(b, ord), generate_series(0, {children}) j"
-        )
-        # A join, not "= ANY(array)": the array may hold thousands of buckets and a hash join reads it once.
-        scan = (
-            f"SELECT s.hk & {mask} AS b, bit_xor(s.rh) AS h, count(*) AS n FROM ({_hashed(diff)}) s "
-            f"JOIN unnest(%s::int8[]) p(b) ON (s.hk & {pmask}) = p.b GROUP BY 1"
-        )
+        slots = layout.child_slots(parent_bits, bits)
+        source = layout.rows_in(parent_bits)
+    scan = f"SELECT {layout.bucket(bits)} AS b, bit_xor({diff.row_hash}) AS h, count(*) AS n FROM {source} GROUP BY 1"
     return (
         f"SELECT string_agg(int8send(coalesce(x.h, 0)), ''::bytea ORDER BY slot.ord), coalesce(sum(x.n), 0) "
         f"FROM ({slots}) slot LEFT JOIN ({scan}) x ON x.b = slot.b"
     )
 
 
-def _leaf_query(diff: TableDiff, bits: int) -> str:
-    keys = ", ".join(f"t.{qi(c)}::text" for c in diff.key)
-    return (
-        f"SELECT {keys}, {diff.row_hash} FROM {qt(diff.table)} t "
-        f"JOIN unnest(%s::int8[]) p(b) ON ({diff.key_hash} & {(1 << bits) - 1}) = p.b"
-    )
+def _leaf_query(layout: _Layout, bits: int) -> str:
+    keys = ", ".join(f"t.{qi(c)}::text" for c in layout.diff.key)
+    return f"SELECT {keys}, {layout.diff.row_hash} FROM {layout.rows_in(bits)}"
+
+
+async def _layout(past: _Side, live: _Side, diff: TableDiff, rows: int) -> _Layout:
+    """Range buckets for one integer key whose keys fill at least an eighth of their span; else hash buckets."""
+    key = diff.key[0]
+    if len(diff.key) != 1 or diff.live_type(key) not in _INTEGER_TYPES:
+        return _Layout(diff, rows)
+    query = f"SELECT min({qi(key)})::int8, max({qi(key)})::int8 FROM {qt(diff.table)}"
+    ends = [r[0] for r in await asyncio.gather(past.fetch(query), live.fetch(query))]
+    lows = [int(e[0]) for e in ends if e[0] is not None]
+    highs = [int(e[1]) for e in ends if e[1] is not None]
+    if not lows:
+        return _Layout(diff, rows)
+    lo, span = min(lows), max(highs) - min(lows) + 1
+    if span > 8 * rows or span >= 1 << 62:
+        return _Layout(diff, rows)
+    return _Layout(diff, rows, lo, span, max(0, (span - 1).bit_length()))
 
 
 def _buckets(blob: bytes | None) -> list[bytes]:
@@ -257,31 +351,32 @@ async def _diff_table(past: _Side, live: _Side, diff: TableDiff) -> None:
             *(s.fetch(f"SELECT count(*) FROM {qt(diff.table)}") for s in (past, live))
         )
         rows = max(1, *(int(c[0][0]) for c in counts))
-    bits = max(0, math.ceil(math.log2(max(1.0, rows / ROWS_PER_BUCKET_AT_START))))
+    layout = await _layout(past, live, diff, rows)
+    diff.layout = "key ranges" if layout.lo is not None else "key hash"
+    bits = layout.first_bits()
     parent_bits: int | None = None
-    differing: list[int] = list(range(1 << bits))
+    differing: list[int] = []
     while True:
-        query = _level_query(diff, bits, parent_bits)
+        query = _level_query(layout, bits, parent_bits)
         params = None if parent_bits is None else (differing, differing)
         p_res, l_res = await asyncio.gather(past.fetch(query, params), live.fetch(query, params))
         p_buckets, l_buckets = _buckets(p_res[0][0]), _buckets(l_res[0][0])
         # Bucket numbers in the order the query laid them out.
         if parent_bits is None:
-            numbers = list(range(1 << bits))
-        else:
-            numbers = [p + (j << parent_bits) for p in differing for j in range(1 << (bits - parent_bits))]
-        if parent_bits is None:
+            numbers = layout.first_numbers(bits)
             diff.past_rows, diff.live_rows = int(p_res[0][1]), int(l_res[0][1])
+        else:
+            numbers = layout.children(differing, parent_bits, bits)
         diff.levels += 1
         diff.buckets_compared += len(numbers)
         differing = [b for b, x, y in zip(numbers, p_buckets, l_buckets, strict=True) if x != y]
         if not differing:
             return
-        if rows / (1 << bits) <= LEAF_ROWS:
+        if layout.is_leaf(bits):
             break
-        parent_bits, bits = bits, bits + FANOUT_BITS
+        parent_bits, bits = bits, layout.next_bits(bits)
     width = len(diff.key)
-    query = _leaf_query(diff, bits)
+    query = _leaf_query(layout, bits)
     p_leaf, l_leaf = await asyncio.gather(past.fetch(query, (differing,)), live.fetch(query, (differing,)))
     p_hash = {tuple(r[:width]): int(r[width]) for r in p_leaf}
     l_hash = {tuple(r[:width]): int(r[width]) for r in l_leaf}
