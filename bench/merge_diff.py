@@ -2,8 +2,8 @@
 
 A ``users``-like table (bigint key, email, name, password hash, timestamp, score) of ROWS rows in a "past"
 database; the "live" one is a copy (``CREATE DATABASE … TEMPLATE``, as a branch is) in which 1 % of the rows
-were deleted and 0.1 % updated, at random places. (Buckets are by key hash, so a cluster of deletions by
-key costs the same.) The tool: ``diff_connections`` (hashed buckets, both sides concurrently, keys
+were deleted and 0.1 % updated, at random places (the worst case: each difference in its own bucket); then
+the same damage in two stretches of keys (a migration deleting old rows, a batch job updating a later run). The tool: ``diff_connections`` (hashed buckets, both sides concurrently, keys
 fetched only at the leaves). The baseline: ``SELECT *`` of both tables concurrently over the same two
 connections, then a dict comparison in Python, which is what a script would do.
 
@@ -44,9 +44,27 @@ async def _build(ctx: Context, past: str, live: str, rows: int) -> tuple[int, in
             f"g % 1000 FROM generate_series(1, {rows}) g"
         )
         await conn.execute("ANALYZE users")
+    return await _damage(ctx, past, live, rows, clustered=False)
+
+
+async def _damage(ctx: Context, past: str, live: str, rows: int, *, clustered: bool) -> tuple[int, int]:
+    """Make ``live`` a copy of ``past`` with 1 % deleted and 0.1 % updated, at random or in two stretches."""
+    import psycopg
+
+    await _admin(ctx, f'DROP DATABASE IF EXISTS "{live}" WITH (FORCE)')
     await _admin(ctx, f'CREATE DATABASE "{live}" TEMPLATE "{past}"')
     deleted, updated = max(1, rows // 100), max(1, rows // 1000)
     async with await psycopg.AsyncConnection.connect(ctx.pg.dsn(live), autocommit=True) as conn:
+        if clustered:  # a migration that deleted a stretch of old rows; a batch job that touched a later one
+            await conn.execute(
+                "DELETE FROM users WHERE id > %s AND id <= %s", (rows // 10, rows // 10 + deleted)
+            )
+            await conn.execute(
+                "UPDATE users SET score = score + 1 WHERE id > %s AND id <= %s",
+                (rows // 2, rows // 2 + updated),
+            )
+            await conn.execute("ANALYZE users")
+            return deleted, updated
         await conn.execute(
             "CREATE TEMP TABLE pick AS SELECT id FROM users ORDER BY hashint8(id # 14) LIMIT %s",
             (deleted + updated,),
@@ -113,6 +131,22 @@ async def run(ctx: Context) -> list[Figure]:
             levels=found.levels,
             buckets=found.buckets_compared,
         )
+        # The same damage in two stretches of keys, as a migration deleting old rows would leave it.
+        await _damage(ctx, past_db, live_db, rows, clustered=True)
+        past = await psycopg.AsyncConnection.connect(ctx.pg.dsn(past_db), autocommit=True)
+        live = await psycopg.AsyncConnection.connect(ctx.pg.dsn(live_db), autocommit=True)
+        clustered: list[float] = []
+        try:
+            for _ in range(runs):
+                t, cdiff = await timed(lambda: diff_connections(past, live))
+                clustered.append(t)
+            c_naive, _ = await timed(lambda: _naive(past, live))
+            cfound = cdiff.tables[("public", "users")]
+            assert len(cfound.deleted) == deleted and len(cfound.changed) == updated, "the diff is wrong"
+        finally:
+            await past.close()
+            await live.close()
+        details.update(clustered_s=clustered, clustered_naive_s=c_naive, clustered_bytes=cdiff.bytes_fetched)
     finally:
         await asyncio.gather(
             _admin(ctx, f'DROP DATABASE IF EXISTS "{live_db}" WITH (FORCE)'),
@@ -122,7 +156,31 @@ async def run(ctx: Context) -> list[Figure]:
     tool_s, naive_s = median(tool), median(naive)
     one_table = naive_bytes / 2
     scale = f"{rows:,} rows, {deleted:,} deleted and {updated:,} updated at random"
+    clustered_s = median(clustered)
+    cluster = f"{rows:,} rows, {deleted:,} deleted and {updated:,} updated in two stretches of keys"
     return [
+        Figure(
+            "merge_diff",
+            f"merge-back diff: {cluster}",
+            clustered_s,
+            "s",
+            c_naive,
+            "SELECT * of both tables + compare (one run)",
+            "≥ 10× faster",
+            c_naive / clustered_s >= 10,
+            f"{c_naive / clustered_s:.1f}× faster; {cfound.levels} levels ({cfound.layout}); median of {runs}",
+        ),
+        Figure(
+            "merge_diff",
+            f"bytes moved by the diff: {cluster}",
+            cdiff.bytes_fetched / 1e6,
+            "MB",
+            naive_bytes / 1e6,
+            "both tables whole",
+            "≤ 1 % of the table",
+            cdiff.bytes_fetched <= one_table / 100,
+            f"{100 * cdiff.bytes_fetched / one_table:.2f} % of one table's bytes",
+        ),
         Figure(
             "merge_diff",
             f"merge-back diff, both sides concurrently: {scale}",
@@ -132,7 +190,7 @@ async def run(ctx: Context) -> list[Figure]:
             "SELECT * of both tables + compare",
             "≥ 10× faster",
             naive_s / tool_s >= 10,
-            f"{naive_s / tool_s:.1f}× faster; {found.levels} levels, {found.buckets_compared:,} buckets; "
+            f"{naive_s / tool_s:.1f}× faster; {found.levels} levels ({found.layout}), {found.buckets_compared:,} buckets; "
             f"median of {runs}; build {build_s:.1f} s",
         ),
         Figure(
