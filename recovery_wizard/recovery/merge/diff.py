@@ -10,12 +10,13 @@ How it scales (a 1 M-row table with a few thousand changes moves a few megabytes
   bucket holds about 4 rows. A level's answer is ONE bytea of 8-byte fingerprints in bucket order (bucket
   numbers never travel). Only at the leaves are keys fetched, with each row's content hash, and compared.
   Both sides run each level concurrently on their own connection.
-- Why buckets by key *hash* and not key ranges: both sides agree on every bucket without exchanging
-  boundaries (a range boundary picked on one side must be sent to the other, level by level), any key type
-  and composite keys work the same way. The price: a cluster of changes by key (a migration deleting the
-  oldest rows) costs as much as the same number scattered, where key ranges would find it in a few
-  buckets; and each level is a sequential scan rather than an index range scan (about a second per million
-  rows and side on a small machine). Integer keys could be bucketed by range instead: not done yet.
+- Two bucket layouts (see ``_Layout``). One integer key whose keys fill at least an eighth of their span
+  (serial and identity ids): buckets are key *ranges* computed from the lowest key and a power-of-two
+  width, so both sides agree on them without exchanging boundaries, a stretch of changes (a migration
+  deleting old rows) lands in a few buckets, and the levels below the first read only the differing
+  ranges through the key's index. Any other key (text, uuid, composite, sparse integers): buckets by the
+  low bits of the key's hash, each level a sequential scan, and a cluster of changes costs as much as
+  the same number scattered.
 - Each side reads in one ``REPEATABLE READ READ ONLY`` transaction: one snapshot, and no write possible.
 
 Columns on one side only are reported and left out of the content hash; a table whose key columns are not
