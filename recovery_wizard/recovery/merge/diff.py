@@ -225,7 +225,7 @@ class _Layout:
         if self.lo is None:
             return max(0, math.ceil(math.log2(max(1.0, self.rows / ROWS_PER_BUCKET_AT_START))))
         keys_per_bucket = ROWS_PER_BUCKET_AT_START * self.span / self.rows
-        return self.width_bits - max(0, int(math.log2(max(1.0, keys_per_bucket))))
+        return self.width_bits - min(self.width_bits, int(math.log2(max(1.0, keys_per_bucket))))
 
     def shift(self, bits: int) -> int:
         return max(0, self.width_bits - bits)
