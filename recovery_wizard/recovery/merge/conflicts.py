@@ -64,10 +64,6 @@ class Candidates:
         return self.rows[key][self.columns.index(column)]
 
 
-def _key_of(c: Candidates, row: Row) -> Key:
-    return tuple(str(row[c.columns.index(k)]) for k in c.key)
-
-
 async def _ords(
     conn: psycopg.AsyncConnection[Any], c: Candidates, keys: Sequence[Key], where: str
 ) -> list[int]:

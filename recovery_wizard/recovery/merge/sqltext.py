@@ -9,7 +9,7 @@ column's type, which round-trips every PostgreSQL type the way COPY's text forma
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from psycopg.pq.abc import PGresult
@@ -71,8 +71,3 @@ def wire_bytes(result: PGresult | None) -> int:
             value = result.get_value(r, c)
             total += len(value) if value is not None else 0
     return total
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
