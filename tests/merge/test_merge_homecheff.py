@@ -95,6 +95,12 @@ async def test_a_bad_rule_or_table_is_refused_before_anything(homecheff: Pair) -
         await merge.plan_merge(homecheff.past, homecheff.live, MergeOptions(rules={"User": "overwrite"}))
     with pytest.raises(merge.MergeError, match="nope"):
         await merge.plan_merge(homecheff.past, homecheff.live, MergeOptions(revert_changed=["nope"]))
+    with pytest.raises(merge.MergeError, match="--tables names the table 'Users'"):
+        await merge.plan_merge(homecheff.past, homecheff.live, MergeOptions(tables=["Users"]))
+    only = await merge.plan_merge(
+        homecheff.past, homecheff.live, MergeOptions(tables=["public.User", "profile"])
+    )
+    assert sorted(t.table[1] for t in only.tables) == ["User", "profile"]
 
 
 async def test_a_write_between_plan_and_apply_is_refused_then_a_new_plan_applies(homecheff: Pair) -> None:

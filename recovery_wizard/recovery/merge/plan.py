@@ -223,6 +223,8 @@ async def build_plan(
 ) -> MergePlan:
     """The plan for ``diff``: past rows fetched by key, conflicts judged on live (both read-only)."""
     known = {**diff.past, **diff.live}
+    if options.tables is not None:
+        _resolve(options.tables, known, "--tables")
     revert = _resolve(options.revert_changed, known, "--revert-changed")
     rules: dict[TableName, str] = {}
     default_rule = options.rules.get("*", "skip")
