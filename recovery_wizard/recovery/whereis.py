@@ -31,6 +31,8 @@ from recovery_wizard.redact import Secret, mask_url, split_url
 
 # The env files an app reads its connection strings from, in the order Next.js and Prisma read them.
 ENV_FILES: Final = (".env", ".env.local", "prisma/.env")
+# Beyond the pairs the restore rewrites: Vercel's Postgres integration also sets these.
+_OTHER_VARS: Final = ("POSTGRES_URL", "POSTGRES_URL_NO_SSL", "DATABASE_URL_POOLED")
 # Query parameters Prisma reads itself and libpq refuses ("invalid URI query parameter").
 _PRISMA_ONLY: Final = frozenset(
     {"pgbouncer", "schema", "connection_limit", "pool_timeout", "socket_timeout", "statement_cache_size"}
@@ -105,6 +107,7 @@ def app_urls(workdir: Path, environ: Mapping[str, str]) -> list[AppUrl]:
         detected.url_var if detected else None,
         detected.direct_var if detected else None,
         *(v for pair in KNOWN_PAIRS for v in pair),
+        *_OTHER_VARS,
     ):
         if name and name not in names:
             names.append(name)

@@ -1,0 +1,269 @@
+"""`recovery-wizard guard -- <command>` and `whereis` against the homecheff sandbox, as subprocesses.
+
+The guarded "migrations" are small Python scripts that read the app's .env themselves (as Prisma does) and
+delete rows over the direct URL: real PostgreSQL, real processes, the checkpoint read back directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from recovery_wizard.neon.models import EndpointType
+from recovery_wizard.recovery import checkpoint as cp
+from recovery_wizard.recovery import envfile
+from recovery_wizard.recovery.journal import list_runs
+from tests.recovery.conftest import World
+
+ALLOW = ("--yes", "--allow-default")
+
+# Deletes every non-admin user over DIRECT_URL, read from .env as Prisma reads it.
+DELETE_USERS = """
+import sys
+from dotenv import dotenv_values
+import psycopg
+url = dotenv_values(".env")["DIRECT_URL"]
+with psycopg.connect(url, autocommit=True) as conn:
+    n = conn.execute('DELETE FROM "User" WHERE "role" <> %s', ("ADMIN",)).rowcount
+print(f"migration applied ({n} rows changed)")
+"""
+
+
+@dataclass
+class Ran:
+    code: int
+    stdout: bytes
+    stderr: str
+
+
+async def guard(world: World, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> Ran:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "recovery_wizard",
+        "guard",
+        *args,
+        cwd=world.app,
+        env={**world.env, **(env or {})},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 120)
+    assert proc.returncode is not None
+    return Ran(proc.returncode, out, err.decode())
+
+
+def direct_url(world: World) -> str:
+    url = envfile.EnvFile.read(world.app / ".env").get("DIRECT_URL")
+    assert url
+    return url
+
+
+def count_users(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute('SELECT count(*) FROM "User"').fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def journal_texts(app: Path) -> str:
+    return "\n".join((run / "journal.jsonl").read_text() for run in list_runs(app))
+
+
+async def read_checkpoint_users(world: World, branch_id: str) -> int:
+    """Give the checkpoint a compute (it has none, by design) and count its users."""
+    project = world.sandbox.project_id
+    made = await world.client.create_endpoint(project, branch_id, type=EndpointType.READ_ONLY)
+    await world.client.wait_for_operations(project, made.operations)
+    uri = await world.client.connection_uri(
+        project,
+        branch_id=branch_id,
+        endpoint_id=made.endpoint.id,
+        database_name="neondb",
+        role_name="neondb_owner",
+    )
+    return await asyncio.to_thread(count_users, uri.reveal())
+
+
+async def test_a_migration_that_deletes_users_ends_loud_and_the_checkpoint_holds_them(world: World) -> None:
+    before = await asyncio.to_thread(count_users, direct_url(world))
+    assert before >= 3
+    (world.app / "migrate.py").write_text(DELETE_USERS)
+
+    ran = await guard(world, *ALLOW, "--", sys.executable, "migrate.py")
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout.startswith(b"migration applied")
+    after = await asyncio.to_thread(count_users, direct_url(world))
+    assert after < before
+    [made] = cp.checkpoints(world.app)
+    assert made.kind == "branch" and made.branch_id == world.main.id and made.lsn and made.at
+    assert made.command.endswith("migrate.py") and made.exit_code == 0 and made.lost == ("User",)
+    assert "DATA LOSS" in ran.stderr and '"User"' not in ran.stderr.split("DATA LOSS")[0]
+    assert f"User: lost {before - after} of {before} rows" in ran.stderr
+    assert f"recovery-wizard restore --from checkpoint:{made.run_id}" in ran.stderr
+    # The checkpoint: a branch of main, marked as this run's, expiring, holding the users as they were.
+    branch, annotation = await world.client.branch_annotated(world.sandbox.project_id, made.id)
+    assert branch.parent_id == world.main.id and branch.expires_at is not None
+    assert annotation.get("recovery-wizard-run") == made.run_id
+    assert await read_checkpoint_users(world, made.id) == before
+    assert not world.leaked(ran.stdout.decode(), ran.stderr, journal_texts(world.app))
+
+    listed = await world.cli("guard", "list", "--json")
+    assert listed.code == 0, listed.stderr
+    [row] = listed.json()["checkpoints"]
+    assert row["run_id"] == made.run_id and row["lost"] == ["User"] and row["state"] == "kept"
+
+
+async def test_a_harmless_command_passes_stdin_stdout_and_exit_code_through(world: World) -> None:
+    script = (
+        "import sys; data = sys.stdin.buffer.read(); "
+        "sys.stdout.buffer.write(b'\\x00\\xff binary\\r\\n' + data[::-1]); sys.exit(7)"
+    )
+    argv = [sys.executable, "-c", script]
+    bare = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    bare_out, _ = await bare.communicate(b"hello from stdin")
+
+    ran = await guard(world, *ALLOW, "--threshold", "50", "--", *argv, stdin=b"hello from stdin")
+
+    assert ran.code == 7 == bare.returncode
+    assert ran.stdout == bare_out  # byte for byte: nothing of the guard's on stdout
+    assert "DATA LOSS" not in ran.stderr and "checkpoint guard-" in ran.stderr
+    [made] = cp.checkpoints(world.app)
+    assert made.exit_code == 7
+
+
+async def test_a_killed_command_passes_the_signal_on_and_keeps_the_checkpoint(world: World) -> None:
+    script = "import time; print('ready', flush=True); time.sleep(60)"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "recovery_wizard",
+        "guard",
+        *ALLOW,
+        "--",
+        sys.executable,
+        "-c",
+        script,
+        cwd=world.app,
+        env=world.env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    assert line == b"ready\n"
+    proc.send_signal(signal.SIGTERM)  # to the guard alone: it passes the signal on
+    err = (await asyncio.wait_for(proc.stderr.read(), 60)).decode()
+    code = await proc.wait()
+
+    assert code == 128 + signal.SIGTERM, err
+    [made] = cp.checkpoints(world.app)
+    assert "SIGTERM" in err and f"checkpoint {made.name} is kept" in err
+    assert made.restore_command in err
+    assert made.exit_code == 128 + signal.SIGTERM
+
+
+async def test_yes_without_allow_default_is_refused_on_the_default_branch(world: World) -> None:
+    marker = world.app / "ran.txt"
+    branches = await world.branch_names()
+
+    ran = await guard(world, "--yes", "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+
+    assert ran.code == 2, ran.stderr
+    assert "--allow-default" in ran.stderr and "default branch" in ran.stderr
+    assert not marker.exists()
+    assert await world.branch_names() == branches
+    assert cp.checkpoints(world.app) == []
+
+
+async def test_a_destructive_command_is_refused_when_the_api_is_down(world: World) -> None:
+    down = {"NEON_API_URL": "http://127.0.0.1:9/api/v2"}
+    marker = world.app / "ran.txt"
+    touch = f"open({str(marker)!r}, 'w')"
+    # `sh -c "… psql -f …"` reads as psql -f; the stand-in never reaches psql.
+    command = ["sh", "-c", f'"{sys.executable}" -c "{touch}" || psql -f x.sql']
+
+    ran = await guard(world, *ALLOW, "--", *command, env=down)
+    assert ran.code == 2, ran.stderr
+    assert "psql -f" in ran.stderr and "--no-checkpoint" in ran.stderr
+    assert not marker.exists()
+
+    forced = await guard(world, *ALLOW, "--no-checkpoint", "--", *command, env=down)
+    assert forced.code == 0, forced.stderr
+    assert marker.exists()
+
+
+async def test_no_secret_reaches_the_output_or_the_journal(world: World) -> None:
+    url = direct_url(world)
+    argv = [sys.executable, "-c", "import sys; print(len(sys.argv))", url, "--password", "hunter2-planted"]
+
+    ran = await guard(world, *ALLOW, "--", *argv)
+
+    assert ran.code == 0, ran.stderr
+    texts = (ran.stderr, journal_texts(world.app))
+    assert not world.leaked(*texts)
+    assert not any("hunter2-planted" in t for t in texts)
+    assert "--password '****'" in ran.stderr  # the echoed command line shows where it was
+
+
+async def test_whereis_names_pooled_direct_not_neon_and_foreign_urls(world: World) -> None:
+    env = {
+        "POSTGRES_URL": "postgresql://app:pw-planted-1@db.example.com:5432/shop",
+        "POSTGRES_PRISMA_URL": "postgresql://app:pw-planted-2@ep-other-account-123456.eu-central-1.aws.neon.tech/db",
+    }
+    result = await world.cli("whereis", "--json", extra_env=env)
+
+    assert result.code == 0, result.stderr
+    by = {(u["variable"], u["source"]): u for u in result.json()["urls"]}
+    pooled, direct = by[("DATABASE_URL", ".env")], by[("DIRECT_URL", ".env")]
+    for where in (pooled, direct):
+        assert where["kind"] == "neon"
+        assert where["branch"] == {
+            "id": world.main.id,
+            "name": world.main.name,
+            "default": True,
+            "protected": False,
+            "root": True,
+        }
+        assert where["role"] == "neondb_owner" and where["database"] == "neondb"
+        assert where["size"]["tables"] >= 5
+    assert pooled["pooled"] is True and direct["pooled"] is False
+    assert by[("POSTGRES_URL", "environment")]["kind"] == "not-neon"
+    foreign = by[("POSTGRES_PRISMA_URL", "environment")]
+    assert foreign["kind"] == "foreign" and "different account" in foreign["summary"]
+    assert "pw-planted" not in result.stdout + result.stderr
+    assert not world.leaked(result.stdout, result.stderr)
+
+    text = await world.cli("whereis", extra_env=env)
+    assert text.code == 0, text.stderr
+    assert "pooled" in text.stdout and "direct" in text.stdout and "size:" in text.stdout
+    assert "not Neon" in text.stdout or "not a Neon endpoint" in text.stdout
+
+
+async def test_prune_deletes_only_expired_checkpoints_it_can_prove(world: World) -> None:
+    ran = await guard(world, *ALLOW, "--", sys.executable, "-c", "pass")
+    assert ran.code == 0, ran.stderr
+    [made] = cp.checkpoints(world.app)
+
+    kept = await world.cli("guard", "prune", "--yes", "--json")  # nothing expired yet
+    assert kept.code == 0 and kept.json()["pruned"] == []
+
+    pruned = await world.cli("guard", "prune", "--yes", "--json", "--older-than", "1ms")
+    assert pruned.code == 0, pruned.stderr
+    assert pruned.json()["results"] == [{"name": made.name, "id": made.id, "result": "deleted"}]
+    assert made.name not in await world.branch_names()
+    [after] = cp.checkpoints(world.app)
+    assert after.pruned
+    listed = json.loads((await world.cli("guard", "list", "--json")).stdout)
+    assert listed["checkpoints"][0]["state"] == "pruned"
