@@ -267,3 +267,26 @@ async def test_prune_deletes_only_expired_checkpoints_it_can_prove(world: World)
     assert after.pruned
     listed = json.loads((await world.cli("guard", "list", "--json")).stdout)
     assert listed["checkpoints"][0]["state"] == "pruned"
+
+
+async def test_a_locked_project_is_waited_out_before_the_checkpoint(world: World) -> None:
+    from recovery_wizard.sandbox.faults import parse_fault
+
+    world.sandbox.app.faults[:] = [parse_fault("POST /projects/*/branches#1-2=423:retry-after=0.2")]
+    ran = await guard(world, *ALLOW, "--", sys.executable, "-c", "print('ran')")
+    world.sandbox.app.faults.clear()
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == b"ran\n"
+    [made] = cp.checkpoints(world.app)
+    assert made.name in await world.branch_names()
+
+
+async def test_a_root_branch_can_be_checkpointed_with_a_snapshot(world: World) -> None:
+    ran = await guard(world, *ALLOW, "--checkpoint", "snapshot", "--", sys.executable, "-c", "pass")
+
+    assert ran.code == 0, ran.stderr
+    [made] = cp.checkpoints(world.app)
+    assert made.kind == "snapshot" and made.lsn
+    snaps = {s.id: s for s in await world.client.snapshots(world.sandbox.project_id)}
+    assert snaps[made.id].name == made.name and snaps[made.id].source_branch_id == world.main.id
