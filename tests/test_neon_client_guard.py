@@ -17,7 +17,7 @@ SNAP = "snap-late-dew-55667788"
 
 
 def _operation(action: str) -> dict[str, object]:
-    op = fixture("operation")["operation"]
+    op: dict[str, object] = fixture("operation")["operation"]
     op.update(action=action, branch_id=BR)
     return op
 
