@@ -152,7 +152,7 @@ def guard_prune(g: GlobalOptions, older_than: timedelta | None, dry_run: bool) -
         candidates = cp.prunable(cp.checkpoints(g.workdir), now, older_than)
         results: list[dict[str, Any]] = []
         if not candidates:
-            _emit(g, {"pruned": [], "kept": []}, "Nothing to prune: no checkpoint has expired.")
+            _emit(g, {"results": [], "dry_run": dry_run}, "Nothing to prune: no checkpoint has expired.")
             return EXIT_OK
         lock = AppLock(g.workdir, command="guard prune").acquire()
         try:

@@ -257,7 +257,7 @@ async def test_prune_deletes_only_expired_checkpoints_it_can_prove(world: World)
     [made] = cp.checkpoints(world.app)
 
     kept = await world.cli("guard", "prune", "--yes", "--json")  # nothing expired yet
-    assert kept.code == 0 and kept.json()["pruned"] == []
+    assert kept.code == 0 and kept.json()["results"] == []
 
     pruned = await world.cli("guard", "prune", "--yes", "--json", "--older-than", "1ms")
     assert pruned.code == 0, pruned.stderr
