@@ -290,3 +290,67 @@ async def test_a_root_branch_can_be_checkpointed_with_a_snapshot(world: World) -
     assert made.kind == "snapshot" and made.lsn
     snaps = {s.id: s for s in await world.client.snapshots(world.sandbox.project_id)}
     assert snaps[made.id].name == made.name and snaps[made.id].source_branch_id == world.main.id
+
+
+def _in_pty(world: World, args: list[str], typed: bytes, timeout: float = 60) -> tuple[int, str]:
+    """Run the guard on a pseudo-terminal (its /dev/tty), type ``typed`` at the prompt, return (code, output)."""
+    import os
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(world.app)
+        os.execve(sys.executable, [sys.executable, "-m", "recovery_wizard", "guard", *args], world.env)
+    seen, sent = b"", False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            if not sent and b"Type the branch name" in seen:
+                os.write(fd, typed)
+                sent = True
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+async def test_the_branch_name_typed_at_the_terminal_lets_it_run_and_a_wrong_one_cancels(world: World) -> None:
+    marker = world.app / "ran.txt"
+    args = ["--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+
+    code, output = await asyncio.to_thread(_in_pty, world, args, b"production\n")
+    assert code == 3, output
+    assert "is not 'main'" in output and not marker.exists()
+    assert cp.checkpoints(world.app) == []  # nothing made before the answer
+
+    code, output = await asyncio.to_thread(_in_pty, world, args, b"main\n")
+    assert code == 0, output
+    assert marker.exists() and len(cp.checkpoints(world.app)) == 1
+
+
+async def test_prune_keeps_a_checkpoint_someone_gave_a_compute_and_says_why(world: World) -> None:
+    ran = await guard(world, *ALLOW, "--", sys.executable, "-c", "pass")
+    assert ran.code == 0, ran.stderr
+    [made] = cp.checkpoints(world.app)
+    project = world.sandbox.project_id
+    given = await world.client.create_endpoint(project, made.id, type=EndpointType.READ_WRITE)
+    await world.client.wait_for_operations(project, given.operations)
+
+    pruned = await world.cli("guard", "prune", "--yes", "--json", "--older-than", "1ms")
+
+    assert pruned.code == 0, pruned.stderr
+    [result] = pruned.json()["results"]
+    assert result["result"] == "kept" and "read-write compute" in result["why"][0]
+    assert made.name in await world.branch_names()
+    assert not cp.checkpoints(world.app)[0].pruned
