@@ -354,3 +354,23 @@ async def test_prune_keeps_a_checkpoint_someone_gave_a_compute_and_says_why(worl
     assert result["result"] == "kept" and "read-write compute" in result["why"][0]
     assert made.name in await world.branch_names()
     assert not cp.checkpoints(world.app)[0].pruned
+
+
+async def test_a_harmless_command_on_a_child_branch_runs_without_asking(world: World) -> None:
+    project = world.sandbox.project_id
+    dev = await world.client.create_branch(project, parent_id=world.main.id, name="dev")
+    await world.client.wait_for_operations(project, dev.operations)
+    uri = await world.client.connection_uri(
+        project, branch_id=dev.branch.id, database_name="neondb", role_name="neondb_owner"
+    )
+    env = {"DATABASE_URL": uri.reveal(), "DIRECT_URL": uri.reveal()}
+
+    ran = await guard(world, "--", sys.executable, "-c", "print('seeded')", env=env)
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == b"seeded\n" and "Type the branch name" not in ran.stderr
+    [made] = cp.checkpoints(world.app)
+    assert made.branch_id == dev.branch.id and made.branch_name == "dev"
+
+    refused = await guard(world, "--yes", "--", "npx", "prisma", "migrate", "reset", "--force", env=env)
+    assert refused.code == 2 and "migrate reset" in refused.stderr and "--allow-default" in refused.stderr
