@@ -34,6 +34,7 @@ from recovery_wizard.recovery.outcome import (
     EXIT_STEP_FAILED,
     EXIT_USAGE,
     CancelledError,
+    InterruptedRunError,
     UsageError,
 )
 from recovery_wizard.recovery.ui import Prompter
@@ -88,8 +89,8 @@ def guard(g: GlobalOptions, options: Any) -> int:
             )
         except (UsageError, UnauthorizedError, ForbiddenError, NotFoundError, LockedError) as exc:
             return _fail(g, exc, EXIT_USAGE, "refused")
-        except CancelledError as exc:
-            return _fail(g, exc, exc.exit_code, "cancelled")
+        except (CancelledError, InterruptedRunError) as exc:
+            return _fail(g, exc, exc.exit_code, exc.status)
         except RecoveryError as exc:
             return _fail(g, exc, EXIT_STEP_FAILED, "failed")
         return EXIT_OK

@@ -32,7 +32,12 @@ from recovery_wizard.recovery import checkpoint as cp
 from recovery_wizard.recovery import guardcmd, prisma
 from recovery_wizard.recovery.journal import Journal
 from recovery_wizard.recovery.lock import AppLock
-from recovery_wizard.recovery.outcome import CancelledError, StepFailedError, UsageError
+from recovery_wizard.recovery.outcome import (
+    CancelledError,
+    InterruptedRunError,
+    StepFailedError,
+    UsageError,
+)
 from recovery_wizard.recovery.whereis import AppUrl, Resolver, TableSize, Where, app_urls, locate, table_sizes
 from recovery_wizard.redact import Secret, mask_url
 
@@ -300,14 +305,16 @@ async def _take(
             branch_name=where.branch.name,
             expires_at=expires_at,
         )
-    except asyncio.CancelledError:
-        # Interrupted while Neon made it: the branch may exist. It expires on its own; say its name.
+    except asyncio.CancelledError as exc:
+        # A signal while Neon made it: the checkpoint may exist. Not "nothing was changed" (what an
+        # interrupt before any write says): name it, and say it expires on its own.
         journal.append("run", "end", status="interrupted")
-        say(
-            f"guard: interrupted while making the checkpoint {cp.checkpoint_name(journal.run_id)}; "
-            f"if Neon made it, it expires by itself on {expires_at:%Y-%m-%d %H:%M} UTC."
-        )
-        raise
+        raise InterruptedRunError(
+            f"Interrupted ({exc.args[0] if exc.args else 'cancelled'}) while making the checkpoint "
+            f"{cp.checkpoint_name(journal.run_id)}; the command did not run. If Neon made the checkpoint, "
+            f"it expires by itself on {expires_at:%Y-%m-%d %H:%M} UTC.",
+            hint="Run the guard again when ready; `recovery-wizard branches` shows whether the checkpoint exists.",
+        ) from None
     except NeonError as exc:
         journal.append("step", "failed", cp.STEP, error=str(exc))
         journal.append("run", "end", status="failed")

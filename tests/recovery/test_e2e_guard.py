@@ -325,7 +325,9 @@ def _in_pty(world: World, args: list[str], typed: bytes, timeout: float = 60) ->
     return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
 
 
-async def test_the_branch_name_typed_at_the_terminal_lets_it_run_and_a_wrong_one_cancels(world: World) -> None:
+async def test_the_branch_name_typed_at_the_terminal_lets_it_run_and_a_wrong_one_cancels(
+    world: World,
+) -> None:
     marker = world.app / "ran.txt"
     args = ["--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
 
@@ -374,3 +376,41 @@ async def test_a_harmless_command_on_a_child_branch_runs_without_asking(world: W
 
     refused = await guard(world, "--yes", "--", "npx", "prisma", "migrate", "reset", "--force", env=env)
     assert refused.code == 2 and "migrate reset" in refused.stderr and "--allow-default" in refused.stderr
+
+
+async def test_interrupted_while_the_checkpoint_is_made_names_it_and_never_runs_the_command(world: World) -> None:
+    from recovery_wizard.sandbox.faults import parse_fault
+
+    marker = world.app / "ran.txt"
+    world.sandbox.app.faults[:] = [parse_fault("POST /projects/*/branches=stall:seconds=20")]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "recovery_wizard",
+        "guard",
+        *ALLOW,
+        "--",
+        sys.executable,
+        "-c",
+        f"open({str(marker)!r}, 'w')",
+        cwd=world.app,
+        env=world.env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    seen = b""
+    while b"going ahead" not in seen:
+        seen += await asyncio.wait_for(proc.stderr.readline(), 60)
+    await asyncio.sleep(1.0)  # the POST is in flight, stalled
+    proc.send_signal(signal.SIGINT)
+    err = seen.decode() + (await asyncio.wait_for(proc.stderr.read(), 60)).decode()
+    code = await proc.wait()
+    world.sandbox.app.faults.clear()
+
+    assert code == 3, err
+    assert "while making the checkpoint guard-" in err and "expires by itself" in err
+    assert "nothing was changed" not in err
+    assert not marker.exists()
+    assert cp.checkpoints(world.app) == []  # never confirmed made: not offered as a restore point
