@@ -82,11 +82,16 @@ def guard(g: GlobalOptions, options: Any) -> int:
     async def phase_one() -> int:
         prompter = make_prompter(g)
         try:
-            holder.append(
-                await with_client(
-                    g, reporter, prompter, lambda client: prepare(client, options, _say, default_ask)
+            if g.api_key:
+                holder.append(
+                    await with_client(
+                        g, reporter, prompter, lambda client: prepare(client, options, _say, default_ask)
+                    )
                 )
-            )
+            else:
+                # No key: no checkpoint, so a destructive command is refused unless --no-checkpoint; any
+                # other command runs with a warning (the guard never stands between a script and its job).
+                holder.append(await prepare(None, options, _say, default_ask))
         except (UsageError, UnauthorizedError, ForbiddenError, NotFoundError, LockedError) as exc:
             return _fail(g, exc, EXIT_USAGE, "refused")
         except (CancelledError, InterruptedRunError) as exc:

@@ -131,10 +131,15 @@ def pick_target(options: GuardOptions) -> AppUrl:
     )
 
 
+NO_KEY: Final = "no Neon API key was given (set NEON_API_KEY)"
+
+
 async def resolve(
-    client: NeonClient, options: GuardOptions, target: AppUrl
+    client: NeonClient | None, options: GuardOptions, target: AppUrl
 ) -> tuple[Where | None, str | None]:
     """Where the target points, or (None, why) when the API cannot be asked. A refused key is an error."""
+    if client is None:
+        return None, NO_KEY
     try:
         return await locate(Resolver(client, options.project_id), target), None
     except (UnauthorizedError, ForbiddenError):
@@ -236,7 +241,7 @@ def describe(where: Where | None, target: AppUrl, api_error: str | None) -> str:
     return where.summary()
 
 
-async def prepare(client: NeonClient, options: GuardOptions, say: Say, ask: AskTyped) -> Prepared:
+async def prepare(client: NeonClient | None, options: GuardOptions, say: Say, ask: AskTyped) -> Prepared:
     """Phase 1: where the command goes, the confirmation, the journal, the counts and the checkpoint."""
     if options.expires > MAX_EXPIRY or options.expires <= timedelta(0):
         raise UsageError(
@@ -279,7 +284,7 @@ async def prepare(client: NeonClient, options: GuardOptions, say: Say, ask: AskT
         counting = asyncio.ensure_future(_count(target.url, say, "before"))
         try:
             if kind != "none":
-                assert where is not None and where.project is not None and branch is not None
+                assert client is not None and where is not None and where.project is not None
                 prepared.checkpoint = await _take(client, journal, kind, where, options, say)
         except BaseException:
             counting.cancel()

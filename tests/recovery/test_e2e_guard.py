@@ -378,7 +378,9 @@ async def test_a_harmless_command_on_a_child_branch_runs_without_asking(world: W
     assert refused.code == 2 and "migrate reset" in refused.stderr and "--allow-default" in refused.stderr
 
 
-async def test_interrupted_while_the_checkpoint_is_made_names_it_and_never_runs_the_command(world: World) -> None:
+async def test_interrupted_while_the_checkpoint_is_made_names_it_and_never_runs_the_command(
+    world: World,
+) -> None:
     from recovery_wizard.sandbox.faults import parse_fault
 
     marker = world.app / "ran.txt"
@@ -414,3 +416,14 @@ async def test_interrupted_while_the_checkpoint_is_made_names_it_and_never_runs_
     assert "nothing was changed" not in err
     assert not marker.exists()
     assert cp.checkpoints(world.app) == []  # never confirmed made: not offered as a restore point
+
+
+async def test_without_a_key_a_destructive_command_is_refused_and_others_run_with_a_warning(world: World) -> None:
+    no_key = {"NEON_API_KEY": ""}
+    refused = await guard(world, "--yes", "--", "npx", "prisma", "db", "execute", "--file", "x.sql", env=no_key)
+    assert refused.code == 2 and "NEON_API_KEY" in refused.stderr and "--no-checkpoint" in refused.stderr
+
+    ran = await guard(world, "--", sys.executable, "-c", "print('ok')", env=no_key)
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout == b"ok\n" and "No checkpoint" in ran.stderr
+    assert cp.checkpoints(world.app) == []
