@@ -418,12 +418,52 @@ async def test_interrupted_while_the_checkpoint_is_made_names_it_and_never_runs_
     assert cp.checkpoints(world.app) == []  # never confirmed made: not offered as a restore point
 
 
-async def test_without_a_key_a_destructive_command_is_refused_and_others_run_with_a_warning(world: World) -> None:
+async def test_without_a_key_a_destructive_command_is_refused_and_others_run_with_a_warning(
+    world: World,
+) -> None:
     no_key = {"NEON_API_KEY": ""}
-    refused = await guard(world, "--yes", "--", "npx", "prisma", "db", "execute", "--file", "x.sql", env=no_key)
+    refused = await guard(
+        world, "--yes", "--", "npx", "prisma", "db", "execute", "--file", "x.sql", env=no_key
+    )
     assert refused.code == 2 and "NEON_API_KEY" in refused.stderr and "--no-checkpoint" in refused.stderr
 
     ran = await guard(world, "--", sys.executable, "-c", "print('ok')", env=no_key)
     assert ran.code == 0, ran.stderr
     assert ran.stdout == b"ok\n" and "No checkpoint" in ran.stderr
     assert cp.checkpoints(world.app) == []
+
+
+async def test_the_homecheff_incident_replayed_as_a_guarded_psql_migration(world: World) -> None:
+    """The incident's own migration, run with `psql -f` against a branch holding the data as it was."""
+    from datetime import UTC, datetime, timedelta
+
+    from recovery_wizard.pgtools import find_tools
+    from recovery_wizard.sandbox.scenarios.homecheff import INCIDENT_MIGRATION
+
+    project = world.sandbox.project_id
+    healthy = await world.client.create_branch(
+        project,
+        parent_id=world.main.id,
+        name="before-incident",
+        parent_timestamp=datetime.now(UTC) - timedelta(minutes=35),
+    )
+    await world.client.wait_for_operations(project, healthy.operations)
+    uri = await world.client.connection_uri(
+        project, branch_id=healthy.branch.id, database_name="neondb", role_name="neondb_owner"
+    )
+    before = await asyncio.to_thread(count_users, uri.reveal())
+    (world.app / "migration.sql").write_text(INCIDENT_MIGRATION)
+    psql = str(find_tools(15).psql)
+
+    ran = await guard(
+        world, *ALLOW, "--", psql, uri.reveal(), "-v", "ON_ERROR_STOP=1", "-q", "-f", "migration.sql"
+    )
+
+    assert ran.code == 0, ran.stderr
+    assert "psql -f" in ran.stderr and "before-incident" in ran.stderr
+    [made] = cp.checkpoints(world.app)
+    assert made.branch_id == healthy.branch.id and made.lost == ("User",)
+    assert "DATA LOSS" in ran.stderr and made.restore_command in ran.stderr
+    assert await asyncio.to_thread(count_users, uri.reveal()) == 2  # the admins the migration kept
+    assert await read_checkpoint_users(world, made.id) == before > 10
+    assert not world.leaked(ran.stderr, journal_texts(world.app))
