@@ -449,6 +449,14 @@ class GuardGroup(click.Group):
             args = args[:at]
         return super().parse_args(ctx, args)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands:
+            raise click.UsageError(
+                f"{args[0]!r} is not a guard subcommand (list, prune). Put the command to run after --: "
+                f"recovery-wizard guard -- {args[0]} …"
+            )
+        return super().resolve_command(ctx, args)
+
 
 def _duration(text: str, option: str) -> Any:
     from recovery_wizard.recovery.timepoint import TimePointError, parse_duration

@@ -90,3 +90,24 @@ def test_losses_above_the_threshold_and_dropped_tables() -> None:
     found = losses(before, after, 10.0)
     assert [(item.table, item.after) for item in found] == [("Session", None), ("User", 89)]
     assert losses(before, after, 100.0) == []
+
+
+def test_the_command_must_come_after_a_double_dash() -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "recovery_wizard", "guard", *args],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    missing_dashes = run("npx", "prisma", "migrate", "dev")
+    assert missing_dashes.returncode == 2 and "guard -- npx" in missing_dashes.stderr
+    nothing = run()
+    assert nothing.returncode == 2 and "after --" in nothing.stderr
+    bad_expiry = run("--expires", "soon", "--", "true")
+    assert bad_expiry.returncode == 2 and "--expires" in bad_expiry.stderr
