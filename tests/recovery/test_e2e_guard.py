@@ -121,6 +121,13 @@ async def test_a_migration_that_deletes_users_ends_loud_and_the_checkpoint_holds
     [row] = listed.json()["checkpoints"]
     assert row["run_id"] == made.run_id and row["lost"] == ["User"] and row["state"] == "kept"
 
+    # The timeline names it by the command that followed it, with the command that comes back to it.
+    timeline = await world.cli("timeline", "--yes", "--json")
+    assert timeline.code == 0, timeline.stderr
+    [event] = [e for e in timeline.json()["events"] if e["kind"] == "checkpoint"]
+    assert event["ref"] == made.run_id and "migrate.py`" in event["summary"]
+    assert made.restore_command in event["summary"]
+
 
 async def test_a_harmless_command_passes_stdin_stdout_and_exit_code_through(world: World) -> None:
     script = (
