@@ -236,6 +236,7 @@ class Resolver:
         self.client = client
         self.project_id = project_id
         self._projects: list[Project] | None = None
+        self._others: list[Project] | None = None
         self._endpoints: dict[str, list[Endpoint]] = {}
         self._branches: dict[tuple[str, str], Branch] = {}
         self.notes: list[str] = []
