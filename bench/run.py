@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, str] = {
     "memory": "bench.memory",
     "envfile": "bench.envfile_scale",
     "merge_diff": "bench.merge_diff",
+    "guard": "bench.guard",
 }
 
 

@@ -415,6 +415,164 @@ def env_rollback(run_id: str | None, **options: Any) -> None:
     raise SystemExit(commands.env_rollback(_globals(options), run_id))
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@global_options
+@click.option("--no-size", is_flag=True, help="Do not connect to count tables and rows.")
+def whereis(no_size: bool, **options: Any) -> None:
+    """Where the app's database URLs point: Neon project, branch (default, protected, root), pooled or
+    direct, role, and a one-line size.
+
+    Reads the URLs as the restore does (the environment, .env, .env.local, prisma/.env, the variables the
+    Prisma schema names) and resolves each host through the API. Passwords are never shown.
+    """
+    from recovery_wizard import guard_commands
+
+    raise SystemExit(guard_commands.whereis(_globals(options), sizes=not no_size))
+
+
+GUARD_EXIT_HELP = """\b
+Exit codes: the command's own; 128+N when signal N ended it. Before the
+command runs: 2 refused (nothing ran, nothing written: no URL, a refused
+confirmation, --yes without --allow-default, no checkpoint possible for a
+destructive command), 1 the checkpoint could not be made, 3 cancelled."""
+
+
+class GuardGroup(click.Group):
+    """`guard [OPTIONS] -- COMMAND…` runs COMMAND; `guard list` and `guard prune` manage checkpoints.
+
+    Everything after the first `--` is the command, never parsed as options or subcommands here.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["guarded"] = args[at + 1 :]
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] not in self.commands:
+            raise click.UsageError(
+                f"{args[0]!r} is not a guard subcommand (list, prune). Put the command to run after --: "
+                f"recovery-wizard guard -- {args[0]} …"
+            )
+        return super().resolve_command(ctx, args)
+
+
+def _duration(text: str, option: str) -> Any:
+    from recovery_wizard.recovery.timepoint import TimePointError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except TimePointError as exc:
+        raise click.BadParameter(f"{exc} {exc.hint}".strip(), param_hint=option) from None
+
+
+@cli.group(cls=GuardGroup, invoke_without_command=True, epilog=GUARD_EXIT_HELP)
+@click.option(
+    "--api-key", envvar="NEON_API_KEY", show_envvar=True, metavar="KEY", help="Neon API key (never echoed)."
+)
+@click.option("--api-url", envvar="NEON_API_URL", show_envvar=True, metavar="URL", help="Neon API base URL.")
+@click.option("--project-id", envvar="NEON_PROJECT_ID", show_envvar=True, metavar="ID", help="The project.")
+@click.option(
+    "--checkpoint",
+    type=click.Choice(["branch", "snapshot", "none"]),
+    default="branch",
+    show_default=True,
+    help="branch: a branch at head (no compute); snapshot: a Neon snapshot (root branches); none.",
+)
+@click.option(
+    "--no-checkpoint", is_flag=True, help="Same as --checkpoint none: run with nothing to come back to."
+)
+@click.option(
+    "--allow-default",
+    is_flag=True,
+    help="With --yes: allow a destructive command, or any command on the default or a protected branch.",
+)
+@click.option("--yes", "-y", is_flag=True, help="Never prompt (refuses what needs a typed confirmation).")
+@click.option(
+    "--threshold",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, 100),
+    metavar="PERCENT",
+    help="Warn when a table loses more than this share of its rows.",
+)
+@click.option(
+    "--expires",
+    default="7d",
+    show_default=True,
+    metavar="DURATION",
+    help="The checkpoint's lifetime (at most 30d).",
+)
+@click.pass_context
+def guard(ctx: click.Context, /, **options: Any) -> None:
+    """Run a command that may touch the database, with a checkpoint to come back to.
+
+    `recovery-wizard guard -- npx prisma migrate deploy`: says which Neon branch the command's URL reaches,
+    asks for the branch name typed when the command can destroy data (migrate dev/reset, db push
+    --accept-data-loss/--force-reset, db execute, psql -f) or the branch is the default or a protected one,
+    takes a checkpoint, runs the command untouched (stdin, stdout, stderr, exit code), then compares row
+    counts and prints `recovery-wizard restore --from checkpoint:<run id>` when a table lost rows.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    argv = list(ctx.meta.get("guarded") or [])
+    if not argv:
+        raise click.UsageError(
+            "Give the command after --, e.g. recovery-wizard guard -- npx prisma migrate deploy"
+        )
+    import os
+
+    from recovery_wizard import guard_commands
+    from recovery_wizard.commands import GlobalOptions, workdir
+    from recovery_wizard.recovery.guard import GuardOptions
+
+    g = GlobalOptions(
+        api_key=options["api_key"],
+        api_url=options["api_url"],
+        project_id=options["project_id"],
+        json=False,
+        yes=options["yes"],
+        workdir=workdir(),
+    )
+    guard_options = GuardOptions(
+        argv=argv,
+        workdir=g.workdir,
+        environ=dict(os.environ),
+        project_id=g.project_id,
+        checkpoint="none" if options["no_checkpoint"] else options["checkpoint"],
+        allow_default=options["allow_default"],
+        yes=options["yes"],
+        threshold=options["threshold"],
+        expires=_duration(options["expires"], "--expires"),
+    )
+    raise SystemExit(guard_commands.guard(g, guard_options))
+
+
+@guard.command("list")
+@global_options
+def guard_list(**options: Any) -> None:
+    """The checkpoints the guard made here, newest first, with the command that followed each."""
+    from recovery_wizard import guard_commands
+
+    raise SystemExit(guard_commands.guard_list(_globals(options)))
+
+
+@guard.command("prune", epilog=EXIT_CODES_HELP)
+@global_options
+@click.option(
+    "--older-than", metavar="DURATION", help="Also delete checkpoints made longer ago than this (e.g. 3d)."
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
+def guard_prune(older_than: str | None, dry_run: bool, **options: Any) -> None:
+    """Delete expired checkpoints (or older ones), only those provably made by this app's guard runs."""
+    from recovery_wizard import guard_commands
+
+    age = _duration(older_than, "--older-than") if older_than else None
+    raise SystemExit(guard_commands.guard_prune(_globals(options), age, dry_run))
+
+
 FAULT_HELP = """Make matching API requests fail, deterministically (repeatable).
 
 \b

@@ -659,8 +659,11 @@ def timeline(g: GlobalOptions, past: PastOptions, incident: str | None) -> int:
 
     async def body(client: NeonClient, reporter: StderrReporter, prompter: Prompter) -> int:
         project, window, _ = await _lens(client, g, past, prompter)
+        from recovery_wizard.recovery.checkpoint import checkpoints
+
         stated = _parse_time(incident, past.tz, window).utc if incident else None
-        events = await build_timeline(client, project, window, incident=stated)
+        made = checkpoints(g.workdir, warn=reporter.warn)
+        events = await build_timeline(client, project, window, incident=stated, checkpoints=made)
         payload = {
             "project": {"id": project.id, "name": project.name},
             "window": {"earliest": window.earliest, "now": window.now},

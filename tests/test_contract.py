@@ -77,6 +77,9 @@ CLIENT_OPERATIONS: dict[str, str] = {
     "branch_schema": "getProjectBranchSchema",
     "compare_schema": "getProjectBranchSchemaComparison",
     "snapshots": "listSnapshots",
+    "project_endpoints": "listProjectEndpoints",
+    "create_snapshot": "createSnapshot",
+    "delete_snapshot": "deleteSnapshot",
 }
 
 

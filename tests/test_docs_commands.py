@@ -105,6 +105,8 @@ def test_the_docs_show_commands() -> None:
         "timeline",
         "env",
         "sandbox",
+        "whereis",
+        "guard",
     } <= shown
 
 

@@ -36,6 +36,7 @@ from recovery_wizard.neon.models import (
     EndpointType,
     Operation,
     OperationEnvelope,
+    OperationsEnvelope,
     OperationsPage,
     Organization,
     OrganizationsEnvelope,
@@ -47,6 +48,7 @@ from recovery_wizard.neon.models import (
     RolesEnvelope,
     SchemaDiff,
     Snapshot,
+    SnapshotOperations,
     SnapshotsEnvelope,
     UriEnvelope,
 )
@@ -342,6 +344,13 @@ class NeonClient:
         )
         return envelope.endpoints
 
+    async def project_endpoints(self, project_id: str) -> list[Endpoint]:
+        """Every compute of the project, whatever its branch: one request to find which one a host is."""
+        envelope = await self.transport.request(
+            "GET", f"/projects/{_seg(project_id)}/endpoints", EndpointsEnvelope
+        )
+        return envelope.endpoints
+
     async def create_endpoint(
         self, project_id: str, branch_id: str, *, type: str = EndpointType.READ_WRITE
     ) -> EndpointOperations:
@@ -510,6 +519,41 @@ class NeonClient:
             "GET", f"/projects/{_seg(project_id)}/snapshots", SnapshotsEnvelope
         )
         return envelope.snapshots
+
+    # --- snapshots written by the guard (a checkpoint of a root branch) ----------------------------------
+
+    async def create_snapshot(
+        self,
+        project_id: str,
+        branch_id: str,
+        *,
+        name: str | None = None,
+        expires_at: datetime | None = None,
+        timestamp: datetime | None = None,
+        lsn: str | None = None,
+    ) -> SnapshotOperations:
+        """A snapshot of a root branch, now or at a moment/LSN (Neon: beta). Wait for its operations."""
+        if timestamp is not None and lsn is not None:
+            raise ValueError("give timestamp or lsn, not both")
+        params: Params = {
+            "name": name,
+            "expires_at": format_timestamp(expires_at, whole_seconds=True) if expires_at else None,
+            "timestamp": format_timestamp(timestamp) if timestamp else None,
+            "lsn": lsn,
+        }
+        return await self.transport.request(
+            "POST",
+            f"/projects/{_seg(project_id)}/branches/{_seg(branch_id)}/snapshot",
+            SnapshotOperations,
+            params=params,
+        )
+
+    async def delete_snapshot(self, project_id: str, snapshot_id: str) -> list[Operation]:
+        """Delete a snapshot; the operations to wait for (none when Neon answers 204)."""
+        envelope = await self.transport.request(
+            "DELETE", f"/projects/{_seg(project_id)}/snapshots/{_seg(snapshot_id)}", OperationsEnvelope
+        )
+        return envelope.operations if envelope is not None else []
 
     # --- paging ------------------------------------------------------------------------------------
 

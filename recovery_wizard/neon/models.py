@@ -306,3 +306,16 @@ class UriEnvelope(Model):
 
 class SnapshotsEnvelope(Model):
     snapshots: list[Snapshot]
+
+
+class SnapshotOperations(Model):
+    """The answer to creating a snapshot: the snapshot and the operations to wait for."""
+
+    snapshot: Snapshot
+    operations: list[Operation] = []
+
+
+class OperationsEnvelope(Model):
+    """An answer that carries only the operations to wait for (deleting a snapshot)."""
+
+    operations: list[Operation] = []

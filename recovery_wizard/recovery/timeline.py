@@ -6,6 +6,7 @@ incident time the user states.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from recovery_wizard.recovery.timepoint import RestoreWindow
 if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
     from recovery_wizard.neon.models import Project
+    from recovery_wizard.recovery.checkpoint import Checkpoint
 
 # A busy project has thousands of operations a week; the newest ones are the ones an incident is near.
 MAX_OPERATIONS = 500
@@ -23,7 +25,7 @@ MAX_OPERATIONS = 500
 @dataclass(frozen=True)
 class Event:
     at: datetime
-    kind: str  # window-start, operation, branch-created, branch-reset, incident, now
+    kind: str  # window-start, operation, branch-created, branch-reset, checkpoint, incident, now
     summary: str
     ref: str = ""  # an id: operation, branch
 
@@ -32,14 +34,26 @@ class Event:
 
 
 async def build_timeline(
-    client: NeonClient, project: Project, window: RestoreWindow, *, incident: datetime | None = None
+    client: NeonClient,
+    project: Project,
+    window: RestoreWindow,
+    *,
+    incident: datetime | None = None,
+    checkpoints: Sequence[Checkpoint] = (),
 ) -> list[Event]:
+    """``checkpoints``: the guard's restore points (``checkpoint.checkpoints(workdir)``), named by the command
+    that followed them, so nobody has to guess the moment before a migration."""
     events = [
         Event(window.earliest, "window-start", "oldest restorable moment"),
         Event(window.now, "now", "now"),
     ]
     if incident is not None:
         events.append(Event(incident, "incident", "the incident (as you stated it)"))
+    for made in checkpoints:
+        if made.at is not None and made.project_id == project.id and not made.pruned:
+            events.append(
+                Event(made.at, "checkpoint", f"checkpoint {made.label}: {made.restore_command}", made.run_id)
+            )
 
     async def operations() -> list[Event]:
         found: list[Event] = []
@@ -73,6 +87,7 @@ def render_timeline(events: list[Event], zone: tzinfo) -> str:
         "now": ">|",
         "branch-created": "+b",
         "branch-reset": "~b",
+        "checkpoint": "@@",
     }
     lines = []
     for event in events:

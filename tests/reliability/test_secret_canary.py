@@ -46,6 +46,12 @@ FLOWS: dict[str, tuple[list[str], set[int]]] = {
     "bad --at": (["restore", "--yes", "--json", "--at", "2026-13-45 25:61"], {2}),
     "refused key": (["restore", "--yes", "--json", "--at", "35 minutes ago"], {2}),
     "refused key, peek": (["peek", "--yes", "--at", "35 minutes ago", "--sql", CANARY], {2}),
+    "whereis": (["whereis", "--json"], {0}),
+    "guard": (["guard", "--yes", "--allow-default", "--", "sh", "-c", "exit 0"], {0}),
+    "guard, destructive refused": (["guard", "--yes", "--", "sh", "-c", "psql -f x.sql"], {2}),
+    "guard list": (["guard", "list", "--json"], {0}),
+    "refused key, whereis": (["whereis", "--json"], {2}),
+    "refused key, guard": (["guard", "--yes", "--allow-default", "--", "sh", "-c", "exit 0"], {2}),
 }
 
 
