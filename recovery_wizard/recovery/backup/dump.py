@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,7 +206,8 @@ def _extra(password: str | None) -> list[str]:
 def _dump_failed(stderr: str, code: int | None, password: str | None) -> DumpFailedError:
     text = redact(stderr.strip(), _extra(password))
     last = text.splitlines()[-1] if text else f"exit code {code}"
-    if any(word in text.lower() for word in _DISK_FULL):
+    # SIGXFSZ: the file grew past the size limit the process may write (a quota, ulimit -f).
+    if any(word in text.lower() for word in _DISK_FULL) or code == -signal.SIGXFSZ:
         return DumpFailedError(
             f"The disk filled up while pg_dump wrote the backup ({last}). The partial file was removed; "
             "older backups are untouched.",
