@@ -77,6 +77,11 @@ CLIENT_OPERATIONS: dict[str, str] = {
     "branch_schema": "getProjectBranchSchema",
     "compare_schema": "getProjectBranchSchemaComparison",
     "snapshots": "listSnapshots",
+    "create_snapshot": "createSnapshot",
+    "update_snapshot": "updateSnapshot",
+    "delete_snapshot": "deleteSnapshot",
+    "backup_schedule": "getSnapshotSchedule",
+    "set_backup_schedule": "setSnapshotSchedule",
 }
 
 
