@@ -300,3 +300,30 @@ async def test_secret_canary_process_list_while_pg_dump_runs(world: World) -> No
         if path.is_file():
             texts.append(path.read_text(errors="replace"))
     assert not world.leaked(*texts)
+
+
+async def test_outside_the_window_timeline_and_restore_offer_backups_from_before(world: World) -> None:
+    result = await backup(world)
+    assert result.code == 0, result.stderr
+    file = Path(result.json()["file"]["path"])
+    age_backup(file, 1)  # as if taken an hour ago, before the incident
+    assert world.sandbox.project is not None
+    world.sandbox.project.history_retention_seconds = 600  # the window is shorter than the incident's age
+
+    timeline = await world.cli("timeline", "--json", "--incident", "35 minutes ago")
+    assert timeline.code == 0, timeline.stderr
+    out = timeline.json()
+    kinds = {e["kind"] for e in out["events"]}
+    assert {"snapshot", "backup-file", "incident"} <= kinds
+    offered = out["backups_before_incident"]
+    assert offered and offered[0]["source"] == f"file:{file}"
+    incident = datetime.fromisoformat(next(e["at"] for e in out["events"] if e["kind"] == "incident"))
+    assert all(datetime.fromisoformat(o["at"]) <= incident for o in offered)
+    human = await world.cli("timeline", "--incident", "35 minutes ago")
+    assert "Backups from before" in human.stdout and f"--from file:{file}" in human.stdout
+
+    refused = await world.cli("restore", "--yes", "--at", "35 minutes ago")
+    assert refused.code == 2
+    assert "before the oldest restorable moment" in refused.stderr
+    assert f"file:{file}" in refused.stderr and "snapshot:" in refused.stderr
+    assert not world.leaked(timeline.stdout, human.stdout, refused.stderr)
