@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "branches": "bench.branches",
     "memory": "bench.memory",
     "envfile": "bench.envfile_scale",
+    "backup": "bench.backup",
 }
 
 
