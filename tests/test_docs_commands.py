@@ -105,6 +105,7 @@ def test_the_docs_show_commands() -> None:
         "timeline",
         "env",
         "sandbox",
+        "backup",
     } <= shown
 
 
