@@ -27,6 +27,11 @@ def _bare_pg_dump(pg_dump: Path, dsn: str, out: Path) -> float:
     return time.perf_counter() - began
 
 
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        path.unlink()
+
+
 async def run(ctx: Context) -> list[Figure]:
     from recovery_wizard.pgtools import find_tools
     from recovery_wizard.recovery.backup.dump import take_file_backup
@@ -55,11 +60,10 @@ async def run(ctx: Context) -> list[Figure]:
                 tool.append(t)
                 size = taken.manifest.size
                 assert sum(taken.manifest.tables.values()) == sum(sizes(tables, rows))
-                taken.path.unlink()
-                Path(str(taken.path) + ".manifest.json").unlink()
+                await asyncio.to_thread(_remove, taken.path, Path(str(taken.path) + ".manifest.json"))
                 out = directory / f"bare-{i}.dump"
                 bare.append(await asyncio.to_thread(_bare_pg_dump, pg_dump, dsn, out))
-                out.unlink()
+                await asyncio.to_thread(_remove, out)
         details.update(tool_s=tool, bare_s=bare, size=size)
     finally:
         await _drop(ctx, dbname)
