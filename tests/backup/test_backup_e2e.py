@@ -327,3 +327,93 @@ async def test_outside_the_window_timeline_and_restore_offer_backups_from_before
     assert "before the oldest restorable moment" in refused.stderr
     assert f"file:{file}" in refused.stderr and "snapshot:" in refused.stderr
     assert not world.leaked(timeline.stdout, human.stdout, refused.stderr)
+
+
+async def _start_held_backup(world: World) -> tuple[asyncio.subprocess.Process, object]:
+    """A backup whose pg_dump waits on a table lock held by the test (returned, to release)."""
+    import psycopg
+
+    blocker = await psycopg.AsyncConnection.connect(await direct_url(world))
+    await blocker.execute('LOCK TABLE "User" IN ACCESS EXCLUSIVE MODE')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "recovery_wizard",
+        "backup",
+        "--yes",
+        "--json",
+        cwd=world.app,
+        env=world.env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    backups = world.app / "backups"
+    for _ in range(400):
+        if backups.is_dir() and any(
+            p.name.startswith(".") and ".partial-" in p.name for p in backups.iterdir()
+        ):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the backup never started writing")
+    return proc, blocker
+
+
+async def test_interrupted_backup_removes_its_partial_file(world: World) -> None:
+    import signal
+
+    first = await backup(world)
+    assert first.code == 0, first.stderr
+    before = sorted(p.name for p in (world.app / "backups").iterdir())
+    proc, blocker = await _start_held_backup(world)
+    try:
+        # A second backup meanwhile is refused at once: one writer per app directory.
+        second = await backup(world)
+        assert second.code == 2 and "backup" in second.stderr and "pid" in second.stderr
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await blocker.close()  # type: ignore[attr-defined]
+    assert proc.returncode == 3, err.decode()
+    assert "SIGTERM" in err.decode()
+    assert sorted(p.name for p in (world.app / "backups").iterdir()) == before
+    del out
+
+
+async def test_killed_backup_leaves_a_partial_the_next_one_removes(world: World) -> None:
+    proc, blocker = await _start_held_backup(world)
+    proc.kill()
+    await proc.wait()
+    await blocker.close()  # type: ignore[attr-defined]
+    backups = world.app / "backups"
+    partials = [p for p in backups.iterdir() if ".partial-" in p.name]
+    assert partials and local_backups(backups) == []  # never taken for a backup
+    for _ in range(100):  # the orphaned pg_dump finishes on its own
+        if not any("--snapshot" in line for line in _pg_dumps()):
+            break
+        await asyncio.sleep(0.1)
+    result = await backup(world)
+    assert result.code == 0, result.stderr
+    assert [p for p in backups.iterdir() if ".partial-" in p.name] == []
+    assert len(local_backups(backups)) == 1
+
+
+def _pg_dumps() -> list[str]:
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True, check=False).stdout
+    return [line for line in ps.splitlines() if "pg_dump" in line]
+
+
+async def test_a_lost_snapshot_answer_is_reconciled_by_name(world: World) -> None:
+    from recovery_wizard.sandbox.faults import parse_fault
+
+    assert world.sandbox.app is not None
+    # Neon takes the snapshot, then the answer is lost (a 500 after the write).
+    world.sandbox.app.faults[:] = [parse_fault("POST /projects/*/branches/*/snapshot=500:when=after")]
+    before = {s.id for s in await world.client.snapshots(world.sandbox.project_id)}
+    result = await backup(world, "--to", "snapshot")
+    world.sandbox.app.faults[:] = []
+    assert result.code == 0, result.stderr
+    after = await world.client.snapshots(world.sandbox.project_id)
+    made = [s for s in after if s.id not in before]
+    assert len(made) == 1  # adopted, not taken twice
+    assert result.json()["snapshot"]["id"] == made[0].id

@@ -121,6 +121,7 @@ async def take_file_backup(
         if password is not None:
             env["PGPASSWORD"] = password
         proc: asyncio.subprocess.Process | None = None
+        counting: asyncio.Future[dict[str, int]] | None = None
         done = False
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -137,9 +138,6 @@ async def take_file_backup(
             counting = asyncio.ensure_future(_count_rows(conn, sql))
             _, err = await proc.communicate()
             if proc.returncode != 0:
-                counting.cancel()
-                with contextlib.suppress(BaseException):
-                    await counting
                 raise _dump_failed(err.decode(errors="replace"), proc.returncode, password)
             tables = await counting
             try:
@@ -173,6 +171,14 @@ async def take_file_backup(
                 raise _dump_failed(str(exc), None, password) from None
             done = True
         finally:
+            if counting is not None and not counting.done():
+                # The counts wait on the server (a lock, a big table): stop them there too, or the
+                # connection stays busy and closing it waits for them.
+                with contextlib.suppress(Exception):
+                    await conn.cancel_safe()
+                counting.cancel()
+                with contextlib.suppress(BaseException):
+                    await counting
             if fd >= 0:
                 os.close(fd)
             if proc is not None and proc.returncode is None:  # interrupted: stop pg_dump first
