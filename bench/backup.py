@@ -37,12 +37,13 @@ async def run(ctx: Context) -> list[Figure]:
     from recovery_wizard.recovery.backup.dump import take_file_backup
     from recovery_wizard.redact import Secret
 
-    tables, rows, runs = (20, 50_000, 2) if ctx.quick else (200, 5_000_000, 3)
+    tables, rows, runs = (20, 50_000, 2) if ctx.quick else (200, 5_000_000, 5)
     dbname = f"rwbench_{secrets.token_hex(3)}_backup"
     details: dict[str, Any] = {"tables": tables, "rows": rows}
     tool: list[float] = []
     bare: list[float] = []
     size = 0
+    sizes_seen: list[int] = []
     try:
         build_s, _ = await timed(lambda: _build(ctx, dbname, sizes(tables, rows)))
         details["build_s"] = build_s
@@ -51,19 +52,35 @@ async def run(ctx: Context) -> list[Figure]:
         pg_dump = find_tools(version).pg_dump
         with tempfile.TemporaryDirectory(prefix="rwbench-backup-") as tmp:
             directory = Path(tmp)
-            for i in range(runs):
+
+            async def ours() -> float:
                 t, taken = await timed(
                     lambda: take_file_backup(
                         Secret(dsn), directory, project={"id": "bench"}, branch={"id": "b", "name": "bench"}
                     )
                 )
-                tool.append(t)
-                size = taken.manifest.size
                 assert sum(taken.manifest.tables.values()) == sum(sizes(tables, rows))
+                sizes_seen.append(taken.manifest.size)
                 await asyncio.to_thread(_remove, taken.path, Path(str(taken.path) + ".manifest.json"))
+                return t
+
+            async def theirs(i: int) -> float:
                 out = directory / f"bare-{i}.dump"
-                bare.append(await asyncio.to_thread(_bare_pg_dump, pg_dump, dsn, out))
+                t = await asyncio.to_thread(_bare_pg_dump, pg_dump, dsn, out)
                 await asyncio.to_thread(_remove, out)
+                return t
+
+            await ours()  # warm-up of both (caches, the server's buffers): not counted
+            await theirs(-1)
+            for i in range(runs):
+                # Alternated and in turn first, so cache warmth and noise fall on both alike.
+                if i % 2:
+                    bare.append(await theirs(i))
+                    tool.append(await ours())
+                else:
+                    tool.append(await ours())
+                    bare.append(await theirs(i))
+        size = sizes_seen[-1] if sizes_seen else 0
         details.update(tool_s=tool, bare_s=bare, size=size)
     finally:
         await _drop(ctx, dbname)

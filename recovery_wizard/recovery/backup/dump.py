@@ -196,6 +196,9 @@ async def take_file_backup(
 
 async def _count_rows(conn: Any, sql: Any) -> dict[str, int]:
     """Exact row counts of every table, in the transaction whose snapshot pg_dump dumps."""
+    # One backend, no parallel workers: the counts run beside pg_dump's COPY on the same server and must
+    # not take its cores (they are a check, not the backup).
+    await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
     tables = await (await conn.execute(TABLES_SQL)).fetchall()
     counts: dict[str, int] = {}
     for schema, table in tables:
