@@ -115,7 +115,10 @@ async def take_file_backup(
         final = free_name(directory, branch.get("name") or branch.get("id") or "branch", now)
         tmp = temp_path(final)
         say(f"{dump_version}: dumping {database} into {final.name}")
-        fd = open_private(tmp)
+        try:
+            fd = open_private(tmp)
+        except OSError as exc:  # a full disk, or the directory changed under us
+            raise _dump_failed(f"{tmp.name}: {exc.strerror or exc}", None, password) from None
         env = {**os.environ, "PGCONNECT_TIMEOUT": os.environ.get("PGCONNECT_TIMEOUT", "20")}
         env.pop("PGPASSWORD", None)
         if password is not None:
