@@ -11,7 +11,13 @@ import pytest
 
 from recovery_wizard.neon.models import BackupScheduleItem, Snapshot
 from recovery_wizard.recovery.backup import atomic, listing, proofs, retention, schedule
-from recovery_wizard.recovery.backup.backupdir import check_dir, file_name, free_name, local_backups
+from recovery_wizard.recovery.backup.backupdir import (
+    check_dir,
+    file_name,
+    free_name,
+    latest_backup,
+    local_backups,
+)
 from recovery_wizard.recovery.backup.errors import BackupDirError
 from recovery_wizard.recovery.backup.manifest import (
     FORMAT,
@@ -180,3 +186,16 @@ def test_schedule_items_and_lines() -> None:
     )
     job = schedule.github_actions_job(command, "daily")
     assert 'cron: "17 3 * * *"' in job and "${{ secrets.NEON_API_KEY }}" in job
+
+
+def test_latest_backup_skips_missing_files_and_filters_by_branch(tmp_path: Path) -> None:
+    assert latest_backup(tmp_path / "none") is None
+    dev = make_backup(tmp_path, "dev", NOW - timedelta(hours=3))
+    main_old = make_backup(tmp_path, "main", NOW - timedelta(hours=2))
+    main_new = make_backup(tmp_path, "main", NOW - timedelta(hours=1))
+    main_new.unlink()  # its manifest outlived it
+    found = latest_backup(tmp_path)
+    assert found is not None and found.path == main_old
+    found = latest_backup(tmp_path, branch="br-dev")
+    assert found is not None and found.path == dev
+    assert latest_backup(tmp_path, branch="nope") is None

@@ -119,6 +119,17 @@ def local_backups(directory: Path) -> list[LocalBackup]:
     return found
 
 
+def latest_backup(directory: Path, *, branch: str | None = None) -> LocalBackup | None:
+    """The newest backup file present in ``directory`` (of ``branch``, an id or a name, when given): what
+    ``--from file:latest`` means. Check it with ``manifest.verify_file`` before loading it."""
+    for backup in local_backups(directory):
+        if not backup.present:
+            continue
+        if branch is None or branch in (backup.manifest.branch.get("id"), backup.manifest.branch.get("name")):
+            return backup
+    return None
+
+
 def remove_stale_partials(directory: Path) -> list[Path]:
     """Delete temp files of backups that were killed mid-write; they are never a backup."""
     removed = []
