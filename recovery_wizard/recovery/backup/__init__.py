@@ -8,6 +8,6 @@ directory, its checks, names and listing), ``dump`` (taking a file backup), ``re
 cron and GitHub Actions).
 
 Other parts call: :func:`manifest.verify_file` before any restore from a file, :func:`proofs.record_proof`
-after a drill, :func:`backupdir.local_backups` to find files, :func:`listing.backups_before` for a moment
+after a drill, :func:`backupdir.local_backups` and :func:`backupdir.latest_backup` to find files, :func:`listing.backups_before` for a moment
 outside the restore window.
 """
