@@ -417,3 +417,20 @@ async def test_a_lost_snapshot_answer_is_reconciled_by_name(world: World) -> Non
     made = [s for s in after if s.id not in before]
     assert len(made) == 1  # adopted, not taken twice
     assert result.json()["snapshot"]["id"] == made[0].id
+
+
+async def test_both_keeps_the_file_when_the_snapshot_fails(world: World) -> None:
+    from recovery_wizard.sandbox.faults import parse_fault
+
+    assert world.sandbox.app is not None
+    # Neon fails before taking it: nothing to adopt, so the run fails, and the file stays.
+    world.sandbox.app.faults[:] = [parse_fault("POST /projects/*/branches/*/snapshot#*=500:when=before")]
+    before = {s.id for s in await world.client.snapshots(world.sandbox.project_id)}
+    result = await backup(world, "--to", "both")
+    world.sandbox.app.faults[:] = []
+    assert result.code == 1, result.stderr
+    out = result.json()
+    assert out["status"] == "failed" and out["snapshot"] is None
+    assert "error" in out and out["error"]["message"]
+    assert verify_file(Path(out["file"]["path"]))
+    assert {s.id for s in await world.client.snapshots(world.sandbox.project_id)} == before
