@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "envfile": "bench.envfile_scale",
     "merge_diff": "bench.merge_diff",
     "guard": "bench.guard",
+    "backup": "bench.backup",
 }
 
 

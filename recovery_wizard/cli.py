@@ -395,6 +395,124 @@ def branches(**options: Any) -> None:
     raise SystemExit(commands.branches(_globals(options)))
 
 
+BACKUP_EXIT_HELP = """\b
+Exit codes: 0 done; 1 a step failed (pg_dump, a full disk, Neon): nothing
+half-written is left and older backups are untouched; 2 refused before any
+write (bad option, a symlinked or unwritable --dir, a snapshot of a child
+branch, a full snapshot quota, another run holds this directory); 3
+interrupted by SIGINT, SIGTERM or SIGHUP (the partial file is removed)."""
+
+
+def backup_dir_option(func: Any) -> Any:
+    return click.option(
+        "--dir",
+        "directory",
+        metavar="DIR",
+        help="The backups directory (default ./backups in the app directory; made 0700 if missing).",
+    )(func)
+
+
+@cli.group(invoke_without_command=True, epilog=BACKUP_EXIT_HELP)
+@global_options
+@click.option("--branch", metavar="NAME|ID", help="The branch (default: the project's default branch).")
+@click.option("--database", metavar="NAME", help="Database (default: the branch's only one).")
+@click.option("--role", metavar="NAME", help="Role (default: the branch's only one).")
+@click.option(
+    "--to",
+    type=click.Choice(["file", "snapshot", "both"]),
+    default="file",
+    show_default=True,
+    help="file: a pg_dump -Fc file with a manifest; snapshot: a Neon snapshot (root branches only); both.",
+)
+@backup_dir_option
+@click.option(
+    "--keep",
+    metavar="N|AGE",
+    help="Then delete older backup files: keep the newest N (7) or those younger than AGE (24h, 7d). "
+    "Never the newest, never a file without our manifest.",
+)
+@click.pass_context
+def backup(ctx: click.Context, /, directory: str | None, **options: Any) -> None:
+    """Take a backup of a branch now: a local pg_dump file, a Neon snapshot, or both.
+
+    The file is written through the branch's direct URL with a pg_dump at least as new as the server,
+    atomically and mode 0600, with <file>.manifest.json beside it (time, LSN, versions, sha256, size, row
+    count of every table). `backup list` shows what there is; `backup schedule` takes them regularly.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from recovery_wizard import backup_commands
+
+    g = _globals(options)
+    chosen = backup_commands.BackupOptions(
+        branch=options["branch"],
+        database=options["database"],
+        role=options["role"],
+        to=options["to"],
+        dir=directory,
+        keep=options["keep"],
+    )
+    raise SystemExit(backup_commands.backup(g, chosen))
+
+
+@backup.command("list", epilog=BACKUP_EXIT_HELP)
+@global_options
+@backup_dir_option
+@click.option("--local", "local_only", is_flag=True, help="Only the local files (no Neon API call).")
+def backup_list(directory: str | None, local_only: bool, **options: Any) -> None:
+    """Neon snapshots and local backup files together, newest first: age, size, and when each was last
+    proven by a drill."""
+    from recovery_wizard import backup_commands
+
+    raise SystemExit(backup_commands.backup_list(_globals(options), directory, local_only))
+
+
+@backup.command("schedule", epilog=BACKUP_EXIT_HELP)
+@global_options
+@click.option("--branch", metavar="NAME|ID", help="The root branch (default: the project's default branch).")
+@click.option("--hourly", metavar="KEEP", help="Neon snapshots every hour, kept KEEP (e.g. 1d, or forever).")
+@click.option("--daily", metavar="KEEP", help="Neon snapshots every day at --hour, kept KEEP (e.g. 7d).")
+@click.option("--weekly", metavar="KEEP", help="Neon snapshots every week on --weekday, kept KEEP (e.g. 4w).")
+@click.option("--monthly", metavar="KEEP", help="Neon snapshots every month on --monthday, kept KEEP.")
+@click.option(
+    "--hour", default=3, show_default=True, type=int, help="Hour of day (UTC) for scheduled snapshots."
+)
+@click.option("--weekday", default=7, show_default=True, type=int, help="Day of week, 1 (Mon) to 7 (Sun).")
+@click.option("--monthday", default=1, show_default=True, type=int, help="Day of month, 1 to 31.")
+@click.option("--off", is_flag=True, help="Turn Neon's snapshot schedule off.")
+@click.option(
+    "--file-every",
+    type=click.Choice(["hourly", "daily"]),
+    default="hourly",
+    show_default=True,
+    help="How often the printed cron line / GitHub Actions job takes a local file backup.",
+)
+@click.option(
+    "--file-keep", default="24h", show_default=True, metavar="N|AGE", help="--keep for those file backups."
+)
+@backup_dir_option
+def backup_schedule(**options: Any) -> None:
+    """Set Neon's snapshot schedule, and print the cron line and GitHub Actions job for local files.
+
+    Without a frequency (or --off) it only shows the schedule and prints the lines.
+    """
+    from recovery_wizard import backup_commands
+
+    g = _globals(options)
+    chosen = backup_commands.ScheduleOptions(
+        branch=options["branch"],
+        frequencies={f: options[f] for f in ("hourly", "daily", "weekly", "monthly")},
+        hour=options["hour"],
+        weekday=options["weekday"],
+        monthday=options["monthday"],
+        off=options["off"],
+        file_every=options["file_every"],
+        file_keep=options["file_keep"],
+        dir=options["directory"],
+    )
+    raise SystemExit(backup_commands.backup_schedule(g, chosen))
+
+
 @cli.group()
 def env() -> None:
     """The env files a run changed."""

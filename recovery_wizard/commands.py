@@ -658,26 +658,53 @@ def timeline(g: GlobalOptions, past: PastOptions, incident: str | None) -> int:
     from recovery_wizard.recovery.timepoint import resolve_zone
 
     async def body(client: NeonClient, reporter: StderrReporter, prompter: Prompter) -> int:
+        from recovery_wizard.recovery.backup.backupdir import resolve_dir
+        from recovery_wizard.recovery.timeline import backups_before, describe_offer, project_backups
+
         project, window, _ = await _lens(client, g, past, prompter)
         from recovery_wizard.recovery.checkpoint import checkpoints
 
-        stated = _parse_time(incident, past.tz, window).utc if incident else None
+        # An incident before the window is shown (with the backups from before it), not refused.
+        stated = _parse_incident(incident, past.tz, window) if incident else None
         made = checkpoints(g.workdir, warn=reporter.warn)
-        events = await build_timeline(client, project, window, incident=stated, checkpoints=made)
+        backups = await project_backups(client, project.id, resolve_dir(g.workdir, None))
+        events = await build_timeline(
+            client, project, window, incident=stated, backups=backups, checkpoints=made
+        )
+        offer = ""
+        candidates: list[Any] = []
+        if stated is not None and stated < window.earliest:
+            candidates = backups_before(stated, backups)
+            offer = describe_offer(stated, candidates) or (
+                f"The incident is before the restore window ({window.earliest:%Y-%m-%d %H:%M} UTC) and no "
+                "snapshot or backup file from before it was found."
+            )
         payload = {
             "project": {"id": project.id, "name": project.name},
             "window": {"earliest": window.earliest, "now": window.now},
             "events": [e.to_dict() for e in events],
+            "backups_before_incident": [c.to_dict(window.now) for c in candidates],
         }
         _emit(
             g,
             payload,
             f"{project.name}: restore window {window.describe(resolve_zone(past.tz))}\n"
-            + render_timeline(events, resolve_zone(past.tz)),
+            + render_timeline(events, resolve_zone(past.tz))
+            + (f"\n{offer}" if offer else ""),
         )
         return EXIT_OK
 
     return _past_command(g, body)
+
+
+def _parse_incident(text: str, tz: str | None, window: Any) -> Any:
+    """A stated incident time: any moment before now (the window is not required: it is what is asked)."""
+    from recovery_wizard.recovery.timepoint import TimePointError, parse_moment, resolve_zone
+
+    try:
+        return parse_moment(text, zone=resolve_zone(tz), now=window.now).utc
+    except TimePointError as exc:
+        raise UsageError(str(exc), hint=exc.hint) from None
 
 
 def peek(g: GlobalOptions, past: PastOptions, at: str, sql: str) -> int:

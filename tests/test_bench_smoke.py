@@ -16,7 +16,9 @@ from pathlib import Path
 from tests.conftest import TEST_PG_DSN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = {"startup", "restore", "verify", "findmoment", "branches", "memory", "envfile", "merge_diff", "guard"}
+BENCHMARKS = {
+    "startup", "restore", "verify", "findmoment", "branches", "memory", "envfile", "merge_diff", "guard", "backup",
+}  # fmt: skip
 
 
 def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path) -> None:

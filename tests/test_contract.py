@@ -79,7 +79,10 @@ CLIENT_OPERATIONS: dict[str, str] = {
     "snapshots": "listSnapshots",
     "project_endpoints": "listProjectEndpoints",
     "create_snapshot": "createSnapshot",
+    "update_snapshot": "updateSnapshot",
     "delete_snapshot": "deleteSnapshot",
+    "backup_schedule": "getSnapshotSchedule",
+    "set_backup_schedule": "setSnapshotSchedule",
 }
 
 

@@ -107,6 +107,7 @@ def test_the_docs_show_commands() -> None:
         "sandbox",
         "whereis",
         "guard",
+        "backup",
     } <= shown
 
 

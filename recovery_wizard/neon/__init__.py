@@ -6,6 +6,7 @@ Never imports ``recovery_wizard.recovery`` or any UI.
 from recovery_wizard.neon.client import UNSET, NeonClient, format_timestamp
 from recovery_wizard.neon.errors import (
     BadResponseError,
+    ChildBranchSnapshotError,
     ConflictError,
     ForbiddenError,
     LockedError,
@@ -18,6 +19,8 @@ from recovery_wizard.neon.errors import (
     PreconditionFailedError,
     RateLimitedError,
     ServerError,
+    SnapshotQuotaError,
+    SnapshotRefusedError,
     TransportError,
     UnauthorizedError,
 )
@@ -29,6 +32,7 @@ __all__ = [
     "DEFAULT_API_URL",
     "UNSET",
     "BadResponseError",
+    "ChildBranchSnapshotError",
     "ConflictError",
     "ForbiddenError",
     "LockedError",
@@ -44,6 +48,8 @@ __all__ = [
     "RetryNotice",
     "RetryPolicy",
     "ServerError",
+    "SnapshotQuotaError",
+    "SnapshotRefusedError",
     "TransportError",
     "UnauthorizedError",
     "WaitPolicy",

@@ -19,15 +19,24 @@ from urllib.parse import quote
 
 import httpx
 
-from recovery_wizard.neon.errors import BadResponseError
+from recovery_wizard.neon.errors import (
+    BadResponseError,
+    ChildBranchSnapshotError,
+    NeonError,
+    NeonHTTPError,
+    SnapshotQuotaError,
+)
 from recovery_wizard.neon.models import (
     AuthDetails,
+    BackupSchedule,
+    BackupScheduleItem,
     Branch,
     BranchEnvelope,
     BranchesPage,
     BranchOperations,
     BranchSchema,
     CreatedBranch,
+    CreatedSnapshot,
     Database,
     DatabasesEnvelope,
     Endpoint,
@@ -48,7 +57,7 @@ from recovery_wizard.neon.models import (
     RolesEnvelope,
     SchemaDiff,
     Snapshot,
-    SnapshotOperations,
+    SnapshotEnvelope,
     SnapshotsEnvelope,
     UriEnvelope,
 )
@@ -520,7 +529,9 @@ class NeonClient:
         )
         return envelope.snapshots
 
-    # --- snapshots written by the guard (a checkpoint of a root branch) ----------------------------------
+    # --- taking and keeping snapshots (backup) ----------------------------------------------------------
+    # Restoring and finalizing snapshots live in their own block. Neon's refusals are mapped to errors that
+    # say what to do (child branch, full quota); a 423 is retried by the transport as for every write.
 
     async def create_snapshot(
         self,
@@ -531,22 +542,41 @@ class NeonClient:
         expires_at: datetime | None = None,
         timestamp: datetime | None = None,
         lsn: str | None = None,
-    ) -> SnapshotOperations:
-        """A snapshot of a root branch, now or at a moment/LSN (Neon: beta). Wait for its operations."""
+    ) -> CreatedSnapshot:
+        """Take a snapshot of a ROOT branch (now, or at ``timestamp``/``lsn`` inside the restore window).
+
+        A child branch is refused before anything is sent (:class:`ChildBranchSnapshotError`): Neon would
+        refuse it too, with a message that does not say what to do instead.
+        """
         if timestamp is not None and lsn is not None:
             raise ValueError("give timestamp or lsn, not both")
+        branch = await self.branch(project_id, branch_id)
+        if not branch.is_root:
+            raise ChildBranchSnapshotError(
+                f"Branch {branch.name!r} ({branch.id}) is a child of {branch.parent_id}: Neon takes snapshots "
+                "of root branches only."
+            )
         params: Params = {
             "name": name,
             "expires_at": format_timestamp(expires_at, whole_seconds=True) if expires_at else None,
             "timestamp": format_timestamp(timestamp) if timestamp else None,
             "lsn": lsn,
         }
-        return await self.transport.request(
-            "POST",
-            f"/projects/{_seg(project_id)}/branches/{_seg(branch_id)}/snapshot",
-            SnapshotOperations,
-            params=params,
+        path = f"/projects/{_seg(project_id)}/branches/{_seg(branch_id)}/snapshot"
+        try:
+            return await self.transport.request("POST", path, CreatedSnapshot, params=params)
+        except NeonHTTPError as exc:
+            raise _snapshot_refusal(exc, branch) from exc
+
+    async def update_snapshot(self, project_id: str, snapshot_id: str, *, name: str) -> Snapshot:
+        """Rename a snapshot."""
+        envelope = await self.transport.request(
+            "PATCH",
+            f"/projects/{_seg(project_id)}/snapshots/{_seg(snapshot_id)}",
+            SnapshotEnvelope,
+            json={"snapshot": {"name": name}},
         )
+        return envelope.snapshot
 
     async def delete_snapshot(self, project_id: str, snapshot_id: str) -> list[Operation]:
         """Delete a snapshot; the operations to wait for (none when Neon answers 204)."""
@@ -554,6 +584,26 @@ class NeonClient:
             "DELETE", f"/projects/{_seg(project_id)}/snapshots/{_seg(snapshot_id)}", OperationsEnvelope
         )
         return envelope.operations if envelope is not None else []
+
+    async def backup_schedule(self, project_id: str, branch_id: str) -> list[BackupScheduleItem]:
+        """The branch's snapshot schedule (empty: none)."""
+        found = await self.transport.request(
+            "GET", f"/projects/{_seg(project_id)}/branches/{_seg(branch_id)}/backup_schedule", BackupSchedule
+        )
+        return found.schedule
+
+    async def set_backup_schedule(
+        self, project_id: str, branch_id: str, schedule: Sequence[BackupScheduleItem]
+    ) -> None:
+        """Replace the branch's snapshot schedule (an empty list turns it off). Root branches only."""
+        import msgspec
+
+        body = {"schedule": [msgspec.to_builtins(item) for item in schedule]}
+        path = f"/projects/{_seg(project_id)}/branches/{_seg(branch_id)}/backup_schedule"
+        try:
+            await self.transport.request("PUT", path, json=body)
+        except NeonHTTPError as exc:
+            raise _snapshot_refusal(exc, None) from exc
 
     # --- paging ------------------------------------------------------------------------------------
 
@@ -580,6 +630,40 @@ class NeonClient:
                 raise BadResponseError(f"Neon repeated a page cursor while listing {path}.")
             seen.add(cursor)
         raise BadResponseError(f"Listing {path} did not end after {_MAX_PAGES} pages.")
+
+
+# Words Neon's refusals use for a full snapshot allowance and for a non-root branch. Neon gives no
+# distinct error code for either (only the status and a message), so the message is what is read.
+_QUOTA_WORDS = ("quota", "limit", "maximum", "too many", "exceed")
+_ROOT_WORDS = ("root branch", "has a parent", "child branch")
+
+
+def _snapshot_refusal(exc: NeonHTTPError, branch: Branch | None) -> NeonError:
+    """A snapshot request Neon refused, as the error that says what to do; other errors unchanged."""
+    said = (exc.neon_message or str(exc)).lower()
+    kwargs: dict[str, Any] = {
+        "method": exc.method,
+        "path": exc.path,
+        "status": exc.status,
+        "neon_message": exc.neon_message,
+        "code": exc.code,
+        "request_id": exc.request_id,
+        "attempts": exc.attempts,
+    }
+    if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (401, 404, 423, 429):
+        if any(word in said for word in _QUOTA_WORDS):
+            return SnapshotQuotaError(
+                f"Neon refused the snapshot: the project's snapshot allowance is used up ({exc.neon_message}).",
+                **kwargs,
+            )
+        if any(word in said for word in _ROOT_WORDS):
+            what = f"Branch {branch.name!r}" if branch else "The branch"
+            return ChildBranchSnapshotError(
+                f"{what} is not a root branch: Neon keeps snapshots and backup schedules of root branches "
+                f"only ({exc.neon_message}).",
+                **kwargs,
+            )
+    return exc
 
 
 def _pagination_value(pagination: dict[str, Any] | None, key: str) -> str | None:

@@ -19,7 +19,10 @@ method and path, so a UI can say what failed, why, and what to try next.
     ├── OutcomeUnknownError      a write may or may not have happened: reconcile before resending
     ├── OperationFailedError     an operation ended failed/error/cancelled
     ├── OperationTimeoutError    operations did not finish before the waiter's deadline
-    └── BadAPIURLError           the API URL is refused before any request (plain http:// off this machine)
+    ├── BadAPIURLError           the API URL is refused before any request (plain http:// off this machine)
+    └── SnapshotRefusedError     a snapshot request Neon refuses, or we refuse before sending it:
+        ├── ChildBranchSnapshotError  snapshots (and schedules) are for root branches only
+        └── SnapshotQuotaError        the project holds as many snapshots as its plan allows
 """
 
 from __future__ import annotations
@@ -162,6 +165,28 @@ class OperationTimeoutError(NeonError):
             f"Neon operations still running after {waited:.0f} s: {names}",
             hint="They may still finish: check the Neon Console, then resume the run.",
         )
+
+
+class SnapshotRefusedError(NeonError):
+    """A snapshot or backup schedule request was refused (by Neon, or by the client before sending it)."""
+
+
+class ChildBranchSnapshotError(SnapshotRefusedError):
+    """Neon takes snapshots, and keeps backup schedules, of root branches only."""
+
+    default_hint = (
+        "Snapshot the root branch it was made from (`recovery-wizard branches` marks roots), or take a local "
+        "file backup of this branch: `recovery-wizard backup --to file --branch …`."
+    )
+
+
+class SnapshotQuotaError(SnapshotRefusedError):
+    """The project holds as many snapshots as its plan allows."""
+
+    default_hint = (
+        "Delete snapshots you no longer need (`recovery-wizard backup list` shows them, oldest last), give "
+        "scheduled ones a shorter retention, or take a local file backup instead: `backup --to file`."
+    )
 
 
 _BY_STATUS: dict[int, type[NeonHTTPError]] = {

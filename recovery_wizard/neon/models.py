@@ -205,6 +205,8 @@ class Snapshot(Model):
     source_branch_id: str | None = None
     expires_at: str | None = None
     manual: bool | None = None
+    full_size: int | None = None
+    diff_size: int | None = None
 
 
 # --- response envelopes ------------------------------------------------------------------------------
@@ -308,7 +310,11 @@ class SnapshotsEnvelope(Model):
     snapshots: list[Snapshot]
 
 
-class SnapshotOperations(Model):
+class SnapshotEnvelope(Model):
+    snapshot: Snapshot
+
+
+class CreatedSnapshot(Model):
     """The answer to creating a snapshot: the snapshot and the operations to wait for."""
 
     snapshot: Snapshot
@@ -316,6 +322,27 @@ class SnapshotOperations(Model):
 
 
 class OperationsEnvelope(Model):
-    """An answer that carries only the operations to wait for (deleting a snapshot)."""
-
     operations: list[Operation] = []
+
+
+class BackupFrequency(StrEnum):
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    YEARLY = "yearly"
+
+
+class BackupScheduleItem(Model):
+    """One frequency of a branch's snapshot schedule (times are UTC; ``day`` is 1-7 for weekly, 1-31 for
+    monthly); ``retention_seconds`` unset keeps each snapshot until it is deleted."""
+
+    frequency: str
+    hour: int | None = None
+    day: int | None = None
+    month: int | None = None
+    retention_seconds: int | None = None
+
+
+class BackupSchedule(Model):
+    schedule: list[BackupScheduleItem] = []

@@ -355,6 +355,27 @@ async def choose_moment(options: RunOptions, prompter: Prompter, window: Restore
     return read_moment(text, zone, window, now=window.now)
 
 
+async def _with_backups_offer(
+    exc: UsageError, client: NeonClient, project_id: str, options: RunOptions, window: RestoreWindow
+) -> UsageError:
+    """A moment before the window is refused; the refusal names the newest backups from before it."""
+    from recovery_wizard.recovery.backup.backupdir import resolve_dir
+    from recovery_wizard.recovery.timeline import offer_backups
+
+    if not options.at:
+        return exc
+    try:
+        moment = parse_moment(options.at, zone=resolve_zone(options.tz), now=window.now)
+    except TimePointError:
+        return exc
+    if moment.utc >= window.earliest:
+        return exc
+    offer = await offer_backups(client, project_id, moment.utc, resolve_dir(options.workdir, None))
+    if offer:
+        exc.hint = f"{offer} {exc.hint}".strip()
+    return exc
+
+
 def read_moment(text: str, zone: tzinfo, window: RestoreWindow, *, now: datetime) -> Moment:
     """``text`` as a moment inside ``window``; anything else is a usage error (exit 2), before any write."""
     try:
@@ -510,7 +531,10 @@ async def resolve_plan(
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
     branch = pick_branch(project, branches, options)
-    moment = await choose_moment(options, prompter, window)
+    try:
+        moment = await choose_moment(options, prompter, window)
+    except UsageError as exc:
+        raise await _with_backups_offer(exc, client, project.id, options, window) from None
     try:
         window.check_clear_of_old_edge(moment)
     except TimePointError as exc:

@@ -43,6 +43,10 @@ FLOWS: dict[str, tuple[list[str], set[int]]] = {
         ],
         {4},
     ),
+    "backup": (["backup", "--yes", "--json", "--to", "both", "--keep", "3"], {0}),
+    "backup list": (["backup", "list", "--yes"], {0}),
+    "backup schedule": (["backup", "schedule", "--yes", "--daily", "7d"], {0}),
+    "refused key, backup": (["backup", "--yes", "--json"], {2}),
     "bad --at": (["restore", "--yes", "--json", "--at", "2026-13-45 25:61"], {2}),
     "refused key": (["restore", "--yes", "--json", "--at", "35 minutes ago"], {2}),
     "refused key, peek": (["peek", "--yes", "--at", "35 minutes ago", "--sql", CANARY], {2}),
@@ -73,6 +77,9 @@ async def test_no_secret_in_any_output(shared: Shared, tmp_path: Path, flow: str
     count("secret_canary:flows scanned")
     assert result.code in codes, (result.code, result.stdout, result.stderr)
     texts = [result.stdout, result.stderr, run_texts(app)]
+    backups = app / "backups"
+    if backups.is_dir():  # manifests and proofs (the dumps themselves hold the database, not the key)
+        texts += [p.read_text() for p in backups.iterdir() if p.suffix in (".json", ".jsonl")]
     found = [s for s in planted if any(s in t for t in texts)]
     assert not found, f"{flow}: a planted secret leaked"
     # A mask is fine; the password's first characters in clear would not be.
