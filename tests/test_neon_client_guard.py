@@ -34,6 +34,10 @@ async def test_create_snapshot_sends_name_and_whole_second_expiry_as_query(
     client: NeonClient, neon_api: respx.MockRouter
 ) -> None:
     snapshot = fixture("snapshots")["snapshots"][0]
+    root = fixture("branch")  # create_snapshot reads the branch first: a root one, as the guard's would be
+    root["branch"]["id"] = BR
+    root["branch"].pop("parent_id", None)
+    neon_api.get(f"/projects/{PROJECT}/branches/{BR}").mock(return_value=reply(root))
     route = neon_api.post(f"/projects/{PROJECT}/branches/{BR}/snapshot").mock(
         return_value=reply({"snapshot": snapshot, "operations": [_operation("timeline_archive")]})
     )
