@@ -90,6 +90,8 @@ class SqlCheck:
     tables: dict[str, int] = field(default_factory=dict)
     bytes_read: int = 0
     sets_transaction_timeout: bool = False
+    from_pg_dump: bool = False
+    complete: bool = False  # pg_dump's closing comment was the last thing in the file
 
 
 def check_sql_file(
@@ -99,7 +101,13 @@ def check_sql_file(
     with streams.open_decompressed(path, compression) as raw:
         counted = _Counting(raw, on_bytes)
         text = io.TextIOWrapper(counted, encoding="utf-8", errors="replace", newline="")
-        result = check_lines(text, where=str(path))
+        try:
+            result = check_lines(text, where=str(path))
+        except (OSError, EOFError) as exc:
+            raise SqlRefusedError(
+                f"{path} could not be read to the end ({exc}); it looks truncated or damaged.",
+                hint="Use a whole copy of the file, or an older backup.",
+            ) from None
         result.bytes_read = counted.count
         return result
 
@@ -149,11 +157,18 @@ def check_lines(lines: io.TextIOBase | io.TextIOWrapper, *, where: str) -> SqlCh
             continue
         if not buffer:
             stripped = line.strip()
-            if not stripped or stripped.startswith("--"):
+            if not stripped:
+                continue
+            if stripped.startswith("--"):
+                if number < 8 and stripped.startswith("-- PostgreSQL database dump"):
+                    result.from_pg_dump = True
+                elif stripped == "-- PostgreSQL database dump complete":
+                    result.complete = True
                 continue
             if stripped.startswith("\\"):
                 _check_meta(stripped, number, where)
                 continue
+            result.complete = False
             start_line = number
         buffer.append(line)
         buffered += len(line)
@@ -206,6 +221,12 @@ def check_lines(lines: io.TextIOBase | io.TextIOWrapper, *, where: str) -> SqlCh
         raise SqlRefusedError(
             f"{where}: the file ends inside the data of {copy_table} (no closing \\.); it looks truncated, "
             f"after line {number}.",
+            hint="Use a whole copy of the file, or an older backup.",
+        )
+    if result.from_pg_dump and not result.complete:
+        raise SqlRefusedError(
+            f"{where}: pg_dump's closing line (-- PostgreSQL database dump complete) is missing after line "
+            f"{number}; the file looks truncated.",
             hint="Use a whole copy of the file, or an older backup.",
         )
     return result
