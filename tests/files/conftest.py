@@ -54,8 +54,10 @@ class Scratch:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def scratch(pg_server: PgServer) -> Iterator[Scratch]:
+    # One for the session, dropped at its end: DROP DATABASE forces a checkpoint, which on a busy shared
+    # server costs seconds each; dropped together, the later ones find little left to write.
     made = Scratch(pg_server)
     try:
         yield made

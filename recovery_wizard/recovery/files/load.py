@@ -38,6 +38,7 @@ from recovery_wizard.redact import Secret, redact
 
 _CHUNK: Final = 256 * 1024
 _HEADER_BYTES: Final = 64 * 1024
+_REPORT_EVERY: Final = 1024 * 1024
 _TIMEOUT_LINE: Final = re.compile(rb"^SET transaction_timeout = 0;\r?\n", re.MULTILINE)
 _PROCESSING: Final = re.compile(r'processing data for table "(?P<name>[^"]+)"')
 _TOC_ENTRY: Final = re.compile(r"from TOC entry \d+; \d+ \d+ (?P<what>.+)$")
@@ -501,6 +502,8 @@ async def _load_sql(
                 on_progress(LoadProgress(done, total, raw_read[0], size, None))
 
     def on_bytes(count: int, _chunk: bytes) -> None:
+        if count // _REPORT_EVERY != raw_read[0] // _REPORT_EVERY:
+            on_progress(LoadProgress(done, total, count, size, None))
         raw_read[0] = count
 
     try:

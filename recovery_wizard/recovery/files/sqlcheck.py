@@ -185,6 +185,7 @@ def check_lines(lines: io.TextIOBase | io.TextIOWrapper, *, where: str) -> SqlCh
         except ParseError as exc:
             if any(marker in str(exc) for marker in _INCOMPLETE):
                 continue  # a quoted string, dollar quote or comment goes on past this ';'
+            _check_inline_meta(text, exc, start_line, where)
             raise SqlRefusedError(
                 f"{where}, line {start_line}: the statement {_excerpt(text)} does not parse as PostgreSQL "
                 f"({exc}); nothing was loaded.",
@@ -249,6 +250,21 @@ def _check_meta(line: str, number: int, where: str) -> None:
         f"{where}, line {number}: the psql command \\{name} {why}; a backup is loaded into the new branch "
         "only, so nothing was loaded.",
         hint=f"Remove that line (and anything that relies on it) from a copy of the file, then give the copy.",
+    )
+
+
+def _check_inline_meta(text: str, exc: Exception, line: int, where: str) -> None:
+    """A parse error at a backslash: a psql command after SQL on the same line (``SELECT … \\gexec``)."""
+    at = re.search(r"at index (\d+)", str(exc))
+    if 'near "\\"' not in str(exc) or at is None:
+        return
+    match = _META_RE.match(text, int(at.group(1)))
+    name = match.group(1) if match else "?"
+    why = _META_WHY.get(name.lower(), "may act outside the new branch")
+    raise SqlRefusedError(
+        f"{where}, line {line}: the psql command \\{name} after SQL on the same line {why}; a backup is "
+        "loaded into the new branch only, so nothing was loaded.",
+        hint="Remove that command from a copy of the file, then give the copy.",
     )
 
 
