@@ -27,6 +27,8 @@ BENCHMARKS: dict[str, str] = {
     "branches": "bench.branches",
     "memory": "bench.memory",
     "envfile": "bench.envfile_scale",
+    "backups_find": "bench.backups_find",
+    "load_dump": "bench.load_dump",
 }
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from tests.conftest import TEST_PG_DSN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = {"startup", "restore", "verify", "findmoment", "branches", "memory", "envfile"}
+BENCHMARKS = {
+    "startup", "restore", "verify", "findmoment", "branches", "memory", "envfile", "backups_find", "load_dump"
+}
 
 
 def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path) -> None:

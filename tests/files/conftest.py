@@ -73,10 +73,16 @@ def sample_tools(pg_server: PgServer) -> PgTools:
 Dumper = Callable[..., Path]
 
 
+@pytest.fixture(scope="session")
+def sample_db(scratch: Scratch) -> str:
+    """The sample database every dump is made from (tests never write to it)."""
+    return scratch.create(SAMPLE_SQL)
+
+
 @pytest.fixture
-def dump(scratch: Scratch, sample_tools: PgTools, tmp_path: Path) -> Dumper:
-    """``dump(fmt, name=…)``: a pg_dump of a fresh sample database in ``fmt`` (c, d, t, p)."""
-    source = scratch.create(SAMPLE_SQL)
+def dump(scratch: Scratch, sample_db: str, sample_tools: PgTools, tmp_path: Path) -> Dumper:
+    """``dump(fmt, name=…)``: a pg_dump of the sample database in ``fmt`` (c, d, t, p)."""
+    source = sample_db
 
     def make(fmt: str, name: str | None = None, *extra: str) -> Path:
         out = tmp_path / (name or f"sample.{fmt}")

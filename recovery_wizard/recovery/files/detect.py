@@ -239,10 +239,7 @@ _DUMPED_FROM: Final = re.compile(rb"^-- Dumped from database version (.+)$", re.
 _DUMPED_BY: Final = re.compile(rb"^-- Dumped by pg_dump(?:all)? version (.+)$", re.MULTILINE)
 _STARTED_ON: Final = re.compile(rb"^-- Started on (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?: (\S+))?$", re.MULTILINE)
 _CREATE_DATABASE: Final = re.compile(rb"^CREATE DATABASE (\"(?:[^\"]|\"\")+\"|\w+)", re.MULTILINE)
-_SQL_STATEMENT: Final = re.compile(
-    rb"^\s*(?:CREATE\s+(?:UNLOGGED\s+)?TABLE|INSERT\s+INTO|COPY\s+\S+.*FROM\s+stdin|ALTER\s+TABLE|BEGIN\s*;|SET\s+\w+\s*=)",
-    re.MULTILINE | re.IGNORECASE,
-)
+_SQL_DATA: Final = re.compile(rb"^\s*(?:INSERT\s+INTO|COPY\s+\S+.*FROM\s+stdin)", re.MULTILINE | re.IGNORECASE)
 
 
 def _compressed(path: Path, compression: str) -> BackupInfo | None:
@@ -267,7 +264,8 @@ def _sql(path: Path, compression: str | None, *, checksum: bool = True) -> Backu
         if exc.start < len(prefix) - 4:  # a character cut at the prefix's end is fine
             return None
     header = _PG_DUMP_HEADER.search(prefix[:4096])
-    if header is None and not _SQL_STATEMENT.search(prefix):
+    # Hand-made SQL counts as a backup only when it carries data: a migration's CREATE TABLEs do not.
+    if header is None and not _SQL_DATA.search(prefix):
         return None
     info = BackupInfo(path, "sql", path.stat().st_size, None, FROM_MTIME, compression)
     info.from_pg_dump = header is not None

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from recovery_wizard.recovery.files import archive, streams
 from recovery_wizard.recovery.files.detect import BackupInfo, examine
-from recovery_wizard.recovery.files.manifest import is_manifest
+from recovery_wizard.recovery.files.manifest import SUFFIX as MANIFEST_SUFFIX
 
 DEFAULT_DEPTH: Final = 4
 SKIP_DIRS: Final = frozenset(
@@ -29,8 +29,7 @@ SKIP_DIRS: Final = frozenset(
 )
 _SNIFF: Final = 4096
 _SQLISH: Final = re.compile(
-    rb"^--\s*\n--\s*PostgreSQL database|^\s*(?:CREATE\s+(?:UNLOGGED\s+)?TABLE|INSERT\s+INTO|COPY\s|BEGIN\s*;|SET\s+\w+\s*=)",
-    re.MULTILINE | re.IGNORECASE,
+    rb"^--\s*\n--\s*PostgreSQL database|^\s*(?:INSERT\s+INTO|COPY\s)", re.MULTILINE | re.IGNORECASE
 )
 
 
@@ -76,7 +75,7 @@ class FindResult:
         }
 
 
-def _likely(path: Path, head: bytes) -> bool:
+def _likely(head: bytes) -> bool:
     if head.startswith(archive.MAGIC) or streams.compression_of(head):
         return True
     if len(head) >= 512 and head[257:262] == b"ustar" and head[:8] == b"toc.dat\x00":
@@ -84,45 +83,56 @@ def _likely(path: Path, head: bytes) -> bool:
     stripped = head.lstrip()
     if stripped.startswith(b"{"):
         return b'"data"' in head or b'"timestamp"' in head or b'"stats"' in head or len(head) == _SNIFF
-    return b"\x00" not in head and _SQLISH.search(head) is not None
+    if b"\x00" in head:
+        return False
+    # Substring tests first (memchr-fast); the regex (~20 µs on 4 KiB) only for the few that pass.
+    lowered = head.lower()
+    if b"insert" not in lowered and b"copy" not in lowered and b"postgresql database" not in lowered:
+        return False
+    return _SQLISH.search(head) is not None
 
 
-def _walk(root: Path, roots: list[Path], depth: int, skipped: list[str]) -> Iterator[tuple[Path, bytes | None]]:
-    """(path, first bytes) of candidate files; (directory, None) for a pg_dump directory archive."""
-    stack: list[tuple[Path, int]] = [(root, 0)]
+def _walk(root: Path, roots: list[Path], depth: int, skipped: list[str]) -> Iterator[tuple[str, str, bytes | None]]:
+    """(path, real path, first bytes) of files; (directory, directory, None) for a pg_dump directory archive.
+
+    Strings, not Paths, until a file looks like a backup: at 50,000 files pathlib's parsing is most of the
+    cost. Roots are resolved and symlinked folders never entered, so only a symlinked file needs resolving.
+    """
+    stack: list[tuple[str, int]] = [(str(root), 0)]
     while stack:
         directory, level = stack.pop()
         try:
             entries = list(os.scandir(directory))
         except OSError:
             continue
-        if any(e.name == "toc.dat" for e in entries) and directory != root:
-            yield directory, None
+        if level > 0 and any(e.name == "toc.dat" for e in entries):
+            yield directory, directory, None
             continue
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     if level < depth and entry.name not in SKIP_DIRS:
-                        stack.append((Path(entry.path), level + 1))
+                        stack.append((entry.path, level + 1))
                     continue
-                path = Path(entry.path)
+                real = entry.path
                 if entry.is_symlink():
-                    target = path.resolve()
+                    target = Path(entry.path).resolve()
                     if not any(target == r or r in target.parents for r in roots):
-                        skipped.append(f"{path} (a link to {target}, outside the searched directories)")
+                        skipped.append(f"{entry.path} (a link to {target}, outside the searched directories)")
                         continue
                     if not target.is_file():
                         continue
+                    real = str(target)
                 elif not entry.is_file(follow_symlinks=False):
                     continue
-                if is_manifest(path):
+                if entry.name.endswith(MANIFEST_SUFFIX):
                     continue
-                with open(path, "rb") as stream:
+                with open(entry.path, "rb") as stream:
                     head = stream.read(_SNIFF)
             except OSError:
                 continue
             if len(head) >= 16:
-                yield path, head
+                yield entry.path, real, head
 
 
 def find_backups(
@@ -142,21 +152,20 @@ def find_backups(
             if resolved not in roots:
                 roots.append(resolved)
     skipped: list[str] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     infos: list[BackupInfo] = []
     files = 0
     for root in roots:
         if (root / "toc.dat").is_file():
-            candidates: Iterable[tuple[Path, bytes | None]] = [(root, None)]
+            candidates: Iterable[tuple[str, str, bytes | None]] = [(str(root), str(root), None)]
         else:
             candidates = _walk(root, roots, depth, skipped)
-        for path, head in candidates:
+        for name, real, head in candidates:
             files += 1
-            key = path.resolve()
-            if key in seen or (head is not None and not _likely(path, head)):
+            if real in seen or (head is not None and not _likely(head)):
                 continue
-            seen.add(key)
-            info = examine(path, checksum=checksum)
+            seen.add(real)
+            info = examine(Path(name), checksum=checksum)
             if info is not None:
                 infos.append(info)
     epoch = datetime.min.replace(tzinfo=UTC)
