@@ -110,7 +110,7 @@ async def test_failed_sql_commits_nothing(scratch: Scratch, tmp_path: Path) -> N
 
 async def test_refused_sql_runs_nothing(scratch: Scratch, tmp_path: Path) -> None:
     path = tmp_path / "evil.sql"
-    path.write_text("CREATE TABLE made (a int);\n\\connect postgres\nDROP TABLE important;\n")
+    path.write_text("CREATE TABLE made (a int);\nINSERT INTO made VALUES (1);\n\\connect postgres\nDROP TABLE important;\n")
     target = scratch.create()
     with pytest.raises(SqlRefusedError, match=r"\\connect switches to another database"):
         await load(path, detect.detect(path), scratch.url(target))
