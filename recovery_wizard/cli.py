@@ -437,7 +437,9 @@ def backups() -> None:
     help="How many folders deep to look under each directory.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
-def backups_find(dirs: tuple[str, ...], incident: str | None, tz: str | None, depth: int, as_json: bool) -> None:
+def backups_find(
+    dirs: tuple[str, ...], incident: str | None, tz: str | None, depth: int, as_json: bool
+) -> None:
     """Find backups by their content, newest first: in this app directory, ./backups, ./prisma,
     ~/Downloads, ~/Desktop and the DIRs given.
 

@@ -17,7 +17,15 @@ from tests.conftest import TEST_PG_DSN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
-    "startup", "restore", "verify", "findmoment", "branches", "memory", "envfile", "backups_find", "load_dump"
+    "startup",
+    "restore",
+    "verify",
+    "findmoment",
+    "branches",
+    "memory",
+    "envfile",
+    "backups_find",
+    "load_dump",
 }
 
 

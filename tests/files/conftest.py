@@ -38,7 +38,7 @@ class Scratch:
         self.names.append(name)
         if sql:
             with psycopg.connect(self.server.dsn(name), autocommit=True) as conn:
-                conn.execute(sql)  # type: ignore[arg-type]
+                conn.execute(sql.encode())
         return name
 
     def url(self, name: str) -> Secret:
@@ -46,7 +46,7 @@ class Scratch:
 
     def query(self, name: str, sql: str) -> list[tuple[object, ...]]:
         with psycopg.connect(self.server.dsn(name)) as conn:
-            return conn.execute(sql).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql.encode()).fetchall()
 
     def drop_all(self) -> None:
         with psycopg.connect(self.server.dsn("postgres"), autocommit=True) as conn:
@@ -94,7 +94,14 @@ def dump(scratch: Scratch, sample_db: str, sample_tools: PgTools, tmp_path: Path
         import os
 
         subprocess.run(
-            [str(sample_tools.pg_dump), f"-F{fmt}", "-f", str(out), *extra, f"--dbname={make_conninfo(**params)}"],
+            [
+                str(sample_tools.pg_dump),
+                f"-F{fmt}",
+                "-f",
+                str(out),
+                *extra,
+                f"--dbname={make_conninfo(**{k: str(v) for k, v in params.items()})}",
+            ],
             check=True,
             env={**os.environ, **env},
         )

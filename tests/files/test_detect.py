@@ -53,12 +53,16 @@ def test_gzip_and_zstd_sql(dump: Dumper, tmp_path: Path) -> None:
         zst = tmp_path / "data.bin"
         subprocess.run(["zstd", "-q", str(plain), "-o", str(zst)], check=True)
         info = detect.detect(zst)
-        assert info.compression == "zstd" and info.from_pg_dump and info.taken_at_source == detect.FROM_STARTED_ON
+        assert (
+            info.compression == "zstd"
+            and info.from_pg_dump
+            and info.taken_at_source == detect.FROM_STARTED_ON
+        )
 
 
 def test_hand_made_sql(tmp_path: Path) -> None:
     path = tmp_path / "fix.txt"
-    path.write_text('INSERT INTO "User" (id, email) VALUES (\'u1\', \'a@x\');\n')
+    path.write_text("INSERT INTO \"User\" (id, email) VALUES ('u1', 'a@x');\n")
     info = detect.detect(path)
     assert info.kind == "sql" and not info.from_pg_dump and info.taken_at_is_fallback
 
@@ -114,7 +118,11 @@ def test_dump_from_a_newer_major_than_any_client(dump: Dumper, tmp_path: Path) -
     future = "99" + info.dump_version.split(".", 1)[0][2:] + "." + info.dump_version.split(".", 1)[1]
     newer.write_bytes(_with_dump_version(path.read_bytes(), info.dump_version, future))
     found = detect.examine(newer)
-    assert found is not None and found.problem and f"pg_dump {future}, newer than any pg_restore here" in found.problem
+    assert (
+        found is not None
+        and found.problem
+        and f"pg_dump {future}, newer than any pg_restore here" in found.problem
+    )
     assert "Install PostgreSQL 99" in found.hint
 
 
@@ -189,7 +197,11 @@ def test_multi_gb_file_is_examined_from_a_bounded_prefix(dump: Dumper, tmp_path:
     if kind == "custom":
         _sparse(path, dump("c").read_bytes(), size)
     else:
-        _sparse(path, b'{"success": true, "timestamp": "2026-11-30T22:00:00Z", "stats": {"users": 9}, "data": {', size)
+        _sparse(
+            path,
+            b'{"success": true, "timestamp": "2026-11-30T22:00:00Z", "stats": {"users": 9}, "data": {',
+            size,
+        )
     tracemalloc.start()
     try:
         info = detect.examine(path, checksum=False)

@@ -15,7 +15,11 @@ from tests.files.conftest import Dumper
 
 
 def _json_backup(path: Path, at: str) -> None:
-    path.write_text(json.dumps({"success": True, "timestamp": at, "stats": {"users": 1}, "data": {"users": [{"id": "a"}]}}))
+    path.write_text(
+        json.dumps(
+            {"success": True, "timestamp": at, "stats": {"users": 1}, "data": {"users": [{"id": "a"}]}}
+        )
+    )
 
 
 def test_newest_first_and_after_incident_marked(tmp_path: Path) -> None:
@@ -65,8 +69,22 @@ def test_cli_json_and_text(tmp_path: Path, dump: Dumper) -> None:
     _json_backup(app / "backups" / "hourly", "2026-11-30T21:00:00Z")
     env = {**os.environ, "HOME": str(home), "TZ": "UTC"}
     run = subprocess.run(
-        [sys.executable, "-m", "recovery_wizard", "backups", "find", "--json", "--before", "2026-11-30T22:00:00Z"],
-        cwd=app, env=env, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "recovery_wizard",
+            "backups",
+            "find",
+            "--json",
+            "--before",
+            "2026-11-30T22:00:00Z",
+        ],
+        cwd=app,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     payload = json.loads(run.stdout)
@@ -75,12 +93,25 @@ def test_cli_json_and_text(tmp_path: Path, dump: Dumper) -> None:
     assert kinds["hourly"]["kind"] == "json" and kinds["hourly"]["before_incident_seconds"] == 3600
     text = subprocess.run(
         [sys.executable, "-m", "recovery_wizard", "backups", "find", "--before", "2026-11-30T22:00:00Z"],
-        cwd=app, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=app,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
-    assert "AFTER the incident: likely holds the damage" in text.stdout and "1 hour before the incident" in text.stdout
+    assert (
+        "AFTER the incident: likely holds the damage" in text.stdout
+        and "1 hour before the incident" in text.stdout
+    )
     bad = subprocess.run(
         [sys.executable, "-m", "recovery_wizard", "backups", "find", "--before", "last blue moon"],
-        cwd=app, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=app,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert bad.returncode == 2 and bad.stderr
 

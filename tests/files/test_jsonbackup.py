@@ -73,14 +73,25 @@ def _backup(tmp_path: Path, **changes: Any) -> Path:
         "data": {
             "users": [
                 {
-                    "id": "u1", "email": "ann@example.test", "fullName": "Ann", "role": "ADMIN",
-                    "roles": ["ADMIN", "USER"], "tags": ["cook"], "createdAt": "2026-11-01T10:00:00.000+01:00",
+                    "id": "u1",
+                    "email": "ann@example.test",
+                    "fullName": "Ann",
+                    "role": "ADMIN",
+                    "roles": ["ADMIN", "USER"],
+                    "tags": ["cook"],
+                    "createdAt": "2026-11-01T10:00:00.000+01:00",
                     "profile": {"id": 1, "bio": "hi", "meta": {"diet": ["vegan"]}},
                     "legacyField": 1,
                 },
                 {
-                    "id": "u2", "email": "bo@example.test", "fullName": None, "role": "USER", "roles": [],
-                    "tags": [], "createdAt": "2026-11-02T10:00:00Z", "profile": None,
+                    "id": "u2",
+                    "email": "bo@example.test",
+                    "fullName": None,
+                    "role": "USER",
+                    "roles": [],
+                    "tags": [],
+                    "createdAt": "2026-11-02T10:00:00Z",
+                    "profile": None,
                 },
             ],
             "userMemberships": [
@@ -108,15 +119,22 @@ async def test_loads_with_relations_camel_case_and_map(
 ) -> None:
     target = scratch.create(SCHEMA + "INSERT INTO users (id, email) VALUES ('old', 'old@example.test');")
     path = _backup(tmp_path)
-    result = await load(path, detect.detect(path), scratch.url(target), prisma_schema=prisma if with_prisma else None)
-    users = scratch.query(target, "SELECT id, full_name, role::text, roles::text[], tags, created_at FROM users ORDER BY id")
+    result = await load(
+        path, detect.detect(path), scratch.url(target), prisma_schema=prisma if with_prisma else None
+    )
+    users = scratch.query(
+        target, "SELECT id, full_name, role::text, roles::text[], tags, created_at FROM users ORDER BY id"
+    )
     assert users == [
         ("u1", "Ann", "ADMIN", ["ADMIN", "USER"], ["cook"], datetime(2026, 11, 1, 9, 0)),  # +01:00 applied
         ("u2", None, "USER", [], [], datetime(2026, 11, 2, 10, 0)),
     ]  # replace: the row the file lacks ("old") is gone
-    assert scratch.query(target, 'SELECT bio, meta, user_id FROM "Profile"') == [("hi", {"diet": ["vegan"]}, "u1")]
+    assert scratch.query(target, 'SELECT bio, meta, user_id FROM "Profile"') == [
+        ("hi", {"diet": ["vegan"]}, "u1")
+    ]
     assert scratch.query(target, 'SELECT id, amount FROM "UserMembership" ORDER BY id') == [
-        (1, Decimal("12.50")), (2, Decimal("3.00"))
+        (1, Decimal("12.50")),
+        (2, Decimal("3.00")),
     ]
     assert result.tables == {"users": 2, "Profile": 1, "UserMembership": 2}
     assert result.unmapped_fields == ["users.legacyField"]
@@ -132,7 +150,9 @@ async def test_upsert_keeps_rows_the_file_lacks(scratch: Scratch, tmp_path: Path
     path = _backup(tmp_path)
     await load(path, detect.detect(path), scratch.url(target), prisma_schema=prisma, json_mode="upsert")
     assert scratch.query(target, "SELECT id, full_name FROM users ORDER BY id") == [
-        ("old", "Old"), ("u1", "Ann"), ("u2", None)
+        ("old", "Old"),
+        ("u1", "Ann"),
+        ("u2", None),
     ]
 
 
@@ -173,6 +193,6 @@ def test_prisma_models_and_names() -> None:
     assert models["User"].table == "users" and models["User"].fields["fullName"].column == "full_name"
     assert models["Profile"].fields["user"].relation_fields == ["userId"]
     assert models["User"].fields["profile"].is_relation
-    assert [singular(w) for w in ("users", "userMemberships", "categories", "addresses", "statuses", "news")] == [
-        "user", "userMembership", "category", "address", "status", "new"
-    ]
+    assert [
+        singular(w) for w in ("users", "userMemberships", "categories", "addresses", "statuses", "news")
+    ] == ["user", "userMembership", "category", "address", "status", "new"]

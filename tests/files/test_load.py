@@ -44,7 +44,9 @@ def _compress(path: Path, how: str) -> Path:
         ("t", None, "pg_restore"),
         ("p", None, "psql"),
         ("p", "gzip", "psql"),
-        pytest.param("p", "zstd", "psql", marks=pytest.mark.skipif(not shutil.which("zstd"), reason="no zstd")),
+        pytest.param(
+            "p", "zstd", "psql", marks=pytest.mark.skipif(not shutil.which("zstd"), reason="no zstd")
+        ),
     ],
 )
 async def test_each_format_loads(
@@ -69,13 +71,25 @@ async def test_archive_from_a_newer_pg_dump_than_the_server(
     """pg_dump 18's archive into an older server: pg_restore 18 writes, psql -1 runs, without the SET the
     older server rejects."""
     embedded = PgTools(embedded_bin_dir(), 18)
-    source = scratch.create('CREATE TABLE "User" (id text PRIMARY KEY); INSERT INTO "User" VALUES (\'a\'), (\'b\');')
+    source = scratch.create(
+        "CREATE TABLE \"User\" (id text PRIMARY KEY); INSERT INTO \"User\" VALUES ('a'), ('b');"
+    )
     path = tmp_path / "new.dump"
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     params = conninfo_to_dict(pg_server.dsn(source))
     params.pop("password", None)
-    subprocess.run([str(embedded.pg_dump), "-Fc", "-f", str(path), f"--dbname={make_conninfo(**params)}"], check=True)
+    await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(embedded.pg_dump),
+            "-Fc",
+            "-f",
+            str(path),
+            f"--dbname={make_conninfo(**{k: str(v) for k, v in params.items()})}",
+        ],
+        check=True,
+    )
     target = scratch.create()
     result = await load(path, detect.detect(path), scratch.url(target))
     assert scratch.query(target, 'SELECT count(*) FROM "User"')[0][0] == 2
@@ -110,22 +124,28 @@ async def test_failed_sql_commits_nothing(scratch: Scratch, tmp_path: Path) -> N
 
 async def test_refused_sql_runs_nothing(scratch: Scratch, tmp_path: Path) -> None:
     path = tmp_path / "evil.sql"
-    path.write_text("CREATE TABLE made (a int);\nINSERT INTO made VALUES (1);\n\\connect postgres\nDROP TABLE important;\n")
+    path.write_text(
+        "CREATE TABLE made (a int);\nINSERT INTO made VALUES (1);\n\\connect postgres\nDROP TABLE important;\n"
+    )
     target = scratch.create()
     with pytest.raises(SqlRefusedError, match=r"\\connect switches to another database"):
         await load(path, detect.detect(path), scratch.url(target))
     assert scratch.query(target, "SELECT to_regclass('made') IS NULL") == [(True,)]
 
 
-async def test_cancelled_load_commits_nothing(scratch: Scratch, tmp_path: Path) -> None:
-    """Killed mid-stream: psql is killed, not sent end-of-input (which would COMMIT what it had)."""
-    path = tmp_path / "big.sql"
+def _write_big(path: Path) -> None:
     with open(path, "w") as out:
         out.write("CREATE TABLE big (a int, b text);\nCOPY big (a, b) FROM stdin;\n")
         row = "x" * 100
         for i in range(300_000):
             out.write(f"{i}\t{row}\n")
         out.write("\\.\n")
+
+
+async def test_cancelled_load_commits_nothing(scratch: Scratch, tmp_path: Path) -> None:
+    """Killed mid-stream: psql is killed, not sent end-of-input (which would COMMIT what it had)."""
+    path = tmp_path / "big.sql"
+    await asyncio.to_thread(_write_big, path)
     target = scratch.create()
     started = asyncio.Event()
 

@@ -81,14 +81,14 @@ class _Reader:
     def byte(self) -> int:
         return self.read(1)[0]
 
-    def int(self) -> int:
+    def integer(self) -> int:
         sign = self.byte()
         raw = self.read(self.int_size)
         value = int.from_bytes(raw, "little")
         return -value if sign else value
 
-    def str(self) -> str | None:
-        length = self.int()
+    def text(self) -> str | None:
+        length = self.integer()
         if length < 0:
             return None
         if length > 64 * 1024 * 1024:
@@ -121,19 +121,19 @@ def read_header(stream: BinaryIO, *, with_toc: bool = True) -> ArchiveHeader:
     if _version_at_least(version, 1, 15):
         compression = {0: "none", 1: "gzip", 2: "lz4", 3: "zstd"}.get(r.byte(), "unknown")
     else:
-        level = r.int()
+        level = r.integer()
         compression = "none" if level == 0 else "gzip"
     created: datetime | None = None
-    sec, minute, hour, mday, mon, year, _isdst = (r.int() for _ in range(7))
+    sec, minute, hour, mday, mon, year, _isdst = (r.integer() for _ in range(7))
     try:
         created = datetime(year + 1900, mon + 1, mday, hour, minute, min(sec, 59))
     except ValueError:
         created = None
-    database = r.str()
+    database = r.text()
     server_version = dump_version = None
     if _version_at_least(version, 1, 10):
-        server_version = r.str()
-        dump_version = r.str()
+        server_version = r.text()
+        dump_version = r.text()
     header = ArchiveHeader(version, fmt, compression, created, database, server_version, dump_version)
     if with_toc and (1, 12) <= version[:2] <= KNOWN_VERSION:
         header.toc = _read_toc(r, version, fmt)
@@ -142,31 +142,31 @@ def read_header(stream: BinaryIO, *, with_toc: bool = True) -> ArchiveHeader:
 
 
 def _read_toc(r: _Reader, version: tuple[int, int, int], fmt: str) -> list[TocEntry]:
-    count = r.int()
+    count = r.integer()
     if count < 0 or count > 10_000_000:
         raise ArchiveReadError("its table of contents has an impossible entry count")
     entries: list[TocEntry] = []
     for _ in range(count):
-        dump_id = r.int()
-        had_dumper = bool(r.int())
-        r.str()  # table oid
-        r.str()  # oid
-        tag = r.str() or ""
-        desc = r.str() or ""
+        dump_id = r.integer()
+        had_dumper = bool(r.integer())
+        r.text()  # table oid
+        r.text()  # oid
+        tag = r.text() or ""
+        desc = r.text() or ""
         if _version_at_least(version, 1, 11):
-            r.int()  # section
-        r.str()  # definition
-        r.str()  # drop statement
-        r.str()  # copy statement
-        namespace = r.str()
-        r.str()  # tablespace
+            r.integer()  # section
+        r.text()  # definition
+        r.text()  # drop statement
+        r.text()  # copy statement
+        namespace = r.text()
+        r.text()  # tablespace
         if _version_at_least(version, 1, 14):
-            r.str()  # table access method
+            r.text()  # table access method
         if _version_at_least(version, 1, 16):
-            r.int()  # relkind
-        r.str()  # owner
-        r.str()  # "with oids" flag
-        while r.str() is not None:  # dependencies, ended by a NULL string
+            r.integer()  # relkind
+        r.text()  # owner
+        r.text()  # "with oids" flag
+        while r.text() is not None:  # dependencies, ended by a NULL string
             pass
         entry = TocEntry(dump_id, desc, namespace, tag, had_dumper)
         if fmt == "custom":
@@ -175,7 +175,7 @@ def _read_toc(r: _Reader, version: tuple[int, int, int], fmt: str) -> list[TocEn
             if flag not in (_OFFSET_NOT_SET, _OFFSET_SET, 3):
                 raise ArchiveReadError("a table-of-contents entry has an unknown data-offset flag")
         else:
-            entry.filename = r.str()
+            entry.filename = r.text()
         entries.append(entry)
     return entries
 
@@ -218,14 +218,14 @@ def _walk_block(r: _Reader, stream: BinaryIO, size: int) -> None:
     kind = r.byte()
     if kind not in (_BLOCK_DATA, _BLOCK_BLOBS):
         raise ArchiveReadError("a data block starts with an unknown block type")
-    r.int()  # dump id
+    r.integer()  # dump id
     blobs = kind == _BLOCK_BLOBS
     while True:
         if blobs:
-            oid = r.int()
+            oid = r.integer()
             if oid == 0:
                 return
-        while (length := r.int()) != 0:
+        while (length := r.integer()) != 0:
             if length < 0 or stream.tell() + length > size:
                 raise ArchiveReadError("a table's data ends before its last chunk does")
             stream.seek(length, os.SEEK_CUR)

@@ -239,7 +239,9 @@ _DUMPED_FROM: Final = re.compile(rb"^-- Dumped from database version (.+)$", re.
 _DUMPED_BY: Final = re.compile(rb"^-- Dumped by pg_dump(?:all)? version (.+)$", re.MULTILINE)
 _STARTED_ON: Final = re.compile(rb"^-- Started on (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?: (\S+))?$", re.MULTILINE)
 _CREATE_DATABASE: Final = re.compile(rb"^CREATE DATABASE (\"(?:[^\"]|\"\")+\"|\w+)", re.MULTILINE)
-_SQL_DATA: Final = re.compile(rb"^\s*(?:INSERT\s+INTO|COPY\s+\S+.*FROM\s+stdin)", re.MULTILINE | re.IGNORECASE)
+_SQL_DATA: Final = re.compile(
+    rb"^\s*(?:INSERT\s+INTO|COPY\s+\S+.*FROM\s+stdin)", re.MULTILINE | re.IGNORECASE
+)
 
 
 def _compressed(path: Path, compression: str) -> BackupInfo | None:

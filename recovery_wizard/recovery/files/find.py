@@ -10,6 +10,7 @@ link out of them is listed as skipped, naming where it points). Every file is re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -25,7 +26,22 @@ from recovery_wizard.recovery.files.manifest import SUFFIX as MANIFEST_SUFFIX
 
 DEFAULT_DEPTH: Final = 4
 SKIP_DIRS: Final = frozenset(
-    {"node_modules", ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".next", ".nuxt", ".cache", ".turbo", "dist", ".pnpm-store", ".yarn"}
+    {
+        "node_modules",
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".next",
+        ".nuxt",
+        ".cache",
+        ".turbo",
+        "dist",
+        ".pnpm-store",
+        ".yarn",
+    }
 )
 _SNIFF: Final = 4096
 _SQLISH: Final = re.compile(
@@ -92,7 +108,9 @@ def _likely(head: bytes) -> bool:
     return _SQLISH.search(head) is not None
 
 
-def _walk(root: Path, roots: list[Path], depth: int, skipped: list[str]) -> Iterator[tuple[str, str, bytes | None]]:
+def _walk(
+    root: Path, roots: list[Path], depth: int, skipped: list[str]
+) -> Iterator[tuple[str, str, bytes | None]]:
     """(path, real path, first bytes) of files; (directory, directory, None) for a pg_dump directory archive.
 
     Strings, not Paths, until a file looks like a backup: at 50,000 files pathlib's parsing is most of the
@@ -204,15 +222,17 @@ def render(result: FindResult, *, zone: Any, base: Path | None = None) -> str:
         lines.append(head + ":")
     for item in result.found:
         info = item.info
-        when = info.taken_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z") if info.taken_at else "unknown time"
+        when = (
+            info.taken_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+            if info.taken_at
+            else "unknown time"
+        )
         if info.taken_at_is_fallback:
             when += " (file time: the file does not say when it was taken)"
         where = str(info.path)
         if base is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 where = str(info.path.relative_to(base))
-            except ValueError:
-                pass
         lines.append(f"  {when}  {info.label}, {_size(info.size)}  {where}")
         if item.before_incident_seconds is not None:
             delta = human_duration(timedelta(seconds=abs(item.before_incident_seconds)))
@@ -226,7 +246,10 @@ def render(result: FindResult, *, zone: Any, base: Path | None = None) -> str:
         if info.server_version:
             details.append(f"PostgreSQL {info.server_version.split()[0]}")
         if info.tables:
-            shown = [f"{name} ({rows})" if rows is not None else name for name, rows in list(info.tables.items())[:6]]
+            shown = [
+                f"{name} ({rows})" if rows is not None else name
+                for name, rows in list(info.tables.items())[:6]
+            ]
             more = f" … {len(info.tables) - 6} more" if len(info.tables) > 6 else ""
             details.append("tables: " + ", ".join(shown) + more)
         if details:

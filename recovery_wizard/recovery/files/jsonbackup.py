@@ -20,6 +20,7 @@ that violates a constraint rolls everything back, naming the table and key.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
 import re
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
-from recovery_wizard.recovery.files.detect import FROM_JSON, FROM_MTIME, BackupFileError, BackupInfo
+from recovery_wizard.recovery.files.detect import FROM_JSON, FROM_MTIME, BackupInfo
 from recovery_wizard.recovery.files.load import LoadError, LoadProgress, LoadResult
 from recovery_wizard.recovery.files.prismamodels import PrismaModel, read_models
 from recovery_wizard.redact import Secret, redact
@@ -39,6 +40,7 @@ MAX_JSON_BYTES: Final = 1024 * 1024 * 1024
 _HEAD_KEYS: Final = ("success", "timestamp", "stats")
 _SKIP_IN_STRING: Final = re.compile(r'["\\]')
 _SKIP_OUTSIDE: Final = re.compile(r'["{}\[\]]')
+_SCALAR_END: Final = re.compile(r"[,}\]]")
 _IGNORED_TABLES: Final = frozenset({"_prisma_migrations"})
 
 
@@ -101,7 +103,14 @@ class _Head:
         """Step over one value without keeping it (a multi-GB ``data`` costs time, never memory)."""
         depth = 0
         in_string = False
-        self.peek()
+        if self.peek() not in ('"', "{", "["):
+            # a number, true, false or null: it ends at the next ',', '}' or ']'
+            while (end := _SCALAR_END.search(self.buf, self.pos)) is None:
+                if not self.fill():
+                    self.pos = len(self.buf)
+                    return
+            self.pos = end.start()
+            return
         while True:
             if self.pos >= len(self.buf) and not self.fill():
                 raise ValueError("the file ends inside a value")
@@ -123,12 +132,6 @@ class _Head:
                 continue
             found = _SKIP_OUTSIDE.search(self.buf, self.pos)
             if found is None:
-                if depth == 0 and self.buf[self.pos :].strip(" \t\r\n0123456789.eE+-truefalsn") == "":
-                    # a bare scalar at the top of the skip: ends at the next ',' or '}'
-                    end = re.search(r"[,}\]]", self.buf[self.pos :])
-                    if end is not None:
-                        self.pos += end.start()
-                        return
                 self.pos = len(self.buf)
                 continue
             char = found.group()
@@ -201,8 +204,13 @@ def _stat_counts(stats: Any) -> tuple[dict[str, int | None], list[str]]:
         if isinstance(value, int) and not isinstance(value, bool):
             tables[str(name)] = value
         elif isinstance(value, dict):
-            count = next((value[k] for k in ("count", "exported", "rows", "saved") if isinstance(value.get(k), int)), None)
-            total = next((value[k] for k in ("total", "of", "tableTotal") if isinstance(value.get(k), int)), None)
+            count = next(
+                (value[k] for k in ("count", "exported", "rows", "saved") if isinstance(value.get(k), int)),
+                None,
+            )
+            total = next(
+                (value[k] for k in ("total", "of", "tableTotal") if isinstance(value.get(k), int)), None
+            )
             tables[str(name)] = count
             if count is not None and total is not None and total > count:
                 partial.append(f"{name}: {count} of {total} rows")
@@ -304,9 +312,10 @@ async def _read_tables(conn: Any) -> dict[tuple[str, str], _Table]:
         table.columns[column] = _Column(column, type_, category, base)
     cur = await conn.execute(_CONSTRAINTS_SQL)
     for schema, name, kind, columns, pschema, pname, pcolumns in await cur.fetchall():
-        table = tables.get((schema, name))
-        if table is None:
+        found = tables.get((schema, name))
+        if found is None:
             continue
+        table = found
         if kind == "p":
             table.primary_key = list(columns)
         else:
@@ -322,7 +331,14 @@ def singular(word: str) -> str:
     addresses→address, statuses→status. Hand-written: the dozen rules an ORM's plural names need, where an
     inflection library would be a dependency for one function."""
     lower = word.lower()
-    for plural, single in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"), ("shes", "sh"), ("uses", "us")):
+    for plural, single in (
+        ("ies", "y"),
+        ("sses", "ss"),
+        ("xes", "x"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("uses", "us"),
+    ):
         if lower.endswith(plural) and len(word) > len(plural) + 1:
             return word[: -len(plural)] + single
     if lower.endswith("s") and not lower.endswith("ss") and len(word) > 2:
@@ -396,7 +412,9 @@ def _convert(column: _Column, value: Any) -> Any:
         return json.dumps(value)
     if column.category == "A":
         if not isinstance(value, list):
-            raise ValueError(f"expected a list for the array column {column.name}, got {type(value).__name__}")
+            raise ValueError(
+                f"expected a list for the array column {column.name}, got {type(value).__name__}"
+            )
         element = _Column(column.name, column.type, "", column.base)
         return [_convert(element, v) for v in value]
     if column.base == "timestamp" and isinstance(value, str):
@@ -423,7 +441,14 @@ class _Plan:
 
 
 def _flatten(
-    mapper: _Mapper, table: _Table, model: PrismaModel | None, row: dict[str, Any], plan: _Plan, *, top: bool, depth: int = 0
+    mapper: _Mapper,
+    table: _Table,
+    model: PrismaModel | None,
+    row: dict[str, Any],
+    plan: _Plan,
+    *,
+    top: bool,
+    depth: int = 0,
 ) -> None:
     out: dict[str, Any] = {}
     children: list[tuple[_Table, PrismaModel | None, dict[str, Any], str | None]] = []
@@ -445,7 +470,9 @@ def _flatten(
             out[column] = value
             continue
         nested_table = None
-        if model is None and (isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict))):
+        if model is None and (
+            isinstance(value, dict) or (isinstance(value, list) and value and isinstance(value[0], dict))
+        ):
             nested_table = mapper.by_norm.get(_norm(singular(name)))
         if nested_table is None and value is None and mapper.by_norm.get(_norm(singular(name))) is not None:
             continue  # an empty relation ("profile": null)
@@ -528,12 +555,13 @@ async def load_json(
     if mode not in ("replace", "upsert"):
         raise JsonBackupError(f"Unknown JSON load mode {mode!r}.", hint="Use replace or upsert.")
     started = time.monotonic()
-    size = path.stat().st_size
+    size = (await asyncio.to_thread(path.stat)).st_size
     if size > MAX_JSON_BYTES:
-        raise JsonBackupError(f"{path} is larger than 1 GiB; JSON backups are read whole.", hint="Use a pg_dump file.")
+        raise JsonBackupError(
+            f"{path} is larger than 1 GiB; JSON backups are read whole.", hint="Use a pg_dump file."
+        )
     try:
-        with open(path, "rb") as stream:
-            document = json.load(stream)
+        document = await asyncio.to_thread(_read_document, path)
     except (OSError, ValueError) as exc:
         raise JsonBackupError(
             f"{path} is not valid JSON ({exc}); it may be truncated.", hint="Use an earlier JSON backup."
@@ -541,7 +569,9 @@ async def load_json(
     if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
         raise JsonBackupError(f'{path} has no "data" object: it is not a JSON backup of the cron kind.')
     if document.get("success") is False:
-        raise JsonBackupError(f'{path} says the backup job failed ("success": false).', hint="Use an earlier JSON backup.")
+        raise JsonBackupError(
+            f'{path} says the backup job failed ("success": false).', hint="Use an earlier JSON backup."
+        )
     models = read_models(prisma_schema) if prisma_schema is not None else None
     stats, partial = _stat_counts(document.get("stats"))
     data: dict[str, Any] = document["data"]
@@ -553,7 +583,9 @@ async def load_json(
             target_direct_url.reveal(), connect_timeout=15, autocommit=True
         )
     except psycopg.Error as exc:
-        raise JsonBackupError(f"Could not connect to the new branch at {target_direct_url}: {redact(str(exc)).strip()}") from None
+        raise JsonBackupError(
+            f"Could not connect to the new branch at {target_direct_url}: {redact(str(exc)).strip()}"
+        ) from None
     try:
         tables = await _read_tables(conn)
         mapper = _Mapper(tables, models)
@@ -609,21 +641,33 @@ async def load_json(
     finally:
         await conn.close()
     missing = sorted(
-        t.shown for t in tables.values()
-        if t.key not in loaded_keys and t.name not in _IGNORED_TABLES
+        t.shown
+        for t in tables.values()
+        if t.key not in loaded_keys
+        and t.name not in _IGNORED_TABLES
         and t.schema in {k[0] for k in loaded_keys}
     )
     notes = [f"loaded with {mode}"]
     if cycle:
         notes.append("the tables' foreign keys form a cycle; they were loaded in name order within it")
     return LoadResult(
-        path, "json", "json", None, time.monotonic() - started, size,
+        path,
+        "json",
+        "json",
+        None,
+        time.monotonic() - started,
+        size,
         tables=result_tables,
         unmapped_fields=sorted(plan.unmapped),
         missing_tables=missing,
         partial=partial,
         notes=notes,
     )
+
+
+def _read_document(path: Path) -> Any:
+    with open(path, "rb") as stream:
+        return json.load(stream)
 
 
 def _in_table(name: str | None) -> str:
@@ -635,7 +679,9 @@ def _constraint_error(path: Path, exc: Any) -> JsonBackupError:
     detail = diag.message_detail or ""
     return JsonBackupError(
         f"A row of {path.name}{_in_table(diag.table_name)} violates {diag.constraint_name or 'a constraint'}: "
-        f"{redact(diag.message_primary or str(exc))}. {redact(detail)} Nothing was loaded (one transaction).".replace("  ", " "),
+        f"{redact(diag.message_primary or str(exc))}. {redact(detail)} Nothing was loaded (one transaction).".replace(
+            "  ", " "
+        ),
         hint="Fix or remove that row in a copy of the file, or load with --json-mode upsert if the row exists "
         "already.",
     )
@@ -645,13 +691,16 @@ async def _truncate(conn: Any, targets: list[_Table], tables: dict[tuple[str, st
     keys = {t.key for t in targets}
     blockers = sorted(
         f"{t.shown} (references {tables[p].shown})"
-        for t in tables.values() if t.key not in keys
-        for _, p, _ in t.foreign_keys if p in keys
+        for t in tables.values()
+        if t.key not in keys
+        for _, p, _ in t.foreign_keys
+        if p in keys
     )
     if blockers:
         raise JsonBackupError(
             "Replacing the file's tables would also empty tables it does not hold: "
-            + ", ".join(blockers) + ". Nothing was loaded.",
+            + ", ".join(blockers)
+            + ". Nothing was loaded.",
             hint="Load with --json-mode upsert (keeps existing rows, updates the file's by primary key).",
         )
     await conn.execute("TRUNCATE " + ", ".join(t.sql for t in targets))

@@ -43,14 +43,18 @@ _TIMEOUT_LINE: Final = re.compile(rb"^SET transaction_timeout = 0;\r?\n", re.MUL
 _PROCESSING: Final = re.compile(r'processing data for table "(?P<name>[^"]+)"')
 _TOC_ENTRY: Final = re.compile(r"from TOC entry \d+; \d+ \d+ (?P<what>.+)$")
 _PSQL_ERROR: Final = re.compile(r"^psql:(?P<src>[^:]*):(?P<line>\d+): (?P<message>(?:ERROR|FATAL).*)$")
-_DATA_COMMENT: Final = re.compile(rb"^-- Data for Name: ([^;]+); Type: TABLE DATA; Schema: ([^;]+);", re.MULTILINE)
+_DATA_COMMENT: Final = re.compile(
+    rb"^-- Data for Name: ([^;]+); Type: TABLE DATA; Schema: ([^;]+);", re.MULTILINE
+)
 
 
 class LoadError(RecoveryError):
     """Loading failed; nothing was committed (unless ``--jobs`` was chosen). ``failing_object`` names what
     pg_restore/psql was loading; ``output`` is the tool's last lines, secrets masked."""
 
-    def __init__(self, message: str, *, hint: str = "", failing_object: str | None = None, output: str = "") -> None:
+    def __init__(
+        self, message: str, *, hint: str = "", failing_object: str | None = None, output: str = ""
+    ) -> None:
         super().__init__(message, hint=hint)
         self.failing_object = failing_object
         self.output = redact(output)
@@ -204,7 +208,9 @@ class _Tail:
         return "\n".join(self.lines)
 
 
-async def _spawn(*args: str | Path, env: dict[str, str], stdin: int | None = None, stdout: int | None = None) -> asyncio.subprocess.Process:
+async def _spawn(
+    *args: str | Path, env: dict[str, str], stdin: int | None = None, stdout: int | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *[str(a) for a in args],
         stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
@@ -272,13 +278,26 @@ _ROLLED_BACK = (
 
 
 async def _pg_restore_direct(
-    path: Path, info: BackupInfo, target: _Target, tools: PgTools, on_progress: ProgressCallback, *, jobs: int | None
+    path: Path,
+    info: BackupInfo,
+    target: _Target,
+    tools: PgTools,
+    on_progress: ProgressCallback,
+    *,
+    jobs: int | None,
 ) -> LoadResult:
     started = time.monotonic()
     total = len(info.tables)
     done = 0
     size = info.size
-    args: list[str | Path] = [tools.pg_restore, "--clean", "--if-exists", "--no-owner", "--no-acl", "--verbose"]
+    args: list[str | Path] = [
+        tools.pg_restore,
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--no-acl",
+        "--verbose",
+    ]
     args += ["--exit-on-error", f"--jobs={jobs}"] if jobs else ["--single-transaction"]
     args += [f"--dbname={target.conninfo}", path]
     tail = _Tail()
@@ -408,15 +427,28 @@ async def _finish_psql(psql: asyncio.subprocess.Process) -> int:
 
 
 async def _pg_restore_piped(
-    path: Path, info: BackupInfo, target: _Target, tools: PgTools, server_major: int, on_progress: ProgressCallback
+    path: Path,
+    info: BackupInfo,
+    target: _Target,
+    tools: PgTools,
+    server_major: int,
+    on_progress: ProgressCallback,
 ) -> LoadResult:
     started = time.monotonic()
     total, size = len(info.tables), info.size
     done = 0
     restore_tail, psql_tail = _Tail(), _Tail()
     restore = await _spawn(
-        tools.pg_restore, "--clean", "--if-exists", "--no-owner", "--no-acl", "--verbose", "--file=-", path,
-        env=target.env, stdout=asyncio.subprocess.PIPE,
+        tools.pg_restore,
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--no-acl",
+        "--verbose",
+        "--file=-",
+        path,
+        env=target.env,
+        stdout=asyncio.subprocess.PIPE,
     )
     psql: asyncio.subprocess.Process | None = None
     try:
@@ -434,7 +466,9 @@ async def _pg_restore_piped(
             names = _DATA_COMMENT.findall(chunk)
             if names:
                 name, schema = names[-1]
-                psql_tail.failing_object = f"TABLE DATA {schema.decode(errors='replace')}.{name.decode(errors='replace')}"
+                psql_tail.failing_object = (
+                    f"TABLE DATA {schema.decode(errors='replace')}.{name.decode(errors='replace')}"
+                )
 
         assert restore.stdout is not None
         readers = [
@@ -467,7 +501,12 @@ async def _pg_restore_piped(
         raise
     on_progress(LoadProgress(total, total, size, size, None))
     return LoadResult(
-        path, info.kind, "pg_restore | psql", tools.major, time.monotonic() - started, size,
+        path,
+        info.kind,
+        "pg_restore | psql",
+        tools.major,
+        time.monotonic() - started,
+        size,
         tables=dict(info.tables),
         notes=[
             f"pg_restore {tools.major} wrote the script and psql ran it in one transaction: PostgreSQL "
@@ -477,7 +516,12 @@ async def _pg_restore_piped(
 
 
 async def _load_sql(
-    path: Path, info: BackupInfo, target: _Target, tools: PgTools, server_major: int, on_progress: ProgressCallback
+    path: Path,
+    info: BackupInfo,
+    target: _Target,
+    tools: PgTools,
+    server_major: int,
+    on_progress: ProgressCallback,
 ) -> LoadResult:
     from recovery_wizard.recovery.files.sqlcheck import check_sql_file
 
@@ -489,7 +533,10 @@ async def _load_sql(
     done = 0
     tail = _Tail()
     psql = await _spawn(
-        *_psql_args(tools, target), env=target.env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        *_psql_args(tools, target),
+        env=target.env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     raw_read = [0]
 
@@ -510,7 +557,12 @@ async def _load_sql(
         readers = [asyncio.create_task(_read_stderr(psql, tail)), asyncio.create_task(count_copies())]
         with streams.open_decompressed(path, info.compression) as stream:
             pump = asyncio.create_task(
-                _pump(lambda n: asyncio.to_thread(stream.read, n), psql, _HeaderFilter(server_major < 17), on_bytes)
+                _pump(
+                    lambda n: asyncio.to_thread(stream.read, n),
+                    psql,
+                    _HeaderFilter(server_major < 17),
+                    on_bytes,
+                )
             )
             psql_done = asyncio.create_task(psql.wait())
             await asyncio.wait([pump, psql_done], return_when=asyncio.FIRST_COMPLETED)
@@ -536,6 +588,11 @@ async def _load_sql(
         raise _failure("Loading (psql)", path, tail, hint=_ROLLED_BACK)
     on_progress(LoadProgress(total, total, size, size, None))
     return LoadResult(
-        path, "sql", "psql", tools.major, time.monotonic() - started, checked.bytes_read,
+        path,
+        "sql",
+        "psql",
+        tools.major,
+        time.monotonic() - started,
+        checked.bytes_read,
         tables={name: rows for name, rows in checked.tables.items()},
     )

@@ -71,7 +71,9 @@ def parse_models(text: str) -> dict[str, PrismaModel]:
                 continue
             fname, ftype, is_list, optional, rest = match.groups()
             column = _MAP.search(rest)
-            entry = PrismaField(fname, ftype, column.group(1) if column else fname, bool(is_list), bool(optional))
+            entry = PrismaField(
+                fname, ftype, column.group(1) if column else fname, bool(is_list), bool(optional)
+            )
             if ftype in model_names:
                 entry.is_relation = True
                 if (refs := _RELATION_FIELDS.search(rest)) is not None:
@@ -79,7 +81,9 @@ def parse_models(text: str) -> dict[str, PrismaModel]:
                 if (refs := _RELATION_REFS.search(rest)) is not None:
                     entry.relation_references = [f.strip() for f in refs.group(1).split(",") if f.strip()]
             fields[fname] = entry
-        models[name] = PrismaModel(name, table_map.group(1) if table_map else name, schema.group(1) if schema else None, fields)
+        models[name] = PrismaModel(
+            name, table_map.group(1) if table_map else name, schema.group(1) if schema else None, fields
+        )
     return models
 
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
 from recovery_wizard.recovery.files import streams
 from recovery_wizard.recovery.files.detect import BackupFileError
@@ -100,7 +100,7 @@ def check_sql_file(
     """Read the whole (decompressed) file once; raise :class:`SqlRefusedError` at the first thing refused."""
     with streams.open_decompressed(path, compression) as raw:
         counted = _Counting(raw, on_bytes)
-        text = io.TextIOWrapper(counted, encoding="utf-8", errors="replace", newline="")
+        text = io.TextIOWrapper(io.BufferedReader(counted), encoding="utf-8", errors="replace", newline="")
         try:
             result = check_lines(text, where=str(path))
         except (OSError, EOFError) as exc:
@@ -113,7 +113,7 @@ def check_sql_file(
 
 
 class _Counting(io.RawIOBase):
-    def __init__(self, inner: io.BufferedIOBase | object, on_bytes: Callable[[int], None] | None) -> None:
+    def __init__(self, inner: IO[bytes], on_bytes: Callable[[int], None] | None) -> None:
         self.inner = inner
         self.count = 0
         self.on_bytes = on_bytes
@@ -123,7 +123,7 @@ class _Counting(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.inner.read(len(buffer))  # type: ignore[attr-defined]
+        data = self.inner.read(len(buffer))
         n = len(data)
         buffer[:n] = data
         self.count += n
@@ -148,7 +148,7 @@ def check_lines(lines: io.TextIOBase | io.TextIOWrapper, *, where: str) -> SqlCh
     start_line = 0
     copy_table: str | None = None
     number = 0
-    for number, line in enumerate(lines, 1):  # noqa: B007 (number is used after the loop)
+    for number, line in enumerate(lines, 1):
         if copy_table is not None:
             if line.rstrip("\r\n") == "\\.":
                 copy_table = None
@@ -249,7 +249,7 @@ def _check_meta(line: str, number: int, where: str) -> None:
     raise SqlRefusedError(
         f"{where}, line {number}: the psql command \\{name} {why}; a backup is loaded into the new branch "
         "only, so nothing was loaded.",
-        hint=f"Remove that line (and anything that relies on it) from a copy of the file, then give the copy.",
+        hint="Remove that line (and anything that relies on it) from a copy of the file, then give the copy.",
     )
 
 

@@ -39,7 +39,7 @@ def open_decompressed(path: Path, compression: str | None) -> Iterator[IO[bytes]
             yield raw
     elif compression == "gzip":
         with gzip.open(path, "rb") as unzipped:
-            yield unzipped
+            yield unzipped  # type: ignore[misc]  # a GzipFile is a binary stream
     elif compression == "zstd":
         program = zstd_program()
         if program is None:
