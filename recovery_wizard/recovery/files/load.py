@@ -181,7 +181,9 @@ class _Target:
 
         params = conninfo_to_dict(url.reveal())
         password = params.pop("password", None)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        # The caller's PG* variables could send the tools elsewhere (PGSERVICE, PGOPTIONS, a stale
+        # PGPASSWORD); the URL says where. Certificates configured for TLS are kept.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG") or k.startswith("PGSSL")}
         env["PGAPPNAME"] = "recovery-wizard load"
         if password:
             env["PGPASSWORD"] = str(password)
@@ -355,7 +357,7 @@ async def _pg_restore_direct(
 
 
 def _psql_args(tools: PgTools, target: _Target) -> list[str | Path]:
-    return [tools.psql, "-X", "-1", "-v", "ON_ERROR_STOP=1", "-f", "-", f"--dbname={target.conninfo}"]
+    return [tools.psql, "-X", "-1", "-w", "-v", "ON_ERROR_STOP=1", "-f", "-", f"--dbname={target.conninfo}"]
 
 
 class _HeaderFilter:
