@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -169,3 +171,42 @@ def test_password_goes_by_environment_not_arguments() -> None:
     assert "s3cret-pass" not in target.conninfo
     assert "sslmode=require" in target.conninfo and "db.example.test" in target.conninfo
     assert target.env["PGPASSWORD"] == "s3cret-pass"
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            with contextlib.suppress(OSError):
+                lines.append(
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
+    return lines
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+async def test_password_is_never_in_the_process_list(scratch: Scratch, tmp_path: Path) -> None:
+    path = tmp_path / "big.sql"
+    await asyncio.to_thread(_write_big, path)
+    target = scratch.create()
+    password = "Pw-not-in-argv-7f3a"
+    url = Secret(scratch.server.dsn(target) + f" password={password}")  # the test server trusts; still sent
+    seen: list[str] = []
+
+    def progress(p: LoadProgress) -> None:
+        if p.bytes_read > 0 and not seen:
+            seen.extend(line for line in _command_lines() if "psql" in line)
+
+    await load(path, detect.detect(path), url, on_progress=progress)
+    assert seen and any(target in line for line in seen), "psql was not caught running"
+    assert not any(password in line for line in seen)
+
+
+async def test_jobs_is_parallel_and_says_it_is_not_one_transaction(
+    dump: Dumper, scratch: Scratch, sample_tools: PgTools
+) -> None:
+    path = dump("d")
+    target = scratch.create()
+    result = await load(path, detect.detect(path), scratch.url(target), jobs=2, tools=sample_tools)
+    assert _counts(scratch, target) == (300, 120)
+    assert not result.single_transaction and "not in one transaction" in result.notes[0]
