@@ -12,6 +12,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recovery_wizard.recovery.files import detect
 from recovery_wizard.recovery.files.detect import BackupFileError
@@ -215,3 +217,34 @@ def test_multi_gb_file_is_examined_from_a_bounded_prefix(dump: Dumper, tmp_path:
         assert info.problem is None
     assert peak < 8 * 1024 * 1024, f"examining a {size} B file used {peak} B"
     assert os.stat(path).st_blocks * 512 < 50 * 1024 * 1024  # still sparse: nothing wrote its holes
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(alphabet='ab"\\{}[],:\n é'),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4),
+        max_leaves=20,
+    ),
+    chunk=st.integers(1, 9),
+)
+def test_json_head_steps_over_any_data_in_any_chunking(data: object, chunk: int) -> None:
+    """The keys after "data" are found whatever "data" holds and wherever the reads cut it."""
+    import io
+
+    from recovery_wizard.recovery.files import jsonbackup
+
+    text = json.dumps(
+        {"data": {"t": data}, "extra": [data], "stats": {"t": 3}, "timestamp": "2026-11-30T22:00:00Z"}
+    )
+    original = jsonbackup._Head.chunk
+    jsonbackup._Head.chunk = chunk
+    try:
+        head = jsonbackup.read_head(io.BytesIO(text.encode()))
+    finally:
+        jsonbackup._Head.chunk = original
+    assert head is not None and head["stats"] == {"t": 3} and head["timestamp"] == "2026-11-30T22:00:00Z"

@@ -52,6 +52,8 @@ class JsonBackupError(LoadError):
 
 
 class _Head:
+    chunk = 64 * 1024
+
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
@@ -62,7 +64,7 @@ class _Head:
     def fill(self) -> bool:
         if self.eof:
             return False
-        chunk = self.raw.read(64 * 1024)
+        chunk = self.raw.read(self.chunk)
         if not chunk:
             self.eof = True
             self.buf = self.buf[self.pos :] + self.decoder.decode(b"", final=True)
@@ -120,10 +122,13 @@ class _Head:
                     self.pos = len(self.buf)
                     continue
                 if found.group() == "\\":
-                    if found.end() >= len(self.buf) and not self.fill():
-                        raise ValueError("the file ends inside a string")
-                    # after fill() the buffer was re-based: the backslash is at the new self.pos + offset
-                    self.pos = (found.start() if found.end() < len(self.buf) else self.pos) + 2
+                    at = found.start()
+                    if found.end() >= len(self.buf):  # the escaped character is in the next chunk
+                        ahead = at - self.pos
+                        if not self.fill():
+                            raise ValueError("the file ends inside a string")
+                        at = self.pos + ahead  # fill() re-based the buffer at the old position
+                    self.pos = at + 2
                     continue
                 in_string = False
                 self.pos = found.end()
