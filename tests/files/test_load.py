@@ -210,3 +210,20 @@ async def test_jobs_is_parallel_and_says_it_is_not_one_transaction(
     result = await load(path, detect.detect(path), scratch.url(target), jobs=2, tools=sample_tools)
     assert _counts(scratch, target) == (300, 120)
     assert not result.single_transaction and "not in one transaction" in result.notes[0]
+
+
+async def test_counts_are_checked_against_the_file(dump: Dumper, scratch: Scratch) -> None:
+    from recovery_wizard.recovery.files.counts import check_counts
+
+    path = dump("p", "counted.sql")
+    target = scratch.create()
+    info = detect.detect(path)
+    result = await load(path, info, scratch.url(target))
+    checks = await check_counts(info, result, scratch.url(target))
+    assert [(c.table, c.expected, c.actual, c.ok) for c in checks] == [
+        ("public.Order", 120, 120, True),
+        ("public.User", 300, 300, True),
+    ]
+    scratch.query(target, 'DELETE FROM "Order" WHERE id = 1 RETURNING id')
+    checks = await check_counts(info, result, scratch.url(target))
+    assert [c.ok for c in checks] == [False, True] and checks[0].actual == 119
