@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from recovery_wizard.pgtools import PgTools, embedded_bin_dir
+from recovery_wizard.pgtools import PgTools, embedded_bin_dir, installed
 from recovery_wizard.recovery.files import detect
+from recovery_wizard.recovery.files.detect import BackupFileError
 from recovery_wizard.recovery.files.load import LoadError, LoadProgress, _Target, load
 from recovery_wizard.recovery.files.sqlcheck import SqlRefusedError
 from recovery_wizard.redact import Secret
@@ -227,3 +228,34 @@ async def test_counts_are_checked_against_the_file(dump: Dumper, scratch: Scratc
     scratch.query(target, 'DELETE FROM "Order" WHERE id = 1 RETURNING id')
     checks = await check_counts(info, result, scratch.url(target))
     assert [c.ok for c in checks] == [False, True] and checks[0].actual == 119
+
+
+async def test_zstd_inside_an_archive_needs_a_pg_restore_built_with_it(
+    pg_server: PgServer, scratch: Scratch, tmp_path: Path
+) -> None:
+    """The embedded PostgreSQL 18 clients lack zstd: refused before loading, naming the cure."""
+    from recovery_wizard.recovery.files.load import _built_with
+
+    embedded = PgTools(embedded_bin_dir(), 18)
+    if any(m >= 18 and _built_with(PgTools(d, m), "zstd") for m, d in installed().items()):
+        pytest.skip("a pg_restore 18+ built with zstd is installed here")
+    source = scratch.create('CREATE TABLE "User" (id text PRIMARY KEY); INSERT INTO "User" VALUES (\'a\');')
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(pg_server.dsn(source))
+    params.pop("password", None)
+    conninfo = make_conninfo(**{k: str(v) for k, v in params.items()})
+    path = tmp_path / "z.dump"
+    await asyncio.to_thread(
+        subprocess.run, [str(embedded.pg_dump), "-Fc", "-f", str(path), f"--dbname={conninfo}"], check=True
+    )
+    data = bytearray(path.read_bytes())
+    assert data[11] == 1  # archive 1.16: the compression algorithm byte (gzip); claim zstd instead
+    data[11] = 3
+    path.write_bytes(bytes(data))
+    info = detect.detect(path)
+    assert info.archive_compression == "zstd"
+    target = scratch.create()
+    with pytest.raises(BackupFileError, match="no pg_restore here .* was built with zstd") as caught:
+        await load(path, info, scratch.url(target))
+    assert "-Z gzip" in caught.value.hint

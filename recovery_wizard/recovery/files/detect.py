@@ -48,6 +48,7 @@ class BackupInfo:
     taken_at: datetime | None
     taken_at_source: str
     compression: str | None = None  # the FILE's compression (gzip/zstd SQL); archives compress inside
+    archive_compression: str | None = None  # inside a pg_dump archive: none, gzip, lz4, zstd
     server_version: str | None = None
     dump_version: str | None = None
     database: str | None = None
@@ -84,6 +85,7 @@ class BackupInfo:
             "kind": self.kind,
             "label": self.label,
             "compression": self.compression,
+            "archive_compression": self.archive_compression,
             "size": self.size,
             "taken_at": self.taken_at.isoformat() if self.taken_at else None,
             "taken_at_source": self.taken_at_source,
@@ -177,6 +179,7 @@ def _archive(path: Path, toc_file: Path, kind: str, start: int) -> BackupInfo:
             info.dump_version = header.dump_version
             info.database = header.database
             info.tables = dict.fromkeys(header.data_tables)
+            info.archive_compression = header.compression
             if header.created is not None:
                 # pg_dump writes the dumping machine's local wall clock; pg_restore reads it in the local
                 # zone, and so does this (the same machine, as a rule). A manifest, when there is one, is exact.

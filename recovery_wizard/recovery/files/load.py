@@ -136,7 +136,9 @@ async def load(
     if server_major is None:
         server_major = await server_major_of(target_direct_url)
     if tools is None:
-        tools = await asyncio.to_thread(find_tools, max(server_major, _major(info.dump_version) or 0))
+        tools = await asyncio.to_thread(
+            tools_for, max(server_major, _major(info.dump_version) or 0), info.archive_compression
+        )
     target = _Target.of(target_direct_url)
     if info.kind == "sql":
         return await _load_sql(path, info, target, tools, server_major, on_progress)
@@ -152,6 +154,44 @@ async def load(
     if tools.major >= 17 and server_major < 17:
         return await _pg_restore_piped(path, info, target, tools, server_major, on_progress)
     return await _pg_restore_direct(path, info, target, tools, on_progress, jobs=None)
+
+
+def _built_with(tools: PgTools, algorithm: str) -> bool | None:
+    """Whether the tools were built with lz4/zstd (``pg_config --configure``); None when it cannot tell."""
+    import subprocess
+
+    pg_config = tools.bin_dir / "pg_config"
+    if not pg_config.exists():
+        return None
+    try:
+        out = subprocess.run(
+            [str(pg_config), "--configure"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"--with-{algorithm}" in out
+
+
+def tools_for(major: int, archive_compression: str | None) -> PgTools:
+    """:func:`find_tools`, but able to read the archive's compression: the embedded PostgreSQL 18 clients
+    are built without lz4 and zstd, so such an archive needs another installed pg_restore."""
+    from recovery_wizard.pgtools import installed
+
+    tools = find_tools(major)
+    if archive_compression not in ("lz4", "zstd") or _built_with(tools, archive_compression) is not False:
+        return tools
+    for found_major, directory in sorted(installed().items()):
+        other = PgTools(directory, found_major)
+        if found_major >= major and _built_with(other, archive_compression):
+            return other
+    from recovery_wizard.recovery.files.detect import BackupFileError
+
+    raise BackupFileError(
+        f"The archive is compressed with {archive_compression} inside, and no pg_restore here "
+        f"(PostgreSQL {major} or newer) was built with {archive_compression}.",
+        hint=f"Install PostgreSQL's client programs from your system's packages (they include "
+        f"{archive_compression}), or make the dump again with -Z gzip.",
+    )
 
 
 async def server_major_of(url: Secret) -> int:
