@@ -256,6 +256,6 @@ async def test_zstd_inside_an_archive_needs_a_pg_restore_built_with_it(
     info = detect.detect(path)
     assert info.archive_compression == "zstd"
     target = scratch.create()
-    with pytest.raises(BackupFileError, match="no pg_restore here .* was built with zstd") as caught:
+    with pytest.raises(BackupFileError, match=r"no pg_restore here .* was built with zstd") as caught:
         await load(path, info, scratch.url(target))
     assert "-Z gzip" in caught.value.hint
