@@ -167,6 +167,20 @@ async def test_cancelled_load_commits_nothing(scratch: Scratch, tmp_path: Path) 
     assert scratch.query(target, "SELECT to_regclass('big') IS NULL") == [(True,)]
 
 
+async def test_sql_progress_reports_the_check_then_the_load(scratch: Scratch, tmp_path: Path) -> None:
+    from recovery_wizard.recovery.files.load import CHECKING
+
+    path = tmp_path / "big.sql"
+    await asyncio.to_thread(_write_big, path)
+    seen: list[LoadProgress] = []
+    await load(path, detect.detect(path), scratch.url(scratch.create()), on_progress=seen.append)
+    phases = [p.current == CHECKING for p in seen]
+    assert (
+        phases[0] and not phases[-1] and phases.index(False) == phases.count(True)
+    )  # check first, then load
+    assert seen[-1].bytes_read == seen[-1].bytes_total == path.stat().st_size
+
+
 def test_password_goes_by_environment_not_arguments() -> None:
     target = _Target.of(Secret("postgresql://app:s3cret-pass@db.example.test:5432/neondb?sslmode=require"))
     assert "s3cret-pass" not in target.conninfo

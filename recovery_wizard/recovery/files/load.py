@@ -39,6 +39,8 @@ from recovery_wizard.redact import Secret, redact
 _CHUNK: Final = 256 * 1024
 _HEADER_BYTES: Final = 64 * 1024
 _REPORT_EVERY: Final = 1024 * 1024
+# LoadProgress.current while a SQL file is read through once before anything runs.
+CHECKING: Final = "checking the SQL before loading"
 _TIMEOUT_LINE: Final = re.compile(rb"^SET transaction_timeout = 0;\r?\n", re.MULTILINE)
 _PROCESSING: Final = re.compile(r'processing data for table "(?P<name>[^"]+)"')
 _TOC_ENTRY: Final = re.compile(r"from TOC entry \d+; \d+ \d+ (?P<what>.+)$")
@@ -570,7 +572,12 @@ async def _load_sql(
     started = time.monotonic()
     size = info.size
     # The whole file is checked before one statement runs (the check is a read; the load is the write).
-    checked = await asyncio.to_thread(check_sql_file, path, info.compression)
+    loop = asyncio.get_running_loop()
+
+    def checking(count: int) -> None:  # called from the checking thread: hand it to the loop
+        loop.call_soon_threadsafe(on_progress, LoadProgress(0, 0, count, size, CHECKING))
+
+    checked = await asyncio.to_thread(check_sql_file, path, info.compression, on_bytes=checking)
     total = len(checked.tables)
     done = 0
     tail = _Tail()
