@@ -125,3 +125,10 @@ def test_fifty_thousand_files_under_two_seconds(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert result.files_seen >= 50_000 and len(result.found) == 5
     assert elapsed < 4, f"{elapsed:.2f} s (goal 2 s; slack for a shared test machine)"
+
+
+def test_a_file_given_is_examined(tmp_path: Path) -> None:
+    path = tmp_path / "one.json"
+    _json_backup(path, "2026-11-30T20:00:00Z")
+    result = find_backups([path, tmp_path])
+    assert [f.info.path.name for f in result.found] == ["one.json"]  # once, though also under tmp_path

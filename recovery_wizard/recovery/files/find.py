@@ -163,16 +163,23 @@ def find_backups(
     """Every backup under ``dirs`` (missing ones ignored), newest first."""
     started = time.monotonic()
     roots: list[Path] = []
+    given_files: list[Path] = []
     for given in dirs:
         with_home = Path(given).expanduser()
-        if with_home.is_dir():
-            resolved = with_home.resolve()
-            if resolved not in roots:
-                roots.append(resolved)
+        if with_home.is_dir() and with_home.resolve() not in roots:
+            roots.append(with_home.resolve())
+        elif with_home.is_file():
+            given_files.append(with_home)  # a file named on the command line is looked at as it is
     skipped: list[str] = []
     seen: set[str] = set()
     infos: list[BackupInfo] = []
     files = 0
+    for path in given_files:
+        files += 1
+        if str(path.resolve()) not in seen:
+            seen.add(str(path.resolve()))
+            if (info := examine(path, checksum=checksum)) is not None:
+                infos.append(info)
     for root in roots:
         if (root / "toc.dat").is_file():
             candidates: Iterable[tuple[str, str, bytes | None]] = [(str(root), str(root), None)]
