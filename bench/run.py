@@ -30,6 +30,8 @@ BENCHMARKS: dict[str, str] = {
     "merge_diff": "bench.merge_diff",
     "guard": "bench.guard",
     "backup": "bench.backup",
+    "backups_find": "bench.backups_find",
+    "load_dump": "bench.load_dump",
 }
 
 

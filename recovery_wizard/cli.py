@@ -691,6 +691,44 @@ def guard_prune(older_than: str | None, dry_run: bool, **options: Any) -> None:
     raise SystemExit(guard_commands.guard_prune(_globals(options), age, dry_run))
 
 
+@cli.group()
+def backups() -> None:
+    """The team's own backup files: pg_dump archives, SQL dumps, JSON backups."""
+
+
+@backups.command("find")
+@click.argument("dirs", nargs=-1, type=click.Path(file_okay=True, dir_okay=True, path_type=str))
+@click.option(
+    "--before",
+    "--incident",
+    "incident",
+    metavar="TIME",
+    help="The incident's moment (every form --at accepts): backups after it are marked likely damaged.",
+)
+@click.option("--tz", metavar="ZONE", help="How to read and show times without offset (default: local).")
+@click.option(
+    "--depth",
+    default=4,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="How many folders deep to look under each directory.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+def backups_find(
+    dirs: tuple[str, ...], incident: str | None, tz: str | None, depth: int, as_json: bool
+) -> None:
+    """Find backups by their content, newest first: in this app directory, ./backups, ./prisma,
+    ~/Downloads, ~/Desktop and the DIRs given.
+
+    For each: when it was taken (from the file itself; the file's mtime only as a fallback, and said so),
+    its kind, size, server version, database, tables (with row counts where the file says) and its age
+    relative to the incident. Exit codes: 0 listed (also when none is found); 2 bad input (--before, --tz).
+    """
+    from recovery_wizard.recovery.files.cli_find import run
+
+    raise SystemExit(run(dirs, incident=incident, tz=tz, depth=depth, as_json=as_json))
+
+
 FAULT_HELP = """Make matching API requests fail, deterministically (repeatable).
 
 \b
