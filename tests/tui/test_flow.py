@@ -36,6 +36,7 @@ from tests.tui.conftest import (
     step_finished,
     stop_the_run,
     text_of,
+    through_source,
     wait_until,
     walk_to_plan,
 )
@@ -89,6 +90,7 @@ async def test_new_branch_flow_with_the_keyboard(incident: Incident) -> None:
         assert table.row_count == len(names_before)
         await pilot.press("enter")  # the cursor starts on the default branch: main
 
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         assert app.branch is not None and app.branch.id == incident.main.id
         assert pilot.app.focused is moment.query_one("#at", Input)
@@ -289,6 +291,7 @@ async def test_f1_choice_carries_over_to_the_next_screens(incident: Incident) ->
         await pilot.press("f1")
         assert not branch.query_one("#why").display
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         assert not moment.query_one("#why").display
         await pilot.press("f1")

@@ -14,6 +14,7 @@ from textual.widgets import Button, Collapsible, DataTable, Input, OptionList, R
 from textual.widgets.option_list import Option
 
 from recovery_wizard.neon.models import Branch
+from recovery_wizard.recovery.snapshot_list import SnapshotEntry, age_text, newest_before
 from recovery_wizard.recovery.timepoint import (
     RestoreWindow,
     TimePointError,
@@ -260,6 +261,10 @@ class MomentScreen(WizardScreen):
             id="at",
         )
         yield Static("", id="resolved")
+        # Offered when the moment is older than the window and a snapshot of the branch is older still.
+        offer = Button("Use this snapshot", id="use-snapshot", variant="primary")
+        offer.display = False
+        yield offer
         yield Static(
             "Accepted: RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' in your zone, '90m ago', and phrases in English, "
             f"Dutch and Indonesian. Your zone: {safe(str(zone))}.",
@@ -287,9 +292,38 @@ class MomentScreen(WizardScreen):
         yield self.back_button()
         yield Button("Continue", id="next", variant="primary", disabled=True)
 
+    offered: SnapshotEntry | None = None
+
     def on_mount(self) -> None:
         self.query_one("#at", Input).focus()
         self.evaluate(self.wizard.moment_text)
+        if self.wizard.snapshot_entries() is not None:
+            self.snapshots_loaded()
+        else:
+            self.wizard.load_snapshots()
+
+    def snapshots_loaded(self) -> None:
+        """The project's snapshots are known: draw them on the bar, and offer one for a moment too old."""
+        entries = self.wizard.snapshot_entries() or []
+        self.query_one("#bar", WindowBar).show_snapshots([e.at for e in entries if e.own])
+        self.evaluate(self.query_one("#at", Input).value)
+
+    def snapshot_offer(self, moment: datetime) -> str:
+        """For a moment older than the window: the newest snapshot of the branch before it, or why none."""
+        entries = self.wizard.snapshot_entries()
+        self.offered = None if entries is None else newest_before(entries, moment)
+        if entries is None:
+            return ""
+        branch = self.wizard.branch
+        name = branch.name if branch else "this branch"
+        if self.offered is None:
+            return f"No snapshot of {name} is that old either; backup files arrive in the next release."
+        snap = self.offered
+        local = snap.at.astimezone(self.wizard.zone)
+        return (
+            f"A snapshot of {name} is older: “{snap.name}”, its data from {snap.at:%Y-%m-%d %H:%M} UTC "
+            f"({local:%H:%M %Z}, {age_text(datetime.now(UTC) - snap.at)} ago), the newest before that moment."
+        )
 
     def evaluate(self, text: str) -> bool:
         window = self.wizard.window
@@ -297,6 +331,7 @@ class MomentScreen(WizardScreen):
         resolved = self.query_one("#resolved", Static)
         bar = self.query_one("#bar", WindowBar)
         ok = False
+        self.offered = None
         if not text.strip():
             resolved.update("Type a moment just before the incident.")
             bar.show(None)
@@ -312,12 +347,18 @@ class MomentScreen(WizardScreen):
                     RestoreWindow(window.earliest, datetime.now(UTC), window.retention_seconds).check(moment)
                 except TimePointError as exc:
                     hint = f"\nNext: {safe(exc.hint)}" if exc.hint else ""
-                    resolved.update(f"{safe(moment.describe())}\n{safe(str(exc))}{hint}")
+                    offer = self.snapshot_offer(moment.utc) if moment.utc < window.earliest else ""
+                    offer = f"\n{safe(offer)}" if offer else ""
+                    resolved.update(f"{safe(moment.describe())}\n{safe(str(exc))}{hint}{offer}")
                 else:
                     resolved.update(f"→ {safe(moment.describe())}")
                     ok = True
         resolved.set_class(not ok and bool(text.strip()), "error")
         self.query_one("#next", Button).disabled = not ok
+        use = self.query_one("#use-snapshot", Button)
+        use.display = self.offered is not None
+        if self.offered is not None:
+            use.label = literal(f"Use the snapshot “{self.offered.name}”")
         return ok
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -385,13 +426,17 @@ class MomentScreen(WizardScreen):
         else:
             self.notify("That moment cannot be restored: see the message under the box.", severity="error")
 
+    def pressed_use_snapshot(self) -> None:
+        if self.offered is not None:
+            self.wizard.choose_snapshot(self.offered.id)
+
     def pressed_back(self) -> None:
         self.action_back()
 
 
 STRATEGY_TEXT = {
     "new-branch": (
-        "New branch at that moment (recommended). Nothing is overwritten: the damaged branch stays as it is, "
+        "New branch with that data (recommended). Nothing is overwritten: the damaged branch stays as it is, "
         "a new branch holds the data as it was, and your env files are pointed at it. Undo = point them back."
     ),
     "in-place": (
@@ -430,7 +475,7 @@ class StrategyScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         current = self.wizard.strategy
         with StrategyChoice(id="strategy"):
-            yield RadioButton("New branch at that moment", value=current == "new-branch", id="new-branch")
+            yield RadioButton("New branch with that data", value=current == "new-branch", id="new-branch")
             yield RadioButton("In place, keeping a backup", value=current == "in-place", id="in-place")
         yield Static(safe(STRATEGY_TEXT[current]), id="consequences", classes="callout")
         branch = self.wizard.branch
