@@ -144,6 +144,7 @@ async def test_new_branch_flow_with_the_keyboard(incident: Incident) -> None:
     assert app.return_value == 0
     assert visited == [
         "branch",
+        "source",
         "moment",
         "strategy",
         "plan",
@@ -225,6 +226,7 @@ async def test_drill_restores_verifies_and_cleans_up(incident: Incident) -> None
             "Connect",
             "Project",
             "Branch",
+            "Where from?",
             "Moment",
             "Plan",
             "Restore",
@@ -250,7 +252,7 @@ async def test_drill_restores_verifies_and_cleans_up(incident: Incident) -> None
         done = await quit_from_done(pilot)
         assert screen_text(done, "#summary").startswith("Drill passed")
     assert app.return_value == 0
-    assert visited == ["branch", "moment", "plan", "restore", "verify", "cleanup", "done"]
+    assert visited == ["branch", "source", "moment", "plan", "restore", "verify", "cleanup", "done"]
     assert await incident.branch_names() == names_before
     assert app.runner.result.deleted
     assert incident.env_path.read_bytes() == incident.env_before
