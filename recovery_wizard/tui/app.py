@@ -629,13 +629,13 @@ class WizardApp(App[int]):
             return f"snapshot:{self.snapshot.id}"
         return "history"
 
-    def snapshot_entries(self) -> list[SnapshotEntry] | None:
-        """The project's live snapshots, newest first, marked for the chosen branch; None until listed."""
+    def snapshot_entries(self, now: datetime | None = None) -> list[SnapshotEntry] | None:
+        """The project's live snapshots at ``now``, newest first, marked for the chosen branch; None until
+        listed."""
         if self.raw_snapshots is None:
             return None
-        return usable_snapshots(
-            self.raw_snapshots, self.branches, self.branch.id if self.branch else None, datetime.now(UTC)
-        )
+        branch_id = self.branch.id if self.branch else None
+        return usable_snapshots(self.raw_snapshots, self.branches, branch_id, now or datetime.now(UTC))
 
     def load_snapshots(self) -> None:
         """List the project's snapshots once; the screen on top is told (``snapshots_loaded``) either way."""
@@ -662,9 +662,12 @@ class WizardApp(App[int]):
         self.source_kind = kind
         self.goto("moment")
 
-    def choose_snapshot(self, snapshot_id: str) -> None:
-        entries = self.snapshot_entries() or []
-        self.snapshot = next(e for e in entries if e.id == snapshot_id)
+    def choose_snapshot(self, snapshot_id: str, at: datetime) -> None:
+        """Restore from this snapshot (listed as live at ``at``, when the user chose it)."""
+        entries = self.raw_snapshots and usable_snapshots(
+            self.raw_snapshots, self.branches, self.branch.id if self.branch else None, at
+        )
+        self.snapshot = next(e for e in entries or [] if e.id == snapshot_id)
         self.source_kind = "snapshot"
         self.goto("plan" if self.mode == Mode.DRILL else "strategy")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 from recovery_wizard.recovery.snapshot_list import SnapshotEntry, age_text, size_text
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.screens.base import WizardScreen
-from recovery_wizard.tui.text import literal, safe
+from recovery_wizard.tui.text import clip, literal, safe
 
 # Why the backup-file source cannot be chosen yet. None once the file source exists: the choice is then
 # enabled and leads to its own screen (add it to app.SOURCE_STEP under "file").
@@ -44,10 +44,10 @@ class SourceScreen(WizardScreen):
             "Neon keeps every moment of the restore window; snapshots and backup files reach further back.",
             id="source-text",
         )
-        yield OptionList(
-            *[Option(c.prompt(), id=c.key, disabled=c.reason is not None) for c in self.choices()],
-            id="sources",
-        )
+        options: list[Option | None] = []
+        for choice in self.choices():
+            options += [Option(choice.prompt(), id=choice.key, disabled=choice.reason is not None), None]
+        yield OptionList(*options[:-1], id="sources")  # None: a divider between two choices
 
     def compose_actions(self) -> ComposeResult:
         yield self.back_button()
@@ -79,21 +79,23 @@ class SourceScreen(WizardScreen):
             return SourceChoice(
                 "snapshot", title, "", f"the snapshots could not be listed: {wizard.snapshots_error}"
             )
-        entries = wizard.snapshot_entries()
+        entries = wizard.snapshot_entries(datetime.now(UTC))
         if entries is None:
             return SourceChoice("snapshot", title, "Listing the project's snapshots…")
         if not entries:
             return SourceChoice("snapshot", title, "", "this project has no snapshot")
         now = datetime.now(UTC)
-        newest = entries[0]
-        own = sum(e.own for e in entries)
+        own = [e for e in entries if e.own]
         branch = wizard.branch.name if wizard.branch else "the branch"
-        return SourceChoice(
-            "snapshot",
-            title,
-            f"{len(entries)} snapshot(s), {own} of {branch}; the newest, “{newest.name}”, holds the data of "
-            f"{age_text(now - newest.at)} ago.",
-        )
+        others = len(entries) - len(own)
+        elsewhere = f"{others} of another branch" if others else ""
+        if not own:
+            return SourceChoice("snapshot", title, f"None of {branch}; {elsewhere}.")
+        newest, oldest = own[0], own[-1]
+        detail = f"{len(own)} of {branch}, the newest “{newest.name}” from {age_text(now - newest.at)} ago"
+        if len(own) > 1:
+            detail += f", the oldest from {age_text(now - oldest.at)} ago"
+        return SourceChoice("snapshot", title, detail + (f"; {elsewhere}." if elsewhere else "."))
 
     def on_mount(self) -> None:
         options = self.query_one("#sources", OptionList)
@@ -139,18 +141,13 @@ class SourceScreen(WizardScreen):
         self.action_back()
 
 
-def _snapshot_row(entry: SnapshotEntry, zone: object, now: datetime) -> tuple[Text, ...]:
-    local = entry.at.astimezone(zone)  # type: ignore[arg-type]
+def _snapshot_row(entry: SnapshotEntry, zone: tzinfo, now: datetime, *, sizes: bool) -> tuple[Text, ...]:
     expires = f"in {age_text(entry.expires_at - now)}" if entry.expires_at else "never"
-    branch = entry.taken_of() if entry.own else f"⚠ {entry.taken_of()} (another branch)"
-    cells = (
-        entry.name,
-        f"{local:%Y-%m-%d %H:%M %Z}",
-        age_text(now - entry.at),
-        branch,
-        size_text(entry.size),
-        expires,
-    )
+    branch = clip(entry.taken_of(), 20) if entry.own else f"⚠ {clip(entry.taken_of(), 18)}"
+    cells = [entry.name, f"{entry.at.astimezone(zone):%m-%d %H:%M}", age_text(now - entry.at), branch]
+    if sizes:
+        cells.append(size_text(entry.size))
+    cells.append(expires)
     return tuple(literal(cell) for cell in cells)
 
 
@@ -165,8 +162,8 @@ class SnapshotScreen(WizardScreen):
         branch = self.wizard.branch
         name = safe(branch.name, multiline=False) if branch else "the branch"
         yield Static(
-            f"Snapshots of the project, newest data first (expired ones are left out). "
-            f"⚠ marks one taken of another branch than {name}: it holds that branch's data.",
+            f"The project's snapshots, newest data first (expired ones left out). ⚠ marks one taken of "
+            f"another branch than {name}: it holds that branch's data, not {name}'s.",
             id="snapshot-text",
         )
         yield Static("", id="snapshot-status")
@@ -179,10 +176,9 @@ class SnapshotScreen(WizardScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#snapshots", DataTable)
-        table.add_columns("Name", "Data from", "Age", "Taken of", "Size", "Expires")
         table.focus()
         self.keys: list[str] = []
-        if self.wizard.snapshot_entries() is None and self.wizard.snapshots_error is None:
+        if self.wizard.snapshot_entries(datetime.now(UTC)) is None and self.wizard.snapshots_error is None:
             self.show_status("Listing the project's snapshots…")
             self.wizard.load_snapshots()
         else:
@@ -198,15 +194,21 @@ class SnapshotScreen(WizardScreen):
         if wizard.snapshots_error is not None:
             self.show_status(f"The snapshots could not be listed: {wizard.snapshots_error}", error=True)
             return
-        entries = wizard.snapshot_entries() or []
+        entries = wizard.snapshot_entries(datetime.now(UTC)) or []
         if not entries:
             self.show_status("This project has no snapshot. Go back and choose Neon history.", error=True)
             return
         self.show_status("")
         now = datetime.now(UTC)
         table = self.query_one("#snapshots", DataTable)
-        table.clear()
-        table.add_rows([_snapshot_row(e, wizard.zone, now) for e in entries])
+        table.clear(columns=True)
+        # Neon computes a snapshot's size later (or never, for one not billed): no column of question marks.
+        sizes = any(e.size is not None for e in entries)
+        zone = f"{now.astimezone(wizard.zone):%Z}"
+        table.add_columns(
+            "Name", f"Data from ({zone})", "Age", "Taken of", *(["Size"] if sizes else []), "Expires"
+        )
+        table.add_rows([_snapshot_row(e, wizard.zone, now, sizes=sizes) for e in entries])
         self.keys = [e.id for e in entries]
         chosen = wizard.snapshot.id if wizard.snapshot else None
         row = next((i for i, e in enumerate(entries) if e.id == chosen), None)
@@ -221,7 +223,8 @@ class SnapshotScreen(WizardScreen):
 
     def pressed_next(self) -> None:
         if self.keys:
-            self.wizard.choose_snapshot(self.keys[self.query_one("#snapshots", DataTable).cursor_row])
+            row = self.query_one("#snapshots", DataTable).cursor_row
+            self.wizard.choose_snapshot(self.keys[row], datetime.now(UTC))
 
     def pressed_back(self) -> None:
         self.action_back()

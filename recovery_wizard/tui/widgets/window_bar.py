@@ -30,7 +30,8 @@ def render_bar(
     start = window.earliest
     if older:
         span = window.earliest - older[0]
-        start = older[0] - span / max(1, 2 * before)  # the oldest mark one cell in, not on the edge
+        # The oldest mark in the second cell: the first is kept for a moment older than every snapshot (◀).
+        start = older[0] - span * 1.5 / (before - 1)
 
     def place_before(at: datetime, mark: str) -> None:
         share = (at - start) / (window.earliest - start)
