@@ -5,14 +5,18 @@ Daan's manual snapshot "before release" and a nightly schedule on main."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from textual.widgets import Button, DataTable, Input, OptionList
 
 from recovery_wizard.neon.models import Snapshot
 from recovery_wizard.recovery.snapshot_list import parse_neon_time
-from recovery_wizard.tui.app import make_app
+from recovery_wizard.sandbox.pgserver import PgServer
+from recovery_wizard.sandbox.service import Sandbox
+from recovery_wizard.tui.app import WizardConfig, make_app
 from recovery_wizard.tui.screens import choices, sources, steps
 from recovery_wizard.tui.screens.sources import FILE_SOURCE_REASON
+from tests.sandbox.conftest import in_process_http
 from tests.tui.conftest import (
     SIZE,
     Incident,
@@ -234,3 +238,31 @@ async def test_a_moment_older_than_every_snapshot_says_so_and_offers_none(incide
         assert not moment.query_one("#next", Button).disabled
         assert not moment.query_one("#use-snapshot", Button).display
         assert not moment.query_one("#offer").display
+
+
+async def test_snapshots_that_cannot_be_listed_leave_history_and_say_why(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    # Neon answers the snapshot list with a body that is not JSON: the choice says so, history still works.
+    faults = ["GET /projects/*/snapshots#*=malformed"]
+    async with (
+        Sandbox(pg_dsn=pg_server.admin_dsn.reveal(), operation_seconds=0.05, seed=1, faults=faults) as sb,
+        in_process_http(sb) as http,
+    ):
+        config = WizardConfig(
+            workdir=tmp_path, api_key=sb.api_key.reveal(), api_url=sb.api_url, http=http, arm_seconds=0.0
+        )
+        app = make_app(config)
+        async with app.run_test(size=SIZE) as pilot:
+            await on_screen(pilot, choices.BranchScreen)
+            await pilot.press("enter")
+            screen = await on_screen(pilot, sources.SourceScreen)
+            await wait_until(pilot, lambda: app.snapshots_error is not None, "the listing to fail")
+            options = screen.query_one("#sources", OptionList)
+            assert options.get_option("snapshot").disabled
+            assert "the snapshots could not be listed" in prompt_of(screen, "snapshot")
+            assert highlighted(screen) == "history"
+            await pilot.press("enter")
+            moment = await on_screen(pilot, choices.MomentScreen)
+            await pilot.press(*"35 minutes ago")
+            assert not moment.query_one("#next", Button).disabled
