@@ -450,7 +450,7 @@ STRATEGY_TEXT = {
         "a new branch holds the data as it was, and your env files are pointed at it. Undo = point them back."
     ),
     "in-place": (
-        "In place. The branch itself is overwritten with its state at that moment; its connection strings stay "
+        "In place. The branch itself is overwritten with the restored data; its connection strings stay "
         "the same, so the app needs no change. The current (damaged) state is kept as a backup branch. "
         "Connections drop briefly. You will type the branch name to confirm."
     ),
