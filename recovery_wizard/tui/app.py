@@ -659,6 +659,11 @@ class WizardApp(App[int]):
         self.work("snapshots", "Listing the snapshots", job)
 
     def choose_source(self, kind: str) -> None:
+        """Go on to the screen that chooses within ``kind`` (a moment, a snapshot). A source joins by
+        getting an entry in SOURCE_STEP (and its reason in sources.py set to None)."""
+        if kind not in SOURCE_STEP:
+            self.notify(f"Restoring from {kind!r} is not available in this version.", severity="warning")
+            return
         self.source_kind = kind
         self.goto("moment")
 
