@@ -13,7 +13,7 @@ from recovery_wizard.neon.models import Snapshot
 from recovery_wizard.recovery.snapshot_list import parse_neon_time
 from recovery_wizard.sandbox.pgserver import PgServer
 from recovery_wizard.sandbox.service import Sandbox
-from recovery_wizard.tui.app import WizardConfig, make_app
+from recovery_wizard.tui.app import Mode, WizardConfig, make_app
 from recovery_wizard.tui.screens import choices, sources, steps
 from recovery_wizard.tui.screens.sources import FILE_SOURCE_REASON
 from tests.sandbox.conftest import in_process_http
@@ -266,3 +266,20 @@ async def test_snapshots_that_cannot_be_listed_leave_history_and_say_why(
             moment = await on_screen(pilot, choices.MomentScreen)
             await pilot.press(*"35 minutes ago")
             assert not moment.query_one("#next", Button).disabled
+
+
+async def test_a_drill_from_a_snapshot_goes_from_the_list_to_the_plan(incident: Incident) -> None:
+    app = make_app(incident.config(Mode.DRILL))
+    async with app.run_test(size=SIZE) as pilot:
+        await where_from(pilot)
+        await pilot.press("down", "enter")
+        listing = await on_screen(pilot, sources.SnapshotScreen)
+        table = listing.query_one("#snapshots", DataTable)
+        await wait_until(pilot, lambda: table.row_count > 0, "the snapshot rows")
+        chosen = str(table.get_row_at(table.cursor_row)[0])
+        await press_button(pilot, "next")
+        await on_screen(pilot, steps.PlanScreen)  # a drill has no strategy to choose
+        assert app.snapshot is not None and app.snapshot.name == chosen
+        await settle(pilot)
+        assert app.options is not None and app.options.command == "drill"
+        assert app.options.source == f"snapshot:{app.snapshot.id}"
