@@ -69,6 +69,9 @@ class RunOptions:
     dry_run: bool = False
     yes: bool = False
     keep: bool = False
+    # Where the data comes from, as `--from` says it: "history" (at `at`), "snapshot:<id or name>",
+    # "snapshot:latest", "file:<path>", "checkpoint:<run id>".
+    source: str = "history"
 
     def to_dict(self) -> dict[str, Any]:
         """For the journal (resume re-reads it): no API key."""
@@ -89,6 +92,7 @@ class RunOptions:
             "checks": list(self.checks),
             "prisma": self.prisma,
             "keep": self.keep,
+            "source": self.source,
         }
 
 
@@ -523,6 +527,12 @@ async def resolve_plan(
 ) -> Plan:
     if options.strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {options.strategy!r}.")
+    if options.source != "history":
+        # Until the runbook materializes other sources, planning one as history would restore the wrong data.
+        raise UsageError(
+            f"This version restores from Neon history only, not from {options.source!r}.",
+            hint="Choose Neon history at a moment, or restore the snapshot in the Neon Console.",
+        )
     if options.name is not None:
         check_branch_name(options.name)
     for sql in options.checks:

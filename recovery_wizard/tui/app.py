@@ -30,7 +30,8 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 from recovery_wizard import __version__
 from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, UnauthorizedError
-from recovery_wizard.neon.models import Branch, Project
+from recovery_wizard.neon.errors import NeonError
+from recovery_wizard.neon.models import Branch, Project, Snapshot
 from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe
 from recovery_wizard.recovery.findmoment import find_moment as search_moment
 from recovery_wizard.recovery.handoff import left_by_hand
@@ -48,6 +49,7 @@ from recovery_wizard.recovery.runner import (
     interrupted,
     plan_from_journal,
 )
+from recovery_wizard.recovery.snapshot_list import SnapshotEntry, usable_snapshots
 from recovery_wizard.recovery.timeline import build_timeline, render_timeline
 from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret, redact
@@ -57,7 +59,7 @@ from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
 from recovery_wizard.tui.contrast import readable_variables
 from recovery_wizard.tui.keys import ACTIVATION_KEYS, ARM_SECONDS
 from recovery_wizard.tui.onerun import RunGuard
-from recovery_wizard.tui.screens import choices, steps
+from recovery_wizard.tui.screens import choices, sources, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
 from recovery_wizard.tui.stopped import record_stop
@@ -74,6 +76,7 @@ RESTORE_STEPS = [
     ("connect", "Connect"),
     ("project", "Project"),
     ("branch", "Branch"),
+    ("source", "Where from?"),
     ("moment", "Moment"),
     ("strategy", "Strategy"),
     ("plan", "Plan"),
@@ -87,6 +90,7 @@ DRILL_STEPS = [
     ("connect", "Connect"),
     ("project", "Project"),
     ("branch", "Branch"),
+    ("source", "Where from?"),
     ("moment", "Moment"),
     ("plan", "Plan"),
     ("restore", "Restore"),
@@ -98,6 +102,7 @@ SCREENS: dict[str, type[WizardScreen]] = {
     "connect": choices.ConnectScreen,
     "project": choices.ProjectScreen,
     "branch": choices.BranchScreen,
+    "source": sources.SourceScreen,
     "moment": choices.MomentScreen,
     "strategy": choices.StrategyScreen,
     "plan": steps.PlanScreen,
@@ -110,12 +115,18 @@ SCREENS: dict[str, type[WizardScreen]] = {
 }
 PEEK_VALUE_LIMIT = 200
 # Up to here, Back is safe: nothing has been written.
-CHOICE_STEPS = ("connect", "project", "branch", "moment", "strategy", "plan")
+CHOICE_STEPS = ("connect", "project", "branch", "source", "moment", "strategy", "plan")
+# The "moment" step's screen and rail title for each source kind: where the data comes from decides what
+# is chosen next (a moment in Neon's history, or one snapshot).
+SOURCE_STEP: dict[str, tuple[type[WizardScreen], str]] = {
+    "history": (choices.MomentScreen, "Moment"),
+    "snapshot": (sources.SnapshotScreen, "Snapshot"),
+}
 # The run's own workers: only their failure can end the run.
 RUN_WORKERS = frozenset({"restore", "verify", "env", "prisma", "cleanup", "finish"})
 # Workers that belong to the screen they were started from (a search, a look, the plan's checks): cancelled
 # when the user leaves that screen, so their outcome never lands on a later one.
-SCREEN_WORKERS = frozenset({"find-moment", "peek", "timeline", "plan"})
+SCREEN_WORKERS = frozenset({"find-moment", "peek", "timeline", "plan", "snapshots"})
 
 
 @dataclass
@@ -153,7 +164,7 @@ class WizardApp(App[int]):
         self.config = config
         self.mode = config.mode
         self.show_why = config.learn if config.learn is not None else config.mode in (Mode.DEMO, Mode.DRILL)
-        self.steps = DRILL_STEPS if config.mode == Mode.DRILL else RESTORE_STEPS
+        self._steps = DRILL_STEPS if config.mode == Mode.DRILL else RESTORE_STEPS
         self.done_steps: set[str] = set()  # choice steps made; run steps are read from the journal
         self.outcomes: dict[str, str] = {}  # run steps that ended in this session without a journal record
         self.skipped_steps: set[str] = set()  # steps decided for the user (one project): Back passes them
@@ -166,6 +177,11 @@ class WizardApp(App[int]):
         self.branches: list[Branch] = []
         self.branch: Branch | None = None
         self.window: RestoreWindow | None = None
+        # Where the data comes from ("Where from?"): Neon history at a moment, or a snapshot.
+        self.source_kind = "history"
+        self.snapshot: SnapshotEntry | None = None
+        self.raw_snapshots: list[Snapshot] | None = None  # the project's, once listed
+        self.snapshots_error: str | None = None  # why they could not be listed (history still works)
         self.moment_text = ""
         self.moment_chosen_at: datetime | None = None
         self._lens_cache: Lens | None = None
@@ -340,6 +356,12 @@ class WizardApp(App[int]):
     # --- navigation ----------------------------------------------------------------------------------
 
     @property
+    def steps(self) -> list[tuple[str, str]]:
+        """The runbook's steps as the rail shows them: the step after "Where from?" is named for the source."""
+        title = SOURCE_STEP[self.source_kind][1]
+        return [(key, title if key == "moment" else name) for key, name in self._steps]
+
+    @property
     def step_keys(self) -> list[str]:
         return [key for key, _ in self.steps]
 
@@ -350,7 +372,10 @@ class WizardApp(App[int]):
         self.current = key
         for name in SCREEN_WORKERS:
             self.workers.cancel_group(self, name)
-        self.switch_screen(SCREENS[key]())
+        self.switch_screen(self.screen_for(key)())
+
+    def screen_for(self, key: str) -> type[WizardScreen]:
+        return SOURCE_STEP[self.source_kind][0] if key == "moment" else SCREENS[key]
 
     def step_states(self) -> dict[str, str]:
         """Each step's state for the rail and Done: done, failed, skipped, cancelled, interrupted or pending.
@@ -366,6 +391,15 @@ class WizardApp(App[int]):
         if step not in ("strategy", "plan", "restore"):
             return None
         plan = self.plan
+        if self.source_kind == "snapshot":
+            if self.snapshot is None:
+                return None
+            return by_hand.snapshot_restore_command(
+                self.project.id if self.project else None,
+                self.snapshot.id,
+                self.branch,
+                in_place=self.strategy == "in-place",
+            )
         if plan is not None:
             return by_hand.restore_command(
                 plan.project.id, plan.branch, plan.moment.utc, name=plan.name, in_place=plan.in_place
@@ -573,6 +607,7 @@ class WizardApp(App[int]):
         project, self.branches = await project_and_branches(self.client, project_id)
         self.project = project
         self.window = RestoreWindow.from_retention(project.history_retention_seconds, datetime.now(UTC))
+        self.raw_snapshots, self.snapshots_error, self.snapshot = None, None, None
 
     def choose_project(self, project_id: str) -> None:
         async def job() -> None:
@@ -583,7 +618,63 @@ class WizardApp(App[int]):
 
     def choose_branch(self, branch_id: str) -> None:
         self.branch = next(b for b in self.branches if b.id == branch_id)
+        self.goto("source")
+
+    # --- where from: history or a snapshot -----------------------------------------------------------
+
+    @property
+    def source_text(self) -> str:
+        """The source as `--from` says it (RunOptions.source)."""
+        if self.source_kind == "snapshot" and self.snapshot is not None:
+            return f"snapshot:{self.snapshot.id}"
+        return "history"
+
+    def snapshot_entries(self, now: datetime | None = None) -> list[SnapshotEntry] | None:
+        """The project's live snapshots at ``now``, newest first, marked for the chosen branch; None until
+        listed."""
+        if self.raw_snapshots is None:
+            return None
+        branch_id = self.branch.id if self.branch else None
+        return usable_snapshots(self.raw_snapshots, self.branches, branch_id, now or datetime.now(UTC))
+
+    def load_snapshots(self) -> None:
+        """List the project's snapshots once; the screen on top is told (``snapshots_loaded``) either way."""
+        if self.raw_snapshots is not None or self.snapshots_error is not None:
+            return
+        if self.client is None or self.project is None:
+            return  # not connected (a screen shown on its own, as the snapshot tests do)
+
+        async def job() -> None:
+            assert self.client is not None and self.project is not None
+            try:
+                self.raw_snapshots = await self.client.snapshots(self.project.id)
+            except NeonError as exc:
+                # Not worth an error box: history still works, and the choice says why snapshots do not.
+                self.snapshots_error = str(exc) + (f" Next: {exc.hint}" if exc.hint else "")
+            screen = self.screen
+            loaded = getattr(screen, "snapshots_loaded", None)
+            if loaded is not None and screen.is_attached:
+                loaded()
+
+        self.work("snapshots", "Listing the snapshots", job)
+
+    def choose_source(self, kind: str) -> None:
+        """Go on to the screen that chooses within ``kind`` (a moment, a snapshot). A source joins by
+        getting an entry in SOURCE_STEP (and its reason in sources.py set to None)."""
+        if kind not in SOURCE_STEP:
+            self.notify(f"Restoring from {kind!r} is not available in this version.", severity="warning")
+            return
+        self.source_kind = kind
         self.goto("moment")
+
+    def choose_snapshot(self, snapshot_id: str, at: datetime) -> None:
+        """Restore from this snapshot (listed as live at ``at``, when the user chose it)."""
+        entries = self.raw_snapshots and usable_snapshots(
+            self.raw_snapshots, self.branches, self.branch.id if self.branch else None, at
+        )
+        self.snapshot = next(e for e in entries or [] if e.id == snapshot_id)
+        self.source_kind = "snapshot"
+        self.goto("plan" if self.mode == Mode.DRILL else "strategy")
 
     def _lens(self) -> Lens:
         assert self.client is not None and self.project is not None and self.branch is not None
@@ -702,7 +793,8 @@ class WizardApp(App[int]):
                 workdir=self.config.workdir,
                 project_id=self.project.id,
                 branch=self.branch.id,
-                at=self.moment_text,
+                at=self.moment_text if self.source_kind == "history" else None,
+                source=self.source_text,
                 tz=self.config.tz,
                 strategy=self.strategy,
                 env_files=list(self.config.env_files),

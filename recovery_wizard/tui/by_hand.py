@@ -53,3 +53,19 @@ def restore_command(
         '-H "Authorization: Bearer $NEON_API_KEY" -H "Content-Type: application/json" '
         f"-d {shlex.quote(body)}"
     )
+
+
+def snapshot_restore_command(
+    project_id: str | None, snapshot_id: str, branch: Branch | None, *, in_place: bool = False
+) -> str:
+    """The API call that restores a snapshot by hand: un-finalized beside the branch (look first), or
+    finalized into the branch's place (neonctl has no snapshot commands yet)."""
+    project = project_id or "<project id>"
+    body: dict[str, object] = {"finalize_restore": in_place}
+    if branch is not None:
+        body["target_branch_id"] = branch.id
+    return (
+        f"curl -X POST {API_URL}/projects/{project}/snapshots/{snapshot_id}/restore "
+        '-H "Authorization: Bearer $NEON_API_KEY" -H "Content-Type: application/json" '
+        f"-d {shlex.quote(json.dumps(body))}"
+    )

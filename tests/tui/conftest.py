@@ -28,7 +28,7 @@ from recovery_wizard.neon.models import Branch
 from recovery_wizard.recovery import envfile
 from recovery_wizard.sandbox.service import Sandbox
 from recovery_wizard.tui.app import Mode, WizardApp, WizardConfig
-from recovery_wizard.tui.screens import choices, steps
+from recovery_wizard.tui.screens import choices, sources, steps
 from recovery_wizard.tui.screens.modals import ErrorModal
 from tests.recovery.conftest import write_app
 from tests.sandbox.conftest import in_process_http, neon_client
@@ -235,12 +235,20 @@ def record_steps(app: WizardApp) -> list[str]:
     return visited
 
 
+async def through_source(pilot: WizardPilot) -> sources.SourceScreen:
+    """ "Where from?": Enter on the highlighted choice (Neon history, unless the test chose otherwise)."""
+    screen = await on_screen(pilot, sources.SourceScreen)
+    await pilot.press("enter")
+    return screen
+
+
 async def walk_to_plan(
     pilot: WizardPilot, *, moment: str = "35 minutes ago", in_place: bool = False
 ) -> steps.PlanScreen:
     """Connect (the key is in the config), Enter on main, type the moment, pick the strategy: the plan, ready."""
     await on_screen(pilot, choices.BranchScreen)
     await pilot.press("enter")
+    await through_source(pilot)
     await on_screen(pilot, choices.MomentScreen)
     await pilot.press(*moment)
     await pilot.press("enter")

@@ -8,9 +8,9 @@ from textual.widgets import Button, Input
 
 from recovery_wizard.sandbox.scenarios import build_scenario
 from recovery_wizard.tui.app import make_app
-from recovery_wizard.tui.screens import choices
+from recovery_wizard.tui.screens import choices, sources
 from recovery_wizard.tui.screens.modals import ErrorModal
-from tests.tui.conftest import SIZE, Incident, all_text, on_screen, settle
+from tests.tui.conftest import SIZE, Incident, all_text, on_screen, settle, through_source
 
 
 async def test_with_one_project_back_on_the_branch_screen_goes_nowhere(incident: Incident) -> None:
@@ -25,9 +25,13 @@ async def test_with_one_project_back_on_the_branch_screen_goes_nowhere(incident:
         assert app.screen is branch and app.current == "branch"
 
         await pilot.press("enter")  # main
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         assert not moment.query_one("#back", Button).disabled
         assert app.focused is moment.query_one("#at", Input)
+        await pilot.press("escape")
+        await on_screen(pilot, sources.SourceScreen)  # "Where from?" first, then the branch
+        assert app.current == "source"
         await pilot.press("escape")
         back = await on_screen(pilot, choices.BranchScreen)
         assert back is not branch and app.current == "branch"

@@ -31,6 +31,7 @@ from tests.tui.conftest import (
     settle,
     start_run,
     step_finished,
+    through_source,
     walk_to_plan,
 )
 
@@ -106,6 +107,7 @@ async def test_moments_outside_the_window_or_unreadable_are_refused_under_the_bo
     async with app.run_test(size=SIZE) as pilot:
         await on_screen(pilot, choices.BranchScreen)
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         box = moment.query_one("#at", Input)
         await pilot.press(*"10 days ago")  # typed once; the others are pasted (each key costs ~60 ms)

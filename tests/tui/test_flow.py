@@ -36,6 +36,7 @@ from tests.tui.conftest import (
     step_finished,
     stop_the_run,
     text_of,
+    through_source,
     wait_until,
     walk_to_plan,
 )
@@ -89,6 +90,7 @@ async def test_new_branch_flow_with_the_keyboard(incident: Incident) -> None:
         assert table.row_count == len(names_before)
         await pilot.press("enter")  # the cursor starts on the default branch: main
 
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         assert app.branch is not None and app.branch.id == incident.main.id
         assert pilot.app.focused is moment.query_one("#at", Input)
@@ -142,6 +144,7 @@ async def test_new_branch_flow_with_the_keyboard(incident: Incident) -> None:
     assert app.return_value == 0
     assert visited == [
         "branch",
+        "source",
         "moment",
         "strategy",
         "plan",
@@ -223,6 +226,7 @@ async def test_drill_restores_verifies_and_cleans_up(incident: Incident) -> None
             "Connect",
             "Project",
             "Branch",
+            "Where from?",
             "Moment",
             "Plan",
             "Restore",
@@ -248,7 +252,7 @@ async def test_drill_restores_verifies_and_cleans_up(incident: Incident) -> None
         done = await quit_from_done(pilot)
         assert screen_text(done, "#summary").startswith("Drill passed")
     assert app.return_value == 0
-    assert visited == ["branch", "moment", "plan", "restore", "verify", "cleanup", "done"]
+    assert visited == ["branch", "source", "moment", "plan", "restore", "verify", "cleanup", "done"]
     assert await incident.branch_names() == names_before
     assert app.runner.result.deleted
     assert incident.env_path.read_bytes() == incident.env_before
@@ -289,6 +293,7 @@ async def test_f1_choice_carries_over_to_the_next_screens(incident: Incident) ->
         await pilot.press("f1")
         assert not branch.query_one("#why").display
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         assert not moment.query_one("#why").display
         await pilot.press("f1")

@@ -12,7 +12,7 @@ from textual.widgets import Collapsible, DataTable, Input
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.app import WizardApp
 from recovery_wizard.tui.screens import choices
-from tests.tui.conftest import SIZE, Incident, on_screen, screen_text, wait_until
+from tests.tui.conftest import SIZE, Incident, on_screen, screen_text, through_source, wait_until
 from tests.tui_snapshots.test_hostile import FORBIDDEN, HOSTILE_NAMES, terminal
 
 VALUE_SQL = (
@@ -40,6 +40,7 @@ async def test_hostile_branches_and_a_hostile_value_are_shown_as_text(incident: 
         await pilot.press("backspace", "backspace", "backspace", *"main")
         await pilot.press("enter")  # main: the default branch, first
 
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         await pilot.press(*"5 minutes ago")
         moment.query_one("#peek-box", Collapsible).collapsed = False

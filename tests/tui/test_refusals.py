@@ -25,6 +25,7 @@ from tests.tui.conftest import (
     settle,
     start_run,
     step_finished,
+    through_source,
     wait_until,
     walk_to_plan,
 )
@@ -43,6 +44,7 @@ async def test_moments_with_trailing_words_are_refused_under_the_box(incident: I
     async with app.run_test(size=SIZE) as pilot:
         await on_screen(pilot, choices.BranchScreen)
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         box = moment.query_one("#at", Input)
         await pilot.press(*"3h ago 1h")  # typed once (as a user would); the others are pasted

@@ -30,6 +30,7 @@ from tests.tui.conftest import (
     start_run,
     step_finished,
     text_of,
+    through_source,
     wait_until,
     walk_to_plan,
 )
@@ -164,6 +165,7 @@ async def test_after_an_error_box_is_closed_the_plan_offers_back_and_check_again
     async with app.run_test(size=SIZE) as pilot:
         await on_screen(pilot, choices.BranchScreen)
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         await on_screen(pilot, choices.MomentScreen)
         await pilot.press(*"35 minutes ago", "enter")
         await on_screen(pilot, choices.StrategyScreen)
@@ -185,6 +187,7 @@ async def test_after_an_error_box_is_closed_the_search_says_it_failed(incident: 
     async with app.run_test(size=SIZE) as pilot:
         await on_screen(pilot, choices.BranchScreen)
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         await pilot.press(*"35 minutes ago")
         # The search's first look (the branch's databases) gets an answer that is not JSON.
@@ -212,6 +215,7 @@ async def test_esc_while_the_plan_is_checked_leaves_no_error_behind(incident: In
     async with app.run_test(size=SIZE) as pilot:
         await on_screen(pilot, choices.BranchScreen)
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         await on_screen(pilot, choices.MomentScreen)
         await pilot.press(*"35 minutes ago", "enter")
         await on_screen(pilot, choices.StrategyScreen)
@@ -236,6 +240,7 @@ async def test_a_search_left_behind_never_lands_on_a_later_screen_or_fails_the_r
     async with app.run_test(size=SIZE) as pilot:
         await on_screen(pilot, choices.BranchScreen)
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         moment = await on_screen(pilot, choices.MomentScreen)
         await pilot.press(*"35 minutes ago")
         moment.query_one("#find-box", Collapsible).collapsed = False
@@ -301,6 +306,7 @@ async def test_enter_on_the_strategy_list_chooses_and_goes_on(incident: Incident
     async with app.run_test(size=SIZE) as pilot:
         await on_screen(pilot, choices.BranchScreen)
         await pilot.press("enter")
+        await through_source(pilot)  # Neon history, the highlighted choice
         await on_screen(pilot, choices.MomentScreen)
         await pilot.press(*"35 minutes ago", "enter")
         await on_screen(pilot, choices.StrategyScreen)

@@ -133,6 +133,7 @@ def test_a_closed_terminal_mid_run_takes_the_interrupt_path(tmp_path: Path) -> N
     try:
         step("Begin", "the demo's first screen", "Enter")
         step("Which branch was damaged?", "the branch screen", "Enter")
+        step("Where should the data come from?", "the source screen", "Enter")
         step("Restore to which moment?", "the moment screen", "-l", "35 minutes ago")
         step("→ ", "the moment to be read", "Enter")
         step("How should the data come back?", "the strategy screen", "Tab", "Tab", "Enter")

@@ -14,7 +14,7 @@ from typing import Self
 import pytest
 
 from recovery_wizard.tui.app import WizardApp
-from recovery_wizard.tui.screens import choices, steps
+from recovery_wizard.tui.screens import choices, sources, steps
 from tests.tui_snapshots.scenes import CLOCK, NOW
 
 # Every WizardApp method a screen calls that starts a worker doing I/O: on mount (most), or on a press
@@ -24,6 +24,7 @@ WORKERS = (
     "find_moment",
     "peek",
     "load_timeline",
+    "load_snapshots",
     "make_plan",
     "run_restore",
     "run_verify",
@@ -49,6 +50,7 @@ def _no_work(self: WizardApp, *args: object) -> None:
 @pytest.fixture(autouse=True)
 def frozen_wizard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(choices, "datetime", FrozenDatetime)
+    monkeypatch.setattr(sources, "datetime", FrozenDatetime)
     # Only the steps module's view of time: asyncio (and so Textual's timers) must keep the real clock.
     monkeypatch.setattr(steps, "time", SimpleNamespace(monotonic=lambda: CLOCK))
     for name in WORKERS:

@@ -18,14 +18,14 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Input
 
-from recovery_wizard.neon.models import Branch, Project
+from recovery_wizard.neon.models import Branch, Project, Snapshot
 from recovery_wizard.recovery import verify
 from recovery_wizard.recovery.journal import Journal
 from recovery_wizard.recovery.plan import EnvTarget, Plan
 from recovery_wizard.recovery.prisma import PrismaProject
 from recovery_wizard.recovery.runner import RunResult
 from recovery_wizard.recovery.timepoint import Moment, RestoreWindow
-from recovery_wizard.tui.app import SCREENS, Mode, WizardApp, WizardConfig, make_app
+from recovery_wizard.tui.app import Mode, WizardApp, WizardConfig, make_app
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.steps import RunStepScreen
 
@@ -138,6 +138,26 @@ WINDOW = RestoreWindow.from_retention(WEEK, NOW)
 MOMENT_TEXT = "2026-11-21 02:29"  # read in Europe/Amsterdam: 01:29 UTC
 MOMENT = Moment(datetime(2026, 11, 21, 1, 29, tzinfo=UTC), MOMENT_TEXT, ZoneInfo(ZONE))
 TOO_OLD_TEXT = "2026-11-10 23:59"  # eleven days back, the window keeps seven
+
+
+def _snapshot(
+    ident: str, name: str, at: str, *, branch: str = MAIN.id, expires_at: str | None = None
+) -> Snapshot:
+    return Snapshot(
+        id=ident, name=name, created_at=at, timestamp=at, source_branch_id=branch, expires_at=expires_at
+    )
+
+
+# Newest first, as Neon lists them: the nightly schedule (kept a week), Daan's manual one before the release,
+# an expired one (never listed), one of a root branch since deleted, and one older than the window.
+SNAPSHOTS = [
+    _snapshot("snap-n21", "nightly 2026-11-21", "2026-11-21T02:00:00Z", expires_at="2026-11-28T02:00:00Z"),
+    _snapshot("snap-rel", "before release", "2026-11-20T17:02:41Z"),
+    _snapshot("snap-n20", "nightly 2026-11-20", "2026-11-20T02:00:00Z", expires_at="2026-11-27T02:00:00Z"),
+    _snapshot("snap-old", "expired test", "2026-11-19T09:00:00Z", expires_at="2026-11-20T09:00:00Z"),
+    _snapshot("snap-lab", "analytics copy", "2026-11-18T12:30:00Z", branch="br-gone-root-99887766"),
+    _snapshot("snap-v2", "before the v2 migration", "2026-11-08T14:12:00Z"),
+]
 
 RESTORED = Branch(
     id="br-cool-frost-f6a7b8c9",
@@ -286,7 +306,7 @@ def seed(app: WizardApp, key: str) -> None:
         app.projects = list(PROJECTS)
     if "branch" in reached and app.project is None:
         app.project, app.branches, app.window = PROD, list(BRANCHES), WINDOW
-    if "moment" in reached and app.branch is None:
+    if "source" in reached and app.branch is None:
         app.branch = MAIN
     if "plan" in reached and app.plan is None:
         app.moment_text, app.moment_chosen_at = MOMENT_TEXT, NOW
@@ -308,7 +328,7 @@ async def show(pilot: Pilot[Any], key: str, *, theme: str | None = None) -> Wiza
     keys = app.step_keys
     app.done_steps = set(keys[: keys.index(key)])
     app.current = key
-    await app.switch_screen(SCREENS[key]())
+    await app.switch_screen(app.screen_for(key)())
     await pilot.pause()
     screen = app.screen
     assert isinstance(screen, WizardScreen)

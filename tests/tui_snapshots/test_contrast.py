@@ -25,6 +25,7 @@ from recovery_wizard.tui.screens.choices import ConnectScreen, MomentScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal, TypeToConfirmModal
 from recovery_wizard.tui.screens.steps import DoneScreen, PlanScreen, VerifyScreen
 from tests.tui_snapshots.scenes import (
+    SNAPSHOTS,
     TOO_OLD_TEXT,
     finish,
     finished_run,
@@ -99,6 +100,24 @@ async def moment_refused(pilot: Pilot[Any]) -> None:
     screen.show_find("The canary fails everywhere.", error=True)
 
 
+async def source(pilot: Pilot[Any]) -> None:
+    """The file choice is disabled: its reason must still be readable."""
+    wizard(pilot).raw_snapshots = list(SNAPSHOTS)
+    await show(pilot, "source")
+
+
+async def snapshot_list(pilot: Pilot[Any]) -> None:
+    app = wizard(pilot)
+    app.raw_snapshots, app.source_kind = list(SNAPSHOTS), "snapshot"
+    await show(pilot, "moment")
+
+
+async def moment_offer(pilot: Pilot[Any]) -> None:
+    wizard(pilot).raw_snapshots = list(SNAPSHOTS)
+    await show(pilot, "moment")
+    await paste(pilot, "#at", TOO_OLD_TEXT)
+
+
 async def plan_ready(pilot: Pilot[Any]) -> None:
     screen = await show(pilot, "plan")
     assert isinstance(screen, PlanScreen)
@@ -168,6 +187,9 @@ SCENES: dict[str, Scene] = {
     "branch": lambda pilot: show(pilot, "branch"),
     "moment-valid": moment_valid,
     "moment-refused": moment_refused,
+    "source": source,
+    "snapshot-list": snapshot_list,
+    "moment-offer": moment_offer,
     "strategy": lambda pilot: show(pilot, "strategy"),
     "plan": plan_ready,
     "plan-refused": plan_refused,

@@ -29,6 +29,7 @@ from tests.tui_snapshots.scenes import (
     PREVIEW,
     RESTORED,
     RUN_DIR,
+    SNAPSHOTS,
     TOO_OLD_TEXT,
     SnapCompare,
     finish,
@@ -169,6 +170,44 @@ def test_moment_out_of_window(snap_compare: SnapCompare, size: tuple[int, int]) 
     """Eleven days back in a seven-day window: refused with the reason, the bar points off its left end."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
+        await show(pilot, "moment")
+        await paste(pilot, "#at", TOO_OLD_TEXT)
+
+    assert snap_compare(make_wizard(), terminal_size=size, run_before=run_before)
+
+
+# --- where from: history, a snapshot, a file -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [WIDE, SMALL], ids=["100x32", "80x24"])
+def test_source(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """The three sources: history (highlighted), the snapshots as listed, the backup file not available yet."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        wizard(pilot).raw_snapshots = list(SNAPSHOTS)
+        await show(pilot, "source")
+
+    assert snap_compare(make_wizard(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [WIDE, SMALL], ids=["100x32", "80x24"])
+def test_snapshot_list(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """Live snapshots, newest data first; the expired one left out, one of another branch marked."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = wizard(pilot)
+        app.raw_snapshots, app.source_kind = list(SNAPSHOTS), "snapshot"
+        await show(pilot, "moment")
+
+    assert snap_compare(make_wizard(), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [WIDE, SMALL], ids=["100x32", "80x24"])
+def test_moment_out_of_window_offers_a_snapshot(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """Eleven days back: refused as history, the newest snapshot before it offered; snapshots on the bar."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        wizard(pilot).raw_snapshots = list(SNAPSHOTS)
         await show(pilot, "moment")
         await paste(pilot, "#at", TOO_OLD_TEXT)
 

@@ -20,6 +20,7 @@ from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal, TypeToC
 from recovery_wizard.tui.screens.steps import DoneScreen, PlanScreen, VerifyScreen
 from tests.tui_snapshots.scenes import (
     INTRO,
+    SNAPSHOTS,
     SnapCompare,
     finish,
     finished_run,
@@ -30,6 +31,7 @@ from tests.tui_snapshots.scenes import (
     show_run,
     steady,
     verification,
+    wizard,
 )
 from tests.tui_snapshots.test_hostile import terminal
 from tests.tui_snapshots.test_screens import API_KEY
@@ -104,10 +106,24 @@ async def error(pilot: Pilot[Any]) -> None:
     await push_modal(pilot, ErrorModal(RuntimeError("boom"), what="The restore"))
 
 
+async def source(pilot: Pilot[Any]) -> None:
+    app = wizard(pilot)
+    app.raw_snapshots = list(SNAPSHOTS)
+    await show(pilot, "source")
+
+
+async def snapshot_list(pilot: Pilot[Any]) -> None:
+    app = wizard(pilot)
+    app.raw_snapshots, app.source_kind = list(SNAPSHOTS), "snapshot"
+    await show(pilot, "moment")
+
+
 SCENES: dict[str, Scene] = {
     "connect-intro": connect_intro,
     "branch": lambda pilot: show(pilot, "branch"),
+    "source": source,
     "moment": lambda pilot: show(pilot, "moment"),
+    "snapshot-list": snapshot_list,
     "strategy": lambda pilot: show(pilot, "strategy"),
     "plan": plan_ready,
     "restore-failed": restore_failed,

@@ -44,6 +44,22 @@ EXTRA_INFO = {
         "The restore reads this branch's history; its size, state and last reset tell you it is the right one.",
         "neonctl branches list --project-id <id>",
     ),
+    "source": StepInfo(
+        "source",
+        "Where from?",
+        "Choose where the data comes back from: Neon's history, a Neon snapshot, or a backup file.",
+        "History reaches any moment of the restore window (hours to days); a snapshot or backup reaches "
+        "further back, but only to the moment it was taken.",
+        "Console: Restore (history) or Backup & Restore → Snapshots; neonctl branches restore.",
+    ),
+    "snapshot": StepInfo(
+        "snapshot",
+        "Snapshot",
+        "Pick the snapshot to restore from: the newest one taken before the incident.",
+        "A snapshot holds its branch's data at the moment it was taken: anything written after is not in it. "
+        "One taken of another branch holds that branch's data, not this one's.",
+        "Console: Backup & Restore → Snapshots → Restore; API: POST /projects/<id>/snapshots/<id>/restore",
+    ),
     "moment": StepInfo(
         "moment",
         "Moment",
@@ -76,6 +92,7 @@ class WizardScreen(Screen[None]):
     """One runbook step. Subclasses fill :meth:`compose_body` and :meth:`compose_actions`."""
 
     STEP: ClassVar[str] = ""
+    INFO: ClassVar[str] = ""  # the why panel's entry, when it is not the step's own (a step with two screens)
     TITLE_TEXT: ClassVar[str] = ""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", show=True),
@@ -100,7 +117,7 @@ class WizardScreen(Screen[None]):
                     yield from self.compose_body()
                 with Horizontal(id="actions"):
                     yield from self.compose_actions()
-            why = WhyPanel(step_info(self.STEP), by_hand=wizard.by_hand(self.STEP), id="why")
+            why = WhyPanel(step_info(self.INFO or self.STEP), by_hand=wizard.by_hand(self.STEP), id="why")
             # A class, not an inline display: app.tcss hides the panel on narrow terminals whatever F1 says.
             why.set_class(not wizard.show_why, "-off")
             yield why

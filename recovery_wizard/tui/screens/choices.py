@@ -14,6 +14,7 @@ from textual.widgets import Button, Collapsible, DataTable, Input, OptionList, R
 from textual.widgets.option_list import Option
 
 from recovery_wizard.neon.models import Branch
+from recovery_wizard.recovery.snapshot_list import SnapshotEntry, age_text, newest_before
 from recovery_wizard.recovery.timepoint import (
     RestoreWindow,
     TimePointError,
@@ -21,6 +22,7 @@ from recovery_wizard.recovery.timepoint import (
 )
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.screens.steps import hidden
 from recovery_wizard.tui.text import clip, literal, safe
 from recovery_wizard.tui.widgets.window_bar import WindowBar
 
@@ -259,6 +261,12 @@ class MomentScreen(WizardScreen):
             placeholder="35 minutes ago · 2026-11-21 01:29 · yesterday 23:59 · gisteren 23:59 · kemarin 23:59",
             id="at",
         )
+        # For a moment older than the window: the newest snapshot before it (or that there is none), above
+        # the reasons history refuses it, so that at 80×24 the way forward is what shows first.
+        yield hidden(Static("", id="offer", classes="callout"))
+        offer = Button("Use this snapshot", id="use-snapshot", variant="primary")
+        offer.display = False
+        yield offer
         yield Static("", id="resolved")
         yield Static(
             "Accepted: RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' in your zone, '90m ago', and phrases in English, "
@@ -287,16 +295,48 @@ class MomentScreen(WizardScreen):
         yield self.back_button()
         yield Button("Continue", id="next", variant="primary", disabled=True)
 
+    offered: SnapshotEntry | None = None
+
     def on_mount(self) -> None:
         self.query_one("#at", Input).focus()
         self.evaluate(self.wizard.moment_text)
+        if self.wizard.snapshot_entries(datetime.now(UTC)) is not None:
+            self.snapshots_loaded()
+        else:
+            self.wizard.load_snapshots()
+
+    def snapshots_loaded(self) -> None:
+        """The project's snapshots are known: draw them on the bar, and offer one for a moment too old."""
+        entries = self.wizard.snapshot_entries(datetime.now(UTC)) or []
+        self.query_one("#bar", WindowBar).show_snapshots([e.at for e in entries if e.own])
+        self.evaluate(self.query_one("#at", Input).value)
+
+    def snapshot_offer(self, moment: datetime) -> str:
+        """For a moment older than the window: the newest snapshot of the branch before it, or why none."""
+        entries = self.wizard.snapshot_entries(datetime.now(UTC))
+        self.offered = None if entries is None else newest_before(entries, moment)
+        if entries is None:
+            return ""
+        branch = self.wizard.branch
+        name = branch.name if branch else "this branch"
+        if self.offered is None:
+            return f"Too old for Neon's history, and no snapshot of {name} is that old either."
+        snap = self.offered
+        local = snap.at.astimezone(self.wizard.zone)
+        return (
+            f"Too old for Neon's history, but a snapshot of {name} is older still: “{snap.name}”, its data "
+            f"from {snap.at:%Y-%m-%d %H:%M} UTC ({local:%H:%M %Z}, {age_text(datetime.now(UTC) - snap.at)} "
+            "ago), the newest before that moment."
+        )
 
     def evaluate(self, text: str) -> bool:
         window = self.wizard.window
         assert window is not None
         resolved = self.query_one("#resolved", Static)
+        offer_text = ""
         bar = self.query_one("#bar", WindowBar)
         ok = False
+        self.offered = None
         if not text.strip():
             resolved.update("Type a moment just before the incident.")
             bar.show(None)
@@ -312,12 +352,23 @@ class MomentScreen(WizardScreen):
                     RestoreWindow(window.earliest, datetime.now(UTC), window.retention_seconds).check(moment)
                 except TimePointError as exc:
                     hint = f"\nNext: {safe(exc.hint)}" if exc.hint else ""
+                    offer_text = self.snapshot_offer(moment.utc) if moment.utc < window.earliest else ""
                     resolved.update(f"{safe(moment.describe())}\n{safe(str(exc))}{hint}")
                 else:
                     resolved.update(f"→ {safe(moment.describe())}")
                     ok = True
         resolved.set_class(not ok and bool(text.strip()), "error")
         self.query_one("#next", Button).disabled = not ok
+        offer = self.query_one("#offer", Static)
+        offer.update(safe(offer_text))
+        offer.display = bool(offer_text)
+        use = self.query_one("#use-snapshot", Button)
+        shown = use.display
+        use.display = self.offered is not None
+        if self.offered is not None:
+            use.label = literal(f"Use the snapshot “{self.offered.name}”")
+            if not shown:
+                use.scroll_visible(animate=False)
         return ok
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -385,17 +436,21 @@ class MomentScreen(WizardScreen):
         else:
             self.notify("That moment cannot be restored: see the message under the box.", severity="error")
 
+    def pressed_use_snapshot(self) -> None:
+        if self.offered is not None:
+            self.wizard.choose_snapshot(self.offered.id, datetime.now(UTC))
+
     def pressed_back(self) -> None:
         self.action_back()
 
 
 STRATEGY_TEXT = {
     "new-branch": (
-        "New branch at that moment (recommended). Nothing is overwritten: the damaged branch stays as it is, "
+        "New branch with that data (recommended). Nothing is overwritten: the damaged branch stays as it is, "
         "a new branch holds the data as it was, and your env files are pointed at it. Undo = point them back."
     ),
     "in-place": (
-        "In place. The branch itself is overwritten with its state at that moment; its connection strings stay "
+        "In place. The branch itself is overwritten with the restored data; its connection strings stay "
         "the same, so the app needs no change. The current (damaged) state is kept as a backup branch. "
         "Connections drop briefly. You will type the branch name to confirm."
     ),
@@ -430,7 +485,7 @@ class StrategyScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         current = self.wizard.strategy
         with StrategyChoice(id="strategy"):
-            yield RadioButton("New branch at that moment", value=current == "new-branch", id="new-branch")
+            yield RadioButton("New branch with that data", value=current == "new-branch", id="new-branch")
             yield RadioButton("In place, keeping a backup", value=current == "in-place", id="in-place")
         yield Static(safe(STRATEGY_TEXT[current]), id="consequences", classes="callout")
         branch = self.wizard.branch
