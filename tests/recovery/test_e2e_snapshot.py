@@ -270,3 +270,37 @@ async def test_a_branch_named_like_the_restore_but_not_from_the_snapshot_is_not_
     resumed = await world.cli("restore", "--yes", "--resume")
     assert resumed.code == 1, resumed.stderr
     assert "cannot prove it made it" in resumed.stderr and "not restored from the snapshot" in resumed.stderr
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "POST /projects/*/snapshots/*/restore=500",  # the preview is made, its answer lost
+        "POST /projects/*/branches/*/finalize_restore=500",  # the finalize happens, its answer lost
+        "POST /projects/*/branches/*/finalize_restore=drop",
+    ],
+)
+async def test_a_lost_answer_is_reconciled_never_repeated(world: World, fault: str) -> None:
+    from recovery_wizard.sandbox.faults import parse_fault
+
+    assert world.sandbox.app is not None
+    world.sandbox.app.faults[:] = [parse_fault(fault)]
+    old_main_id = world.main.id
+    result = await world.cli(
+        "restore",
+        "--yes",
+        "--json",
+        "--from",
+        BEFORE_RELEASE,
+        "--strategy",
+        "in-place",
+        "--name",
+        "main-damaged",
+    )
+    assert result.code == 0, result.stderr
+    assert "answer was lost" in result.stderr
+    out = result.json()
+    assert out["backup_branch"] == {"id": old_main_id, "name": "main-damaged"}
+    restored = [b for b in await world.client.branches(world.sandbox.project_id) if b.restored_from]
+    assert [b.id for b in restored] == [out["restore_branch"]["id"]], "one snapshot restore, not two"
+    assert restored[0].name == "main" and restored[0].restore_status == "finalized"
