@@ -159,9 +159,9 @@ class SnapshotSource(Source):
         if not plan.in_place:
             return []
         return [
-            f"After a typed confirmation, finalize: {plan.preview_name!r} takes {plan.branch.name!r}'s place "
-            f"(its computes move to it and restart; the connection strings stay the same) and today's "
-            f"{plan.branch.name!r} is kept as {plan.name!r}. The live branch's id changes."
+            f"After a typed confirmation, finalize: {plan.preview_name!r} takes the place of "
+            f"{plan.branch.name!r} (its computes move to it and restart; the connection strings stay the "
+            f"same) and today's {plan.branch.name!r} is kept as {plan.name!r}. The live branch's id changes."
         ]
 
     def undo_in_place(self, result: RunResult) -> str:
@@ -272,7 +272,7 @@ class SnapshotSource(Source):
         call = True
         if begun is None:
             if not run.yes and not await run.prompter.type_to_confirm(
-                f"This puts the snapshot's data in {plan.branch.name!r}'s place: its computes move to "
+                f"This puts the snapshot's data in the place of {plan.branch.name!r}: its computes move to "
                 f"{preview.name!r} (they restart), which takes the name {plan.branch.name!r}; today's "
                 f"{plan.branch.name!r} is kept as {plan.name!r}.",
                 plan.branch.name,
