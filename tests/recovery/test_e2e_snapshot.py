@@ -304,3 +304,20 @@ async def test_a_lost_answer_is_reconciled_never_repeated(world: World, fault: s
     restored = [b for b in await world.client.branches(world.sandbox.project_id) if b.restored_from]
     assert [b.id for b in restored] == [out["restore_branch"]["id"]], "one snapshot restore, not two"
     assert restored[0].name == "main" and restored[0].restore_status == "finalized"
+
+
+async def test_a_snapshot_deleted_after_the_plan_stops_the_run_with_what_to_do(world: World) -> None:
+    snapshot_id = await take_snapshot(world, "short-lived")
+    killed = await world.cli(
+        "restore",
+        "--yes",
+        "--from",
+        f"snapshot:{snapshot_id}",
+        extra_env={"RECOVERY_WIZARD_CRASH_AT": "begin:restore"},
+    )
+    assert killed.code == -9
+    await api(world, "DELETE", f"/snapshots/{snapshot_id}")
+    resumed = await world.cli("restore", "--yes", "--resume")
+    assert resumed.code == 1, resumed.stderr
+    assert f"Neon no longer has the snapshot 'short-lived' ({snapshot_id})" in resumed.stderr
+    assert "--from snapshot:" in resumed.stderr  # the hint says how to start again
