@@ -139,6 +139,16 @@ STEP_INFO: dict[str, StepInfo] = {
 }
 
 
+def step_info_for(plan: Plan, key: str) -> StepInfo:
+    """``STEP_INFO[key]`` as this plan's source tells it: the restore step's why is the source's own."""
+    info = STEP_INFO[key]
+    if key == "restore":
+        from dataclasses import replace
+
+        return replace(info, why=plan.source.why())
+    return info
+
+
 @dataclass
 class RunResult:
     """What a run did: the ``--json`` result and the report's material."""

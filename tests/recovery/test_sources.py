@@ -110,3 +110,17 @@ async def test_a_run_journalled_before_sources_existed_still_resumes(world: Worl
     assert out["source"] == {"kind": "history"}
     assert out["restore_branch"]["name"] == "old-journal"
     assert (await world.branch_names()).count("old-journal") == 1
+
+
+def test_the_restore_steps_why_is_the_sources_own() -> None:
+    from dataclasses import replace
+
+    from recovery_wizard.recovery.runner import STEP_INFO, step_info_for
+    from tests.tui_snapshots.scenes import make_plan
+
+    plan = make_plan()
+    assert step_info_for(plan, "restore").why == HistorySource().why()
+    snapshot = SnapshotSource(id="snap-x", name="nightly", taken_at=datetime(2026, 11, 21, tzinfo=UTC))
+    info = step_info_for(replace(plan, source=snapshot), "restore")
+    assert "snapshot" in info.why and info.title == STEP_INFO["restore"].title
+    assert step_info_for(plan, "verify") is STEP_INFO["verify"]
