@@ -77,7 +77,7 @@ def test_a_journalled_snapshot_source_is_rebuilt_exactly() -> None:
 
 
 def test_a_journal_without_a_source_restored_from_history() -> None:
-    assert isinstance(source_from_dict(None), HistorySource)
+    assert source_from_dict(None) == HistorySource()
     assert isinstance(source_from_dict({"kind": "history"}), HistorySource)
     with pytest.raises(UsageError, match="'tape' source"):
         source_from_dict({"kind": "tape"})

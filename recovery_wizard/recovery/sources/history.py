@@ -27,6 +27,13 @@ class HistorySource(Source):
     kind: ClassVar[str] = "history"
     previews_in_place: ClassVar[bool] = False
 
+    # Stateless: every instance is the same source (plans compare equal after a journal round trip).
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HistorySource)
+
+    def __hash__(self) -> int:
+        return hash(self.kind)
+
     def describe(self, plan: Plan) -> str:
         return f"{plan.branch.name!r} as it was at {plan.moment.describe()}"
 
