@@ -155,6 +155,13 @@ def runbook_options(func: Any) -> Any:
             "'yesterday 23:59', 'gisteren 23:59', 'kemarin 23:59'.",
         ),
         click.option(
+            "--from",
+            "source",
+            metavar="SOURCE",
+            help="Where the data comes from: history (default; the moment is --at), snapshot:<id or name>, "
+            "snapshot:latest (a Neon snapshot, also past the restore window).",
+        ),
+        click.option(
             "--tz",
             metavar="ZONE",
             help="How to read a time without offset, e.g. Europe/Amsterdam (default: local).",
@@ -189,14 +196,18 @@ def _run_options(command: str, options: dict[str, Any], g: Any) -> Any:
 
     from recovery_wizard.recovery.plan import RunOptions
 
+    source = options.get("source") or "history"
+    # Only history has a moment to default: a snapshot brings its own (and --at with it is refused).
+    from_history = source.strip().lower().partition(":")[0] == "history"
     return RunOptions(
         command=command,
         workdir=g.workdir,
+        source=source,
         api_url=g.api_url,
         project_id=g.project_id,
         branch=options.get("branch"),
         # A drill rehearses a recent restore: an hour back is inside every plan's window (Free keeps 6 h).
-        at=options.get("at") or (DRILL_DEFAULT_AT if command == "drill" else None),
+        at=options.get("at") or (DRILL_DEFAULT_AT if command == "drill" and from_history else None),
         tz=options.get("tz"),
         strategy=options.get("strategy") or "new-branch",
         name=options.get("name"),
@@ -292,7 +303,14 @@ def drill(resume: str | None, new: bool, **options: Any) -> None:
     from recovery_wizard import commands
 
     g = _globals(options)
-    if not g.yes and not g.json and resume is None and sys.stdin.isatty() and sys.stdout.isatty():
+    if (
+        not g.yes
+        and not g.json
+        and resume is None
+        and options.get("source") is None
+        and sys.stdin.isatty()
+        and sys.stdout.isatty()
+    ):
         # A person at a terminal: the drill as a guided walk-through.
         raise SystemExit(
             _open_wizard(drill=True, learn=None, tz=options.get("tz"), checks=options.get("checks") or ())

@@ -45,6 +45,8 @@ FIXTURE_REQUESTS: dict[str, tuple[str, str, int]] = {
     "branch_schema": ("GET", f"{P}/branches/{BR}/schema?db_name=neondb", 200),
     "compare_schema": ("GET", f"{P}/branches/{BR}/compare_schema?db_name=neondb", 200),
     "snapshots": ("GET", f"{P}/snapshots", 200),
+    "restored_snapshot": ("POST", f"{P}/snapshots/snap-late-dew-55667788/restore", 200),
+    "finalize_restore": ("POST", f"{P}/branches/br-quiet-snow-99aabbcc/finalize_restore", 200),
     "error_locked": ("POST", f"{P}/branches", 423),
 }
 
@@ -83,6 +85,8 @@ CLIENT_OPERATIONS: dict[str, str] = {
     "delete_snapshot": "deleteSnapshot",
     "backup_schedule": "getSnapshotSchedule",
     "set_backup_schedule": "setSnapshotSchedule",
+    "restore_snapshot": "restoreSnapshot",
+    "finalize_restore": "finalizeRestoreBranch",
 }
 
 

@@ -449,3 +449,73 @@ async def test_snapshots(client: NeonClient, neon_api: respx.MockRouter) -> None
     neon_api.get(f"/projects/{PROJECT}/snapshots").mock(return_value=reply("snapshots"))
     (snap,) = await client.snapshots(PROJECT)
     assert snap.name == "nightly 2026-11-21" and snap.source_branch_id == BR
+
+
+# --- snapshot restores (restore, finalize) -------------------------------------------------------------
+
+SNAP = "snap-late-dew-55667788"
+RESTORED = "br-quiet-snow-99aabbcc"
+
+
+async def test_restore_snapshot_unfinalized_to_a_named_branch(
+    client: NeonClient, neon_api: respx.MockRouter
+) -> None:
+    route = neon_api.post(f"/projects/{PROJECT}/snapshots/{SNAP}/restore").mock(
+        return_value=reply("restored_snapshot")
+    )
+    restored = await client.restore_snapshot(PROJECT, SNAP, name="main-from-snapshot", target_branch_id=BR)
+    # The name goes in the body (the query parameter is deprecated); preview first unless asked otherwise.
+    assert body_of(route) == {"finalize_restore": False, "name": "main-from-snapshot", "target_branch_id": BR}
+    assert query_of(route) == {}
+    assert restored.branch.id == RESTORED
+    assert restored.branch.restore_status == "restored" and restored.branch.restored_from == SNAP
+    assert [e.type for e in restored.endpoints] == ["read_only"]
+    assert [op.action for op in restored.operations] == ["create_timeline", "start_compute"]
+
+
+async def test_restore_snapshot_finalized_sends_only_the_flag(
+    client: NeonClient, neon_api: respx.MockRouter
+) -> None:
+    route = neon_api.post(f"/projects/{PROJECT}/snapshots/{SNAP}/restore").mock(
+        return_value=reply("restored_snapshot")
+    )
+    await client.restore_snapshot(PROJECT, SNAP, finalize_restore=True)
+    assert body_of(route) == {"finalize_restore": True}
+
+
+async def test_restore_snapshot_not_found_is_a_not_found_error(
+    client: NeonClient, neon_api: respx.MockRouter
+) -> None:
+    from recovery_wizard.neon import NotFoundError
+
+    neon_api.post(f"/projects/{PROJECT}/snapshots/{SNAP}/restore").mock(
+        return_value=neon_error(404, f"snapshot {SNAP} not found")
+    )
+    with pytest.raises(NotFoundError, match="not found"):
+        await client.restore_snapshot(PROJECT, SNAP)
+
+
+async def test_finalize_restore_names_the_old_branch_and_returns_operations(
+    client: NeonClient, neon_api: respx.MockRouter
+) -> None:
+    route = neon_api.post(f"/projects/{PROJECT}/branches/{RESTORED}/finalize_restore").mock(
+        return_value=reply("finalize_restore")
+    )
+    operations = await client.finalize_restore(PROJECT, RESTORED, name="main_old_2026-11-21")
+    assert body_of(route) == {"name": "main_old_2026-11-21"}
+    assert [op.action for op in operations] == ["suspend_compute", "start_compute"]
+    await client.finalize_restore(PROJECT, RESTORED)
+    assert body_of(route) == {}
+
+
+async def test_finalize_of_a_branch_not_restored_from_a_snapshot_keeps_neons_message(
+    client: NeonClient, neon_api: respx.MockRouter
+) -> None:
+    from recovery_wizard.neon.errors import NeonHTTPError
+
+    neon_api.post(f"/projects/{PROJECT}/branches/{BR}/finalize_restore").mock(
+        return_value=neon_error(400, f"branch {BR} was not restored from a snapshot")
+    )
+    with pytest.raises(NeonHTTPError, match="not restored from a snapshot") as caught:
+        await client.finalize_restore(PROJECT, BR)
+    assert caught.value.status == 400

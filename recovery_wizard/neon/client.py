@@ -53,6 +53,7 @@ from recovery_wizard.neon.models import (
     Project,
     ProjectEnvelope,
     ProjectsPage,
+    RestoredSnapshot,
     Role,
     RolesEnvelope,
     SchemaDiff,
@@ -604,6 +605,53 @@ class NeonClient:
             await self.transport.request("PUT", path, json=body)
         except NeonHTTPError as exc:
             raise _snapshot_refusal(exc, None) from exc
+
+    # --- snapshot restores (restore, finalize) ---------------------------------------------------
+
+    async def restore_snapshot(
+        self,
+        project_id: str,
+        snapshot_id: str,
+        *,
+        name: str | None = None,
+        target_branch_id: str | None = None,
+        finalize_restore: bool = False,
+    ) -> RestoredSnapshot:
+        """Restore a snapshot to a NEW branch (``restoreSnapshot``); ``target_branch_id`` is the branch it
+        is meant to replace (default: the snapshot's source branch).
+
+        Un-finalized (the default) the data can be looked at first, and nothing the app uses changes; call
+        :meth:`finalize_restore` to put it in the target's place. The name goes in the body (the query
+        parameter is deprecated).
+        """
+        body: dict[str, Any] = {"finalize_restore": finalize_restore}
+        if name is not None:
+            body["name"] = name
+        if target_branch_id is not None:
+            body["target_branch_id"] = target_branch_id
+        return await self.transport.request(
+            "POST",
+            f"/projects/{_seg(project_id)}/snapshots/{_seg(snapshot_id)}/restore",
+            RestoredSnapshot,
+            json=body,
+        )
+
+    async def finalize_restore(
+        self, project_id: str, branch_id: str, *, name: str | None = None
+    ) -> list[Operation]:
+        """Put ``branch_id`` (restored from a snapshot, un-finalized) in its target's place.
+
+        The target's computes move to it (they restart), it takes the target's name, and the target is
+        renamed ``name`` (Neon picks one when omitted). The live branch's ID changes: re-read it after.
+        """
+        body: dict[str, Any] = {} if name is None else {"name": name}
+        envelope = await self.transport.request(
+            "POST",
+            f"/projects/{_seg(project_id)}/branches/{_seg(branch_id)}/finalize_restore",
+            OperationsEnvelope,
+            json=body,
+        )
+        return envelope.operations
 
     # --- paging ------------------------------------------------------------------------------------
 

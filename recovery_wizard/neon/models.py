@@ -124,6 +124,7 @@ class Branch(Model):
     init_source: str | None = None
     restore_status: str | None = None
     restored_from: str | None = None
+    restored_as: str | None = None
     restricted_actions: list[RestrictedAction] = []
 
     @property
@@ -321,7 +322,24 @@ class CreatedSnapshot(Model):
     operations: list[Operation] = []
 
 
+# --- snapshot restores (restore, finalize) -----------------------------------------------------------
+
+
+class RestoredSnapshot(Model):
+    """The answer to restoring a snapshot: the new branch, its computes (if any) and what to wait for.
+
+    Un-finalized, the branch is a new root branch beside the target (``restore_status: restored``,
+    ``restored_from: <snapshot id>``); finalized, it already stands in the target's place.
+    """
+
+    branch: Branch
+    endpoints: list[Endpoint] = []
+    operations: list[Operation] = []
+
+
 class OperationsEnvelope(Model):
+    """An answer that is only operations (``finalizeRestoreBranch``)."""
+
     operations: list[Operation] = []
 
 

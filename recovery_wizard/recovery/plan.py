@@ -21,6 +21,14 @@ from recovery_wizard.neon.apiurl import display_url
 from recovery_wizard.neon.models import Branch, Project
 from recovery_wizard.recovery import envfile, prisma
 from recovery_wizard.recovery.outcome import UsageError
+from recovery_wizard.recovery.sources import (
+    HistorySource,
+    Source,
+    SourceSpec,
+    check_with_at,
+    parse_source,
+    resolve_source,
+)
 from recovery_wizard.recovery.sqlguard import require_read_only
 from recovery_wizard.recovery.timepoint import (
     Moment,
@@ -129,6 +137,10 @@ class Plan:
     warnings: list[str]
     keep: bool = False
     expires_at: datetime | None = None
+    # Where the data comes from (Neon history at ``moment`` unless told otherwise).
+    source: Source = field(default_factory=HistorySource)
+    # In place from a previewing source (a snapshot): the preview branch's name (``name`` is the backup's).
+    preview_name: str | None = None
 
     @property
     def in_place(self) -> bool:
@@ -136,37 +148,20 @@ class Plan:
 
     def actions(self) -> list[str]:
         """Everything that will happen, in order, in words."""
-        moment = self.moment.describe()
-        lines: list[str] = []
-        if self.command == "drill":
-            expiry = f", expiring at {self.expires_at:%Y-%m-%d %H:%M} UTC" if self.expires_at else ""
-            lines.append(
-                f"Create the throwaway branch {self.name!r} from {self.branch.name!r} as it was at {moment}, "
-                f"with a read-write compute{expiry}; wait for Neon's operations."
-            )
-        elif self.in_place:
-            lines.append(f"Measure the damaged data on {self.branch.name!r} now (read-only), for comparison.")
-            moved = (
-                f"; its child branches ({', '.join(c.name for c in self.children)}) move to the backup"
-                if (self.children)
-                else ""
-            )
-            lines.append(
-                f"Restore {self.branch.name!r} IN PLACE to {moment}. Its current state is kept as the branch "
-                f"{self.name!r}{moved}. Connections to {self.branch.name!r} drop briefly; its connection "
-                "strings stay the same."
-            )
-        else:
-            lines.append(
-                f"Create the branch {self.name!r} from {self.branch.name!r} as it was at {moment}, with a "
-                f"read-write compute; wait for Neon's operations. {self.branch.name!r} is not changed."
-            )
+        lines: list[str] = list(self.source.restore_lines(self))
         checks = f" and run {len(self.checks)} check(s) on both" if self.checks else ""
-        restored = self.branch.name if self.in_place else self.name
+        restored = (
+            (self.preview_name or self.name)
+            if self.source.previews_in_place and self.in_place
+            else self.branch.name
+            if self.in_place
+            else self.name
+        )
         lines.append(
             f"Verify: count the rows of every table on the damaged {self.branch.name!r} and the restored "
             f"{restored!r}{checks}, read-only. A failing check stops the run before any env file changes."
         )
+        lines += self.source.apply_lines(self)
         if self.command == "restore":
             if self.in_place:
                 lines.append(
@@ -228,6 +223,8 @@ class Plan:
             "warnings": self.warnings,
             "actions": self.actions(),
             "expires_at": self.expires_at,
+            "source": self.source.to_dict(),
+            "preview_name": self.preview_name,
         }
 
 
@@ -265,12 +262,23 @@ def check_branch_name(name: str, *, option: str = "--name") -> str:
     return name
 
 
-def default_name(plan_command: str, strategy: str, branch: Branch, moment: Moment, now: datetime) -> str:
+def default_name(
+    plan_command: str,
+    strategy: str,
+    branch: Branch,
+    moment: Moment,
+    now: datetime,
+    *,
+    source: Source | None = None,
+) -> str:
     """Names that say what they are and when, unique per moment (and per run for backups/drills)."""
     if plan_command == "drill":
         return f"drill-{branch.name}-{now:%Y%m%dT%H%M%SZ}"
     if strategy == "in-place":
         return f"{branch.name}_old_{now:%Y-%m-%dT%H-%M-%SZ}"  # Neon's own backup naming
+    if source is not None and source.previews_in_place:
+        # A snapshot may be restored more than once: the name carries when, not which moment.
+        return f"{branch.name}-from-snapshot-{now:%Y-%m-%dT%H-%M-%SZ}"
     return f"{branch.name}-restore-{moment.utc:%Y-%m-%dT%H-%M-%SZ}"
 
 
@@ -527,29 +535,20 @@ async def resolve_plan(
 ) -> Plan:
     if options.strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {options.strategy!r}.")
-    if options.source != "history":
-        # Until the runbook materializes other sources, planning one as history would restore the wrong data.
-        raise UsageError(
-            f"This version restores from Neon history only, not from {options.source!r}.",
-            hint="Choose Neon history at a moment, or restore the snapshot in the Neon Console.",
-        )
     if options.name is not None:
         check_branch_name(options.name)
     for sql in options.checks:
         require_read_only(sql, what="check")
+    spec = parse_source(options.source)
+    check_with_at(spec, options.at)
     project, branches = await choose_project_and_branches(client, options, prompter)
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
     branch = pick_branch(project, branches, options)
-    try:
-        moment = await choose_moment(options, prompter, window)
-    except UsageError as exc:
-        raise await _with_backups_offer(exc, client, project.id, options, window) from None
-    try:
-        window.check_clear_of_old_edge(moment)
-    except TimePointError as exc:
-        raise UsageError(str(exc), hint=exc.hint) from None
     warnings: list[str] = []
+    source, moment = await _source_and_moment(client, options, prompter, spec, project, branch, window)
+    if source.previews_in_place:
+        warnings += source_warnings(source, branch)
 
     detected = prisma.detect(options.workdir) if options.command == "restore" else None
     use_prisma: prisma.PrismaProject | None = None
@@ -625,20 +624,28 @@ async def resolve_plan(
 
     strategy = "new-branch" if options.command == "drill" else options.strategy
     children = [b for b in branches if b.parent_id == branch.id]
-    if strategy == "in-place":
+    if not source.previews_in_place and strategy == "in-place":
         _check_in_place(branch)
-    name = options.name or default_name(options.command, strategy, branch, moment, now)
+    if source.previews_in_place:
+        _check_snapshot_target(branch)
+    name = options.name or default_name(options.command, strategy, branch, moment, now, source=source)
+    preview_name = (
+        f"{branch.name}-snapshot-preview-{now:%Y-%m-%dT%H-%M-%SZ}"
+        if source.previews_in_place and strategy == "in-place"
+        else None
+    )
     if options.name is None and len(name) > BRANCH_NAME_MAX:
         raise UsageError(
             f"The default name for the new branch would be {len(name)} characters; Neon takes at most "
             f"{BRANCH_NAME_MAX}.",
             hint="Pass --name with a shorter name.",
         )
-    if any(b.name == name for b in branches):
-        raise UsageError(
-            f"A branch named {name!r} already exists.",
-            hint="Pass --name with a new name, or resume the run that created it (restore --resume).",
-        )
+    for taken in (name, preview_name):
+        if taken is not None and any(b.name == taken for b in branches):
+            raise UsageError(
+                f"A branch named {taken!r} already exists.",
+                hint="Pass --name with a new name, or resume the run that created it (restore --resume).",
+            )
     running = [op for op in recent if not op.terminal]
     if running:
         warnings.append(
@@ -662,7 +669,68 @@ async def resolve_plan(
         warnings=warnings,
         keep=options.keep,
         expires_at=(now + DRILL_TTL).replace(microsecond=0) if options.command == "drill" else None,
+        source=source,
+        preview_name=preview_name,
     )
+
+
+async def _source_and_moment(
+    client: NeonClient,
+    options: RunOptions,
+    prompter: Prompter,
+    spec: SourceSpec,
+    project: Project,
+    branch: Branch,
+    window: RestoreWindow,
+) -> tuple[Source, Moment]:
+    """The source, resolved, and the moment its data is from.
+
+    History: the moment asked for (``--at`` or a prompt), inside the restore window. A snapshot: its own
+    moment, which may be long before the window begins: that is what snapshots are for, not an error.
+    """
+    source = await resolve_source(client, project.id, branch, spec)
+    if spec.is_history:
+        try:
+            moment = await choose_moment(options, prompter, window)
+        except UsageError as exc:
+            raise await _with_backups_offer(exc, client, project.id, options, window) from None
+        try:
+            window.check_clear_of_old_edge(moment)
+        except TimePointError as exc:
+            raise UsageError(str(exc), hint=exc.hint) from None
+        return source, moment
+    try:
+        zone = resolve_zone(options.tz)
+    except TimePointError as exc:
+        raise UsageError(str(exc), hint=exc.hint or "Pass an IANA zone name to --tz.") from None
+    taken_at = getattr(source, "taken_at", None)
+    assert isinstance(taken_at, datetime)
+    return source, Moment(taken_at, f"snapshot:{spec.ref}", zone, read_at=window.now)
+
+
+def source_warnings(source: Source, branch: Branch) -> list[str]:
+    """What the plan should say about a snapshot of another branch."""
+    of = getattr(source, "source_branch_id", None)
+    if of and of != branch.id:
+        return [
+            f"The snapshot {getattr(source, 'name', '')!r} was taken of the branch {of}, not of "
+            f"{branch.name!r}: its data is restored for {branch.name!r} all the same."
+        ]
+    return []
+
+
+def _check_snapshot_target(branch: Branch) -> None:
+    """Neon restores a snapshot for a root branch with no unfinished snapshot restore (either strategy)."""
+    if not branch.is_root:
+        raise UsageError(
+            f"Branch {branch.name!r} is not a root branch: Neon restores snapshots only for root branches.",
+            hint="Pick the root branch the snapshot belongs to with --branch, or restore from history (--at).",
+        )
+    if branch.restore_status == "restored":
+        raise UsageError(
+            f"Branch {branch.name!r} came from a snapshot restore that is not finalized yet.",
+            hint="Finalize or delete that restore in the Neon Console first (Backup & Restore).",
+        )
 
 
 async def _recent_operations(client: NeonClient, project_id: str) -> list[Any]:

@@ -120,6 +120,7 @@ def render_report(result: RunResult) -> str:
         out.append(f"- **Project**: {plan.project.name} (`{plan.project.id}`)")
         out.append(f"- **Damaged branch**: {plan.branch.name} (`{plan.branch.id}`)")
         out.append(f"- **Strategy**: {plan.strategy}")
+        out += plan.source.record_lines(plan)
         out.append(f"- **Restore point**: {plan.moment.describe()} — asked for as “{plan.moment.text}”")
         out.append(f"- **Restore window then**: {plan.window.describe(plan.moment.zone)}")
         out.append(f"- **Database / role**: {plan.database} / {plan.role}")
@@ -290,13 +291,8 @@ def undo_lines(result: RunResult) -> list[str]:
         lines.append(
             f"- Put schema.prisma back from `{result.prisma.get('schema_backup')}`, then `prisma generate`."
         )
-    if plan is not None and result.backup_branch:
-        lines.append(
-            f"- Undo the in-place restore: restore {plan.branch.name} from the backup branch "
-            f"{result.backup_branch['name']} (Neon Console → Branches → {plan.branch.name} → Restore → "
-            f"from {result.backup_branch['name']}, or `POST …/branches/{plan.branch.id}/restore` with "
-            f"`source_branch_id: {result.backup_branch['id']}`)."
-        )
+    if plan is not None and result.backup_branch and result.restore_branch is not None:
+        lines.append(plan.source.undo_in_place(result))
     elif result.restore_branch is not None and not result.deleted and plan is not None:
         lines.append(
             f"- Delete the restored branch when it is no longer needed: "

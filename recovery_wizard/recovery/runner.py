@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from recovery_wizard.errors import RecoveryError
-from recovery_wizard.neon.errors import BadResponseError, NeonError, NotFoundError, OutcomeUnknownError
-from recovery_wizard.neon.models import Branch, EndpointType
+from recovery_wizard.neon.errors import NeonError, NotFoundError, OutcomeUnknownError
+from recovery_wizard.neon.models import Branch
 from recovery_wizard.neon.waiter import WaitProgress
 from recovery_wizard.recovery import envfile, ownership, prisma, verify
+from recovery_wizard.recovery.apply import strategy_for
 from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.recovery.journal import Journal
 from recovery_wizard.recovery.lostwrites import LostRows, lost_writes
@@ -51,8 +52,6 @@ log = logging.getLogger("recovery_wizard.runner")
 # The incident record lists the project's events this close to the restore point, at most this many.
 TIMELINE_SPAN = timedelta(hours=6)
 TIMELINE_MAX = 40
-# How many times to ask for the restore branch when each answer is lost and the branch never appears.
-CREATE_ATTEMPTS = 2
 # After an unknown outcome, how long to look for the thing we asked for before concluding it was not made.
 RECONCILE_ATTEMPTS = 4
 RECONCILE_PAUSE = 1.5
@@ -94,6 +93,14 @@ STEP_INFO: dict[str, StepInfo] = {
             "neonctl branches create --parent main@2026-11-21T01:29:59Z --name main-restore",
         ),
         StepInfo(
+            "finalize",
+            "Put it in place",
+            "Finalize the verified snapshot restore: it takes the damaged branch's name and computes.",
+            "A snapshot is previewed on a branch of its own first; finalizing swaps it in, keeping the "
+            "damaged branch under another name (its id is the live branch's no more).",
+            "Console: Backup & Restore → the restored branch → Finalize restore.",
+        ),
+        StepInfo(
             "verify",
             "Verify",
             "Compare row counts of damaged and restored side by side and run your checks, read-only.",
@@ -132,6 +139,16 @@ STEP_INFO: dict[str, StepInfo] = {
 }
 
 
+def step_info_for(plan: Plan, key: str) -> StepInfo:
+    """``STEP_INFO[key]`` as this plan's source tells it: the restore step's why is the source's own."""
+    info = STEP_INFO[key]
+    if key == "restore":
+        from dataclasses import replace
+
+        return replace(info, why=plan.source.why())
+    return info
+
+
 @dataclass
 class RunResult:
     """What a run did: the ``--json`` result and the report's material."""
@@ -168,6 +185,7 @@ class RunResult:
             "project": {"id": plan.project.id, "name": plan.project.name} if plan else None,
             "branch": {"id": plan.branch.id, "name": plan.branch.name} if plan else None,
             "restore_point": plan.moment.rfc3339() if plan else None,
+            "source": plan.source.to_dict() if plan else None,
             "restore_branch": restore,
             "backup_branch": self.backup_branch,
             "deleted": self.deleted,
@@ -207,7 +225,7 @@ class Runner:
         self.yes = yes
         self.result = RunResult(journal, plan)
         self.damaged: verify.Measurement | None = None
-        self._created_endpoint: str | None = None
+        self.strategy = strategy_for(plan)
         # Connection URIs already asked for, by (branch, endpoint, pooled): verify, .env and Prisma need the
         # same ones, and each repeat would be one more round trip on the restore's critical path.
         self._uris: dict[tuple[str, str | None, bool], Secret] = {}
@@ -230,14 +248,21 @@ class Runner:
                 self.project_id, operations, on_progress=self._progress(what)
             )
 
-    async def _find_branch(self, name: str) -> Branch | None:
+    async def wait(self, operations: list[Any], what: str) -> None:
+        """Wait for Neon's ``operations``, showing progress as ``what`` (sources and strategies call it)."""
+        await self._wait(operations, what)
+
+    def step_title(self, key: str) -> str:
+        return STEP_INFO[key].title
+
+    async def find_branch(self, name: str) -> Branch | None:
         matches = [b for b in await self.client.branches(self.project_id, search=name) if b.name == name]
         return matches[0] if matches else None
 
-    async def _reconcile(self, name: str) -> Branch | None:
+    async def reconcile(self, name: str) -> Branch | None:
         """After an unknown outcome: did Neon make the branch ``name``? Look a few times before saying no."""
         for attempt in range(RECONCILE_ATTEMPTS):
-            found = await self._find_branch(name)
+            found = await self.find_branch(name)
             if found is not None:
                 return found
             if attempt < RECONCILE_ATTEMPTS - 1:
@@ -246,18 +271,9 @@ class Runner:
 
     async def _why_not_ours(self, branch_id: str) -> tuple[Branch, list[str]]:
         """The branch as Neon has it now, and every reason it is not provably this run's (none: it is)."""
-        branch, annotation = await self.client.branch_annotated(self.project_id, branch_id)
-        begin = self.journal.last("restore", "begin")
-        return branch, ownership.why_not_ours(
-            branch,
-            annotation,
-            run_id=self.journal.run_id,
-            parent_id=self.plan.branch.id,
-            moment=self.plan.moment.utc,
-            begun_at=begin.at if begin is not None else None,
-        )
+        return await self.plan.source.why_not_ours(self, branch_id)
 
-    async def _adopt(self, found: Branch) -> Branch:
+    async def adopt(self, found: Branch) -> Branch:
         """A branch found by name after a crash or a lost answer: adopt it only if this run proves it made it."""
         branch, reasons = await self._why_not_ours(found.id)
         if reasons:
@@ -269,139 +285,28 @@ class Runner:
                 f"run never made its own branch: start a new `recovery-wizard {self.plan.command}` with "
                 "another --name.",
             )
-        return await self._wait_ready(branch)
+        return await self.wait_for_branch(branch.id)
 
-    async def _adopt_backup(self, found: Branch) -> Branch:
-        """The in-place restore's backup found by name: adopt it only if the restore provably made it."""
-        target = await self.client.branch(self.project_id, self.plan.branch.id)
-        begin = self.journal.last("restore", "begin")
-        assert begin is not None  # a backup is looked for only after the restore's begin record
-        reasons = ownership.why_not_our_backup(found, target, begun_at=begin.at)
-        if reasons:
-            raise StepFailedError(
-                "restore",
-                f"A branch named {found.name!r} ({found.id}) exists, but this run cannot prove it is the backup "
-                f"its in-place restore of {target.name} made: {'; '.join(reasons)}. It was not adopted, and "
-                f"{target.name} was not restored by this run.",
-                hint=f"If {found.name} is someone's copy, keep it and rename it (Neon Console → Branches), then "
-                "run `recovery-wizard restore --resume`; or start a new restore with another --name.",
-            )
-        return found
-
-    async def _wait_ready(self, branch: Branch) -> Branch:
+    async def wait_for_branch(self, branch_id: str) -> Branch:
         """A branch found by reconciling: wait until its operations (which we did not see) finish."""
-        pending = [op for op in await self.client.operations(self.project_id) if op.branch_id == branch.id]
+        pending = [op for op in await self.client.operations(self.project_id) if op.branch_id == branch_id]
         await self._wait([op for op in pending if not op.terminal], "restore")
-        return await self.client.branch(self.project_id, branch.id)
+        return await self.client.branch(self.project_id, branch_id)
 
-    # --- restore: new branch --------------------------------------------------------------------------
+    # --- restore and finish: the source makes the data, the strategy decides what is done with it ------
 
-    async def restore_new_branch(self) -> None:
+    async def restore(self) -> None:
+        """The restore step: the strategy has the plan's source materialize (or restore in place)."""
         self.result.step = "restore"
-        plan, journal = self.plan, self.journal
-        done = journal.done("restore")
-        if done is not None:
-            self.result.endpoint_id = done.data.get("endpoint_id")
-            try:
-                self.result.restore_branch = await self.client.branch(
-                    self.project_id, str(done.data["branch_id"])
-                )
-            except NotFoundError:
-                if plan.command != "drill" or journal.last("cleanup") is None:
-                    raise StepFailedError(
-                        "restore",
-                        f"The branch {done.data.get('branch_name')} ({done.data['branch_id']}) this run "
-                        "restored to no longer exists.",
-                        hint="Someone deleted it (or it expired): start a new restore.",
-                    ) from None
-                # The drill's own cleanup deleted it before the crash: remember what it was.
-                self.result.restore_branch = Branch(
-                    id=str(done.data["branch_id"]),
-                    project_id=self.project_id,
-                    name=str(done.data.get("branch_name") or done.data["branch_id"]),
-                    current_state="deleted",
-                )
-                self.result.deleted = True
-            return
-        self.reporter.step("restore", STEP_INFO["restore"].title)
-        branch: Branch | None = None
-        if journal.begun_not_done("restore") is not None:
-            self.reporter.info(
-                f"Resuming: looking for the branch {plan.name!r} the interrupted run asked for."
-            )
-            branch = await self._reconcile(plan.name)
-            if branch is not None:
-                branch = await self._adopt(branch)
-        else:
-            journal.append(
-                "step",
-                "begin",
-                "restore",
-                name=plan.name,
-                parent_id=plan.branch.id,
-                at=plan.moment.utc,
-                expires_at=plan.expires_at,
-            )
-        if branch is None:
-            branch = await self._create_branch()
-        endpoint_id = await self._ensure_endpoint(branch)
-        self.result.restore_branch = branch
-        self.result.endpoint_id = endpoint_id
-        journal.append(
-            "step", "done", "restore", branch_id=branch.id, branch_name=branch.name, endpoint_id=endpoint_id
-        )
-        self.reporter.info(f"Branch {branch.name} ({branch.id}) is ready.")
+        await self.strategy.restore(self)
 
-    async def _create_branch(self) -> Branch:
-        plan = self.plan
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
-            try:
-                created = await self.client.create_branch(
-                    self.project_id,
-                    parent_id=plan.branch.id,
-                    name=plan.name,
-                    parent_timestamp=plan.moment.utc,
-                    endpoints=[EndpointType.READ_WRITE],
-                    expires_at=plan.expires_at,
-                    # The run's marker, kept by Neon: what lets a resumed run prove the branch is its own.
-                    annotation=ownership.marker(self.journal.run_id),
-                )
-                break
-            except (OutcomeUnknownError, BadResponseError) as exc:
-                # Lost or unreadable, the answer to a create may hide a branch that exists: look first.
-                self.reporter.warn(f"Neon's answer was lost; checking whether {plan.name!r} was created…")
-                found = await self._reconcile(plan.name)
-                if found is not None:
-                    return await self._adopt(found)
-                if attempt == CREATE_ATTEMPTS:
-                    raise StepFailedError(
-                        "restore",
-                        f"Neon's answers to creating {plan.name!r} were lost {attempt} times and the branch "
-                        f"does not exist. The last answer: {exc}",
-                        hint="Check the project's operations in the Neon Console (or Neon's status page), "
-                        "then run `recovery-wizard restore --resume`.",
-                    ) from None
-                self.reporter.info(f"{plan.name!r} was not created; asking again.")
-        self.reporter.info(f"Creating {plan.name} ({created.branch.id}) at {plan.moment.describe()}…")
-        await self._wait(created.operations, "restore")
-        # The answer named the compute it made: no need to ask for it again.
-        self._created_endpoint = next(
-            (e.id for e in created.endpoints if e.type == EndpointType.READ_WRITE), None
-        )
-        return created.branch
+    async def finish(self) -> None:
+        """After the verification: what the strategy still does (a snapshot's finalize), if anything."""
+        await self.strategy.finish(self)
 
-    async def _ensure_endpoint(self, branch: Branch) -> str:
-        if self._created_endpoint is not None:
-            return self._created_endpoint
-        endpoints = await self.client.endpoints(self.project_id, branch.id)
-        writable = [e for e in endpoints if e.type == EndpointType.READ_WRITE] or endpoints
-        if writable:
-            return writable[0].id
-        made = await self.client.create_endpoint(self.project_id, branch.id)
-        await self._wait(made.operations, "compute")
-        return made.endpoint.id
-
-    # --- restore: in place ----------------------------------------------------------------------------
+    # The step's names before sources existed (the TUI and tests call them): both are ``restore``.
+    restore_new_branch = restore
+    restore_in_place = restore
 
     async def measure_damaged(self) -> None:
         """In place: the damaged data is about to be overwritten, so measure it first (read-only)."""
@@ -411,76 +316,6 @@ class Runner:
         self.damaged = await verify.measure(url, self.plan.checks)
         self.result.lost = [r.to_dict() for r in await self._lost(url)]
         self.journal.append("step", "done", "measure", lost_writes=self.result.lost)
-
-    async def restore_in_place(self) -> None:
-        self.result.step = "restore"
-        plan, journal = self.plan, self.journal
-        done = journal.done("restore")
-        if done is not None:
-            self.result.restore_branch = await self.client.branch(self.project_id, plan.branch.id)
-            self.result.backup_branch = {"id": str(done.data["backup_id"]), "name": plan.name}
-            return
-        if journal.begun_not_done("restore") is None:
-            # Before the first write (or again on resume: the data is still the damaged data).
-            await self.measure_damaged()
-        self.reporter.step("restore", STEP_INFO["restore"].title)
-        backup: Branch | None = None
-        if journal.begun_not_done("restore") is not None:
-            self.reporter.info(f"Resuming: looking for the backup {plan.name!r} of the interrupted restore.")
-            backup = await self._reconcile(plan.name)
-            if backup is not None:
-                backup = await self._adopt_backup(backup)
-        else:
-            if not self.yes and not await self.prompter.type_to_confirm(
-                f"This overwrites every database on {plan.branch.name!r} with its state at "
-                f"{plan.moment.describe()}.",
-                plan.branch.name,
-            ):
-                raise CancelledError("The in-place restore was cancelled; nothing was changed.")
-            journal.append(
-                "step",
-                "begin",
-                "restore",
-                target_id=plan.branch.id,
-                at=plan.moment.utc,
-                preserve_under_name=plan.name,
-            )
-        if backup is None:
-            try:
-                result = await self.client.restore_branch(
-                    self.project_id,
-                    plan.branch.id,
-                    source_branch_id=plan.branch.id,
-                    source_timestamp=plan.moment.utc,
-                    preserve_under_name=plan.name,
-                )
-            except (OutcomeUnknownError, BadResponseError):
-                self.reporter.warn("Neon's answer was lost; checking whether the restore happened…")
-                backup = await self._reconcile(plan.name)
-                if backup is not None:
-                    backup = await self._adopt_backup(backup)
-                if backup is None:
-                    raise StepFailedError(
-                        "restore",
-                        "Neon's answer to the in-place restore was lost and its backup branch does not exist.",
-                        hint="Check the project's operations in the Neon Console, then run `restore --resume`.",
-                    ) from None
-            else:
-                self.reporter.info(f"Restoring {plan.branch.name} in place to {plan.moment.describe()}…")
-                await self._wait(result.operations, "restore")
-                backup = await self._find_branch(plan.name)
-        if backup is None:
-            raise StepFailedError(
-                "restore", f"The restore finished but its backup branch {plan.name!r} was not found."
-            )
-        self.result.restore_branch = await self.client.branch(self.project_id, plan.branch.id)
-        self.result.backup_branch = {"id": backup.id, "name": backup.name}
-        # The branch's roles are now as they were at the moment (a password may differ): ask again.
-        self.forget_uris()
-        journal.append("step", "done", "restore", backup_id=backup.id, backup_name=backup.name)
-        self.reporter.info(
-            f"{plan.branch.name} is restored; its old state is kept as {backup.name} ({backup.id})."
-        )
 
     # --- verify ---------------------------------------------------------------------------------------
 
@@ -538,7 +373,8 @@ class Runner:
         # The timeline for the record is read while the data is measured: it is off the critical path.
         timeline = asyncio.ensure_future(self._collect_timeline())
         try:
-            if self.plan.in_place:
+            if self.plan.in_place and not self.plan.source.previews_in_place:
+                # Neon overwrote the damaged branch: it was measured before (the measure step).
                 restored_url = await self._uri(
                     self.result.restore_branch.id, self.result.endpoint_id, pooled=False
                 )
@@ -922,15 +758,13 @@ async def run(
     linked = journal.done("find-moment")
     result.search = dict(linked.data) if linked is not None else None
     try:
-        if plan.in_place:
-            await runner.restore_in_place()
-        else:
-            await runner.restore_new_branch()
+        await runner.restore()
         try:
             await runner.verify()
         finally:
             if plan.command == "drill":
                 await runner.cleanup()
+        await runner.finish()
         await runner.rewrite_env()
         await runner.run_prisma()
         result.status = "done"
@@ -1089,6 +923,9 @@ async def plan_from_journal(client: NeonClient, journal: Journal, options: RunOp
             hint=f"Run `recovery-wizard {journal.command} --resume {journal.run_id}`.",
         )
     saved = start.data["plan"]
+    from recovery_wizard.recovery.sources import source_from_dict
+
+    source = source_from_dict(saved.get("source"))
     project = await client.project(saved["project"]["id"])
     branch = await client.branch(project.id, saved["branch"]["id"])
     zone = resolve_zone(start.data["options"].get("tz"))
@@ -1118,4 +955,6 @@ async def plan_from_journal(client: NeonClient, journal: Journal, options: RunOp
         warnings=list(saved.get("warnings", [])),
         keep=bool(start.data["options"].get("keep")),
         expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
+        source=source,
+        preview_name=saved.get("preview_name"),
     )

@@ -581,7 +581,7 @@ class WizardApp(App[int]):
         self.runner = Runner(self.client, self.plan, journal, self.prompter, self.reporter, yes=False)
         # Steps already done return at once from the journal, loading what later steps need (the branch).
         if journal.done("restore") is not None:
-            await (self.runner.restore_in_place() if self.plan.in_place else self.runner.restore_new_branch())
+            await self.runner.restore()
         if journal.done("verify") is not None:
             try:
                 await self.runner.verify()
@@ -872,10 +872,9 @@ class WizardApp(App[int]):
 
     def run_restore(self) -> None:
         async def body(runner: Runner) -> str:
-            if runner.plan.in_place:
-                await runner.restore_in_place()
+            await runner.restore()
+            if runner.plan.in_place and not runner.plan.source.previews_in_place:
                 return f"{runner.plan.branch.name} is restored in place; the old state is {runner.plan.name}."
-            await runner.restore_new_branch()
             branch = runner.result.restore_branch
             return f"The branch {branch.name if branch else '?'} is ready."
 
@@ -895,6 +894,8 @@ class WizardApp(App[int]):
 
     def run_env(self) -> None:
         async def body(runner: Runner) -> str:
+            # What the strategy does after the verification (a snapshot's finalize), before the app's files.
+            await runner.finish()
             if runner.plan.in_place:
                 return "Nothing to change: an in-place restore keeps the connection strings."
             if not runner.plan.env_targets:
