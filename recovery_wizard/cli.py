@@ -221,7 +221,28 @@ def _run_options(command: str, options: dict[str, Any], g: Any) -> Any:
         dry_run=bool(options.get("dry_run")),
         yes=g.yes,
         keep=bool(options.get("keep")),
+        merge_tables=_names(options.get("tables")) or None,
+        revert_changed=_names(options.get("revert_changed")),
+        merge_rules=_rules(options.get("rules") or ()),
     )
+
+
+def _names(given: tuple[str, ...] | None) -> list[str]:
+    """``--tables a,b --tables c`` → ["a", "b", "c"]."""
+    return [n.strip() for part in given or () for n in part.split(",") if n.strip()]
+
+
+def _rules(given: tuple[str, ...]) -> dict[str, str]:
+    """``--rule User=keep-live`` (``*=take-past`` for every table) → {"User": "keep-live"}."""
+    rules: dict[str, str] = {}
+    for text in given:
+        table, eq, rule = text.partition("=")
+        if not eq or not table.strip() or not rule.strip():
+            raise click.BadParameter(
+                f"{text!r}: write TABLE=RULE, e.g. User=keep-live (* for every table).", param_hint="--rule"
+            )
+        rules[table.strip()] = rule.strip()
+    return rules
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -229,10 +250,31 @@ def _run_options(command: str, options: dict[str, Any], g: Any) -> Any:
 @runbook_options
 @click.option(
     "--strategy",
-    type=click.Choice(["new-branch", "in-place"]),
+    type=click.Choice(["new-branch", "in-place", "merge-back"]),
     default="new-branch",
     show_default=True,
-    help="new-branch: a branch at the moment (nothing overwritten). in-place: overwrite the branch, keep a backup.",
+    help="new-branch: a branch at the moment (nothing overwritten). in-place: overwrite the branch, keep a backup. "
+    "merge-back: put only the lost rows back into the branch, keeping every write made since.",
+)
+@click.option(
+    "--tables",
+    multiple=True,
+    metavar="A,B",
+    help="merge-back: only these tables (schema.table or table; default every table with a key).",
+)
+@click.option(
+    "--revert-changed",
+    "revert_changed",
+    multiple=True,
+    metavar="A,B",
+    help="merge-back: also put rows changed since back to their past values in these tables.",
+)
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    metavar="TABLE=RULE",
+    help="merge-back: how a conflict in TABLE (* for all) is resolved: skip (default), keep-live, take-past.",
 )
 @click.option(
     "--env-file",

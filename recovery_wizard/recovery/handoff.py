@@ -19,8 +19,8 @@ _DEFAULT_VARIABLES = ("DATABASE_URL", "DIRECT_URL")
 def left_by_hand(result: RunResult) -> list[str]:
     """The steps a person still has to take after ``result``, most urgent first (empty: none)."""
     plan = result.plan
-    if plan is None or plan.command != "restore" or plan.in_place:
-        return []  # a drill changes nothing the app uses; in place, the connection strings stay the same
+    if plan is None or plan.command != "restore" or plan.in_place or plan.merge_back:
+        return []  # a merge-back writes into the branch the app already uses  # a drill changes nothing the app uses; in place, the connection strings stay the same
     branch = result.restore_branch
     if branch is None:
         return []  # nothing was restored: nothing to repoint (the error says what to do next)

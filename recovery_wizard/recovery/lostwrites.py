@@ -9,6 +9,7 @@ Deletions and tables without such columns cannot be seen this way; the record sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,3 +81,15 @@ async def lost_writes(url: Secret, since: datetime, *, statement_timeout_ms: int
         for (schema, table, columns), count in zip(tables, row, strict=True)
         if int(count)
     ]
+
+
+def recommend_strategy(lost: Sequence[LostRows | Mapping[str, Any]]) -> str | None:
+    """``"merge-back"`` when the damaged branch took writes after the moment, else None (restore whole).
+
+    A whole-branch restore (new branch or in place) loses those writes; a merge brings back only the rows
+    lost and keeps them. ``lost`` is what :func:`lost_writes` found (or its ``to_dict()`` form, as the
+    journal and the ``--json`` result hold it). The wizard's "What do you want to do with it?" screen and
+    the CLI's warning call this.
+    """
+    rows = sum(r.rows if isinstance(r, LostRows) else int(r.get("rows", 0)) for r in lost)
+    return "merge-back" if rows > 0 else None

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
     from recovery_wizard.recovery.ui import Prompter, Reporter
 
-STRATEGIES = ("new-branch", "in-place")
+STRATEGIES = ("new-branch", "in-place", "merge-back")
 # Variable pairs projects really use (pooled, direct), most common first: see docs/prisma.md.
 KNOWN_PAIRS = (
     ("DATABASE_URL", "DIRECT_URL"),
@@ -80,6 +80,11 @@ class RunOptions:
     # Where the data comes from, as `--from` says it: "history" (at `at`), "snapshot:<id or name>",
     # "snapshot:latest", "file:<path>", "checkpoint:<run id>".
     source: str = "history"
+    # Merge back (``strategy="merge-back"``): which tables (None: every keyed table), which opt into
+    # reverting rows changed since, and the conflict rule per table ("*": every table).
+    merge_tables: list[str] | None = None
+    revert_changed: list[str] = field(default_factory=list)
+    merge_rules: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """For the journal (resume re-reads it): no API key."""
@@ -101,6 +106,9 @@ class RunOptions:
             "prisma": self.prisma,
             "keep": self.keep,
             "source": self.source,
+            "merge_tables": self.merge_tables,
+            "revert_changed": list(self.revert_changed),
+            "merge_rules": dict(self.merge_rules),
         }
 
 
@@ -141,14 +149,24 @@ class Plan:
     source: Source = field(default_factory=HistorySource)
     # In place from a previewing source (a snapshot): the preview branch's name (``name`` is the backup's).
     preview_name: str | None = None
+    # Merge back: tables, revert_changed, rules and the checkpoint branch's name (see apply/merge_back.py).
+    merge: dict[str, Any] | None = None
 
     @property
     def in_place(self) -> bool:
         return self.strategy == "in-place"
 
+    @property
+    def merge_back(self) -> bool:
+        return self.strategy == "merge-back"
+
     def actions(self) -> list[str]:
         """Everything that will happen, in order, in words."""
         lines: list[str] = list(self.source.restore_lines(self))
+        if self.merge_back:
+            from recovery_wizard.recovery.apply.merge_back import merge_actions
+
+            return lines + merge_actions(self)
         checks = f" and run {len(self.checks)} check(s) on both" if self.checks else ""
         restored = (
             (self.preview_name or self.name)
@@ -225,6 +243,7 @@ class Plan:
             "expires_at": self.expires_at,
             "source": self.source.to_dict(),
             "preview_name": self.preview_name,
+            "merge": self.merge,
         }
 
 
@@ -276,6 +295,9 @@ def default_name(
         return f"drill-{branch.name}-{now:%Y%m%dT%H%M%SZ}"
     if strategy == "in-place":
         return f"{branch.name}_old_{now:%Y-%m-%dT%H-%M-%SZ}"  # Neon's own backup naming
+    if strategy == "merge-back":
+        # The past the rows come back from; one per run (a second merge diffs against a fresh one).
+        return f"{branch.name}-merge-past-{now:%Y-%m-%dT%H-%M-%SZ}"
     if source is not None and source.previews_in_place:
         # A snapshot may be restored more than once: the name carries when, not which moment.
         return f"{branch.name}-from-snapshot-{now:%Y-%m-%dT%H-%M-%SZ}"
@@ -537,6 +559,7 @@ async def resolve_plan(
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {options.strategy!r}.")
     if options.name is not None:
         check_branch_name(options.name)
+    _check_merge_options(options)
     for sql in options.checks:
         require_read_only(sql, what="check")
     spec = parse_source(options.source)
@@ -567,7 +590,7 @@ async def resolve_plan(
 
     targets = (
         env_targets(options, detected)
-        if options.command == "restore" and options.strategy != "in-place"
+        if options.command == "restore" and options.strategy == "new-branch"
         else []
     )
     for target in targets:
@@ -634,13 +657,26 @@ async def resolve_plan(
         if source.previews_in_place and strategy == "in-place"
         else None
     )
+    merge: dict[str, Any] | None = None
+    expires_at = (now + DRILL_TTL).replace(microsecond=0) if options.command == "drill" else None
+    if strategy == "merge-back":
+        from recovery_wizard.recovery.apply.merge_back import KEEP_PAST, checkpoint_name
+
+        merge = {
+            "tables": options.merge_tables,
+            "revert_changed": list(options.revert_changed),
+            "rules": dict(options.merge_rules),
+            "checkpoint_name": checkpoint_name(branch.name, now),
+        }
+        # The past is kept as proof of what was merged, and expires by itself.
+        expires_at = (now + KEEP_PAST).replace(microsecond=0)
     if options.name is None and len(name) > BRANCH_NAME_MAX:
         raise UsageError(
             f"The default name for the new branch would be {len(name)} characters; Neon takes at most "
             f"{BRANCH_NAME_MAX}.",
             hint="Pass --name with a shorter name.",
         )
-    for taken in (name, preview_name):
+    for taken in (name, preview_name, (merge or {}).get("checkpoint_name")):
         if taken is not None and any(b.name == taken for b in branches):
             raise UsageError(
                 f"A branch named {taken!r} already exists.",
@@ -668,9 +704,10 @@ async def resolve_plan(
         children=children,
         warnings=warnings,
         keep=options.keep,
-        expires_at=(now + DRILL_TTL).replace(microsecond=0) if options.command == "drill" else None,
+        expires_at=expires_at,
         source=source,
         preview_name=preview_name,
+        merge=merge,
     )
 
 
@@ -717,6 +754,32 @@ def source_warnings(source: Source, branch: Branch) -> list[str]:
             f"{branch.name!r}: its data is restored for {branch.name!r} all the same."
         ]
     return []
+
+
+def _check_merge_options(options: RunOptions) -> None:
+    """--tables, --revert-changed and --rule belong to a merge-back restore; a rule must be one we know."""
+    given = [
+        flag
+        for flag, value in (
+            ("--tables", options.merge_tables),
+            ("--revert-changed", options.revert_changed),
+            ("--rule", options.merge_rules),
+        )
+        if value
+    ]
+    if given and (options.command != "restore" or options.strategy != "merge-back"):
+        raise UsageError(
+            f"{', '.join(given)} only apply to a merge: `restore --strategy merge-back`.",
+            hint="Add --strategy merge-back, or leave those options out.",
+        )
+    from recovery_wizard.recovery.merge.plan import RULES
+
+    for table, rule in options.merge_rules.items():
+        if rule not in RULES:
+            raise UsageError(
+                f"--rule {table}={rule}: the rule must be one of {', '.join(RULES)}.",
+                hint="skip leaves the past row out, keep-live keeps the live row, take-past reverts changed rows.",
+            )
 
 
 def _check_snapshot_target(branch: Branch) -> None:

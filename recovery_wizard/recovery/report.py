@@ -204,8 +204,19 @@ def render_report(result: RunResult) -> str:
             damaged, restored = _outcome(check.get("damaged")), _outcome(check.get("restored"))
             out.append(f"- Check `{check['sql']}` {mark} (damaged: {damaged}; restored: {restored})")
 
+    if plan is not None and plan.merge_back:
+        out += merge_lines(result)
     out += ["", "## Data written after the restore point (not in the restored data)", ""]
-    if result.lost:
+    if plan is not None and plan.merge_back:
+        out[-2] = "## Data written after the restore point (kept: a merge never deletes it)"
+    if plan is not None and plan.merge_back:
+        for lost in result.lost:
+            out.append(
+                f"- {lost['table']}: {lost['rows']} row(s) (by {', '.join(lost['columns'])}), still there"
+            )
+        if not result.lost:
+            out.append("None found in tables with createdAt/updatedAt-style columns.")
+    elif result.lost:
         out.append("Rows on the damaged branch created or updated after the restore point:")
         for lost in result.lost:
             out.append(f"- {lost['table']}: {lost['rows']} row(s) (by {', '.join(lost['columns'])})")
@@ -223,7 +234,31 @@ def render_report(result: RunResult) -> str:
 
     out += ["", "## What was changed", ""]
     changed = False
-    if result.restore_branch is not None and plan is not None and not plan.in_place:
+    merged = (result.merge or {}).get("result") if plan is not None and plan.merge_back else None
+    if merged and not merged.get("nothing") and plan is not None:
+        rows = sum(int(v) for v in (merged.get("inserted") or {}).values())
+        reverted = sum(int(v) for v in (merged.get("reverted") or {}).values())
+        out.append(
+            f"- {plan.branch.name}: {rows} row(s) re-inserted and {reverted} reverted in one transaction "
+            f"(ledger row `{merged.get('run_id')}` in recovery_wizard.merge_ledger)."
+        )
+        changed = True
+    checkpoint = (result.merge or {}).get("checkpoint")
+    if checkpoint:
+        out.append(
+            f"- Neon branch {checkpoint['name']} (`{checkpoint['id']}`) created: the checkpoint before the merge."
+        )
+        changed = True
+    if result.restore_branch is not None and plan is not None and plan.merge_back:
+        state = "created and deleted again (dry run)" if result.deleted else "created"
+        out.append(
+            f"- Neon branch {result.restore_branch.name} (`{result.restore_branch.id}`) {state}: the past "
+            "the rows came back from, kept as proof of what was merged."
+            if not result.deleted
+            else f"- Neon branch {result.restore_branch.name} (`{result.restore_branch.id}`) {state}."
+        )
+        changed = True
+    elif result.restore_branch is not None and plan is not None and not plan.in_place:
         state = "deleted again (drill)" if result.deleted else "created"
         out.append(f"- Neon branch {result.restore_branch.name} (`{result.restore_branch.id}`) {state}.")
         changed = True
@@ -266,6 +301,69 @@ def render_report(result: RunResult) -> str:
     return printable(redact("\n".join(out).rstrip()), multiline=True) + "\n"
 
 
+def merge_lines(result: RunResult) -> list[str]:
+    """The merge's section: per table what came back, what was left out and why, the check after."""
+    merge = result.merge or {}
+    planned = merge.get("plan") or {}
+    merged = merge.get("result") or {}
+    out = ["", "## Merge back", ""]
+    if not planned:
+        out.append("Not planned: the run stopped before the merge plan was made.")
+        return out
+    inserted, reverted = merged.get("inserted") or {}, merged.get("reverted") or {}
+    out += [
+        "| table | deleted since | re-inserted | changed since | reverted | added since (kept) | left out | rule |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in planned.get("tables", []):
+        diff = t.get("diff") or {}
+        name = t["table"]
+        label = name.removeprefix("public.")
+        came = inserted.get(name, "—" if not merged else 0)
+        back = reverted.get(name, "—" if not merged else 0)
+        out.append(
+            f"| {printable(label)} | {diff.get('deleted', '?')} | {came} | {diff.get('changed', '?')} | {back} | "
+            f"{t.get('added_kept', '?')} | {len(t.get('conflicts', []))} | {t.get('rule')} |"
+        )
+    if not merged:
+        out += ["", "Nothing was merged (the run stopped before the merge committed, or it was a dry run)."]
+    elif merged.get("nothing"):
+        out += ["", "Nothing to merge back: no lost row could be re-inserted."]
+    conflicts = [(t["table"], c) for t in planned.get("tables", []) for c in t.get("conflicts", [])]
+    if conflicts:
+        out += ["", "Left out, and why (the table's rule decides; `--rule TABLE=…` changes it):", ""]
+        for table, c in conflicts[:50]:
+            key = ", ".join(str(k) for k in c.get("key", []))
+            out.append(
+                f"- {printable(table)} key {printable(key)}: {c.get('kind')} ({c.get('constraint')}): {c.get('detail')}"
+            )
+        if len(conflicts) > 50:
+            out.append(f"- … and {len(conflicts) - 50} more (the journal's merge-plan record has them all).")
+    for s in planned.get("skipped", []):
+        out.append(f"- Left alone: {printable(str(s.get('table')))}: {s.get('reason')}")
+    changed = sum(int(t.get("changed_not_reverted", 0)) for t in planned.get("tables", []))
+    if changed:
+        out.append(
+            f"- {changed} row(s) changed since the moment keep their live values (revert them per table with "
+            "--revert-changed TABLE)."
+        )
+    check = merge.get("check")
+    if check:
+        verdict = "passed" if check.get("ok") else "FAILED"
+        out.append(
+            f"- Check after the merge {verdict}: every re-inserted row is in the live branch and every row "
+            "added since is still there."
+            if "tables" in check
+            else f"- Check after the merge {verdict} ({check.get('how')}: {check.get('still_to_insert')})."
+        )
+    past = merge.get("past")
+    if past:
+        out.append(
+            f"- The past: {past.get('name')} (`{past.get('id')}`), expires {past.get('expires_at') or 'never'}."
+        )
+    return out
+
+
 def _outcome(outcome: dict[str, Any] | None) -> str:
     if not outcome:
         return "not run"
@@ -291,7 +389,11 @@ def undo_lines(result: RunResult) -> list[str]:
         lines.append(
             f"- Put schema.prisma back from `{result.prisma.get('schema_backup')}`, then `prisma generate`."
         )
-    if plan is not None and result.backup_branch and result.restore_branch is not None:
+    if plan is not None and plan.merge_back:
+        from recovery_wizard.recovery.apply.merge_back import undo_lines as merge_undo
+
+        lines += merge_undo(result)
+    elif plan is not None and result.backup_branch and result.restore_branch is not None:
         lines.append(plan.source.undo_in_place(result))
     elif result.restore_branch is not None and not result.deleted and plan is not None:
         lines.append(

@@ -26,7 +26,7 @@ from recovery_wizard.recovery import envfile, ownership, prisma, verify
 from recovery_wizard.recovery.apply import strategy_for
 from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.recovery.journal import Journal
-from recovery_wizard.recovery.lostwrites import LostRows, lost_writes
+from recovery_wizard.recovery.lostwrites import LostRows, lost_writes, recommend_strategy
 from recovery_wizard.recovery.outcome import (
     CancelledError,
     InterruptedRunError,
@@ -171,6 +171,8 @@ class RunResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     search: dict[str, Any] | None = None  # the find-moment search that chose the restore point, if any
     skipped: dict[str, str] = field(default_factory=dict)  # step -> why it did not run (for the record)
+    # Merge back: past branch, plan summary, checkpoint, what was merged, the check after (merge_back.py).
+    merge: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         plan = self.plan
@@ -203,7 +205,16 @@ class RunResult:
             "requests": self.requests,
             "warnings": list(plan.warnings) if plan else [],
             "left_by_hand": left_by_hand(self),
+            "merge": self.merge,
+            "recommended_strategy": self.recommended_strategy,
         }
+
+    @property
+    def recommended_strategy(self) -> str | None:
+        """``merge-back`` when a whole restore loses writes made since the moment (the wizard offers it)."""
+        if self.plan is None or self.plan.merge_back:
+            return None
+        return recommend_strategy(self.lost)
 
 
 class Runner:
@@ -351,6 +362,13 @@ class Runner:
             return []
 
     async def verify(self) -> None:
+        if self.plan.merge_back:
+            # The merge checks the live branch it wrote to, not a restored branch beside it.
+            from recovery_wizard.recovery.apply.merge_back import MergeBack
+
+            assert isinstance(self.strategy, MergeBack)
+            await self.strategy.verify(self)
+            return
         self.result.step = "verify"
         done = self.journal.done("verify")
         recorded = self.journal.done("timeline")
@@ -421,6 +439,12 @@ class Runner:
         )
         if not verification.ok:
             raise VerificationFailedError(self._verify_failure_message())
+        if self.result.recommended_strategy == "merge-back" and self.plan.command == "restore":
+            written = sum(int(r.get("rows", 0)) for r in self.result.lost)
+            self.reporter.warn(
+                f"{written} row(s) were written to {self.plan.branch.name} after the restore point and are not "
+                "in the restored data. `--strategy merge-back` would bring back only the lost rows and keep them."
+            )
 
     async def _collect_timeline(self) -> None:
         """The project's events around the restore point, for the incident record (best effort)."""
@@ -446,6 +470,12 @@ class Runner:
 
     async def rewrite_env(self) -> None:
         self.result.step = "env"
+        if self.plan.merge_back:
+            self.result.skipped["env"] = (
+                "a merge-back writes the lost rows into the branch the app already uses; its connection "
+                "strings stay the same"
+            )
+            return
         if self.plan.in_place or not self.plan.env_targets:
             self.result.skipped["env"] = (
                 "a drill does not touch the app"
@@ -541,6 +571,11 @@ class Runner:
     async def run_prisma(self) -> None:
         self.result.step = "prisma"
         project = self.plan.prisma
+        if self.plan.merge_back:
+            self.result.skipped["prisma"] = (
+                "a merge-back changes rows, not the schema: the Prisma Client still matches the live branch"
+            )
+            return
         if project is None or self.plan.command != "restore":
             self.result.skipped["prisma"] = self._prisma_skip_reason()
             return
@@ -745,6 +780,10 @@ async def run(
         reporter.show("Plan", "\n".join(f"{i}. {line}" for i, line in enumerate(plan.actions(), start=1)))
         for warning in plan.warnings:
             reporter.warn(warning)
+        if options.dry_run and plan.merge_back:
+            from recovery_wizard.recovery.apply.merge_back import dry_run
+
+            return await dry_run(client, options, plan, prompter, reporter)
         if options.dry_run:
             journal = Journal(options.workdir / ".recovery-wizard" / "dry-run")  # never written
             return RunResult(journal, plan, status="dry-run")
@@ -957,4 +996,5 @@ async def plan_from_journal(client: NeonClient, journal: Journal, options: RunOp
         expires_at=datetime.fromisoformat(expires.replace("Z", "+00:00")) if expires else None,
         source=source,
         preview_name=saved.get("preview_name"),
+        merge=saved.get("merge"),
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from recovery_wizard.recovery.apply.in_place import InPlace
+from recovery_wizard.recovery.apply.merge_back import MergeBack
 from recovery_wizard.recovery.apply.new_branch import NewBranch
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ class Strategy(Protocol):
 
 def strategy_for(plan: Plan) -> Strategy:
     """The strategy of ``plan.strategy`` (a drill is always a new branch)."""
+    if plan.merge_back:
+        return MergeBack()
     return InPlace() if plan.in_place else NewBranch()
 
 
-__all__ = ["InPlace", "NewBranch", "Strategy", "strategy_for"]
+__all__ = ["InPlace", "MergeBack", "NewBranch", "Strategy", "strategy_for"]
