@@ -377,6 +377,21 @@ def _summary(result: Any) -> str:
             f"Drill {verdict}: {plan.branch.name} restored to {plan.moment.describe()} as "
             f"{result.restore_branch.name} ({fate})."
         )
+    elif plan.merge_back:
+        merge = result.merge or {}
+        done = merge.get("result") or {}
+        rows = sum(int(v) for v in (done.get("inserted") or {}).values())
+        left_out = (merge.get("plan") or {}).get("conflicts", 0)
+        checkpoint = merge.get("checkpoint")
+        lines.append(
+            f"Merged back into {plan.branch.name} from {plan.moment.describe()}: {rows} lost row(s) re-inserted, "
+            f"{left_out} conflict(s) left out (listed in the record); every write made since is kept."
+            + (
+                f" Undo: reset {plan.branch.name} to the checkpoint {checkpoint['name']}."
+                if checkpoint
+                else ""
+            )
+        )
     elif plan.in_place:
         lines.append(
             f"Restored {plan.branch.name} in place to {plan.moment.describe()}; the damaged state is kept as "

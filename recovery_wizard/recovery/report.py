@@ -52,7 +52,7 @@ def _is_own(result: RunResult, event: dict[str, Any]) -> bool:
     at = _parse_time(event.get("at"))
     if began is None or at is None or at < began:
         return False
-    ids = {b["id"] for b in [result.backup_branch] if b}
+    ids = {b["id"] for b in [result.backup_branch, (result.merge or {}).get("checkpoint")] if b}
     if result.restore_branch is not None:
         ids.add(result.restore_branch.id)
     text = f"{event.get('summary', '')} {event.get('ref', '')}"
@@ -125,7 +125,13 @@ def render_report(result: RunResult) -> str:
         out.append(f"- **Restore window then**: {plan.window.describe(plan.moment.zone)}")
         out.append(f"- **Database / role**: {plan.database} / {plan.role}")
     if result.restore_branch is not None:
-        label = "Restored branch" if plan and not plan.in_place else "Restored (in place)"
+        label = (
+            "The past, merged from"
+            if plan and plan.merge_back
+            else "Restored branch"
+            if plan and not plan.in_place
+            else "Restored (in place)"
+        )
         out.append(f"- **{label}**: {result.restore_branch.name} (`{result.restore_branch.id}`)")
     if result.backup_branch:
         out.append(
@@ -142,8 +148,14 @@ def render_report(result: RunResult) -> str:
         out += ["", "## The moment chosen, and why", ""]
         out.append(
             f"The data was restored as it was at **{plan.moment.rfc3339()}** ({plan.moment.describe()}), "
-            f"given as “{plan.moment.text}”. Everything written to {plan.branch.name} after that moment is not "
-            "in the restored data (see below)."
+            f"given as “{plan.moment.text}”. "
+            + (
+                f"Only the rows lost since then were merged back into {plan.branch.name}; everything written "
+                "to it after that moment was kept (see below)."
+                if plan.merge_back
+                else f"Everything written to {plan.branch.name} after that moment is not in the restored data "
+                "(see below)."
+            )
         )
 
     if result.search:
@@ -330,8 +342,9 @@ def merge_lines(result: RunResult) -> list[str]:
     elif merged.get("nothing"):
         out += ["", "Nothing to merge back: no lost row could be re-inserted."]
     conflicts = [(t["table"], c) for t in planned.get("tables", []) for c in t.get("conflicts", [])]
+    out.append("")
     if conflicts:
-        out += ["", "Left out, and why (the table's rule decides; `--rule TABLE=…` changes it):", ""]
+        out += ["Left out, and why (the table's rule decides; `--rule TABLE=…` changes it):", ""]
         for table, c in conflicts[:50]:
             key = ", ".join(str(k) for k in c.get("key", []))
             out.append(
@@ -339,6 +352,7 @@ def merge_lines(result: RunResult) -> list[str]:
             )
         if len(conflicts) > 50:
             out.append(f"- … and {len(conflicts) - 50} more (the journal's merge-plan record has them all).")
+        out.append("")
     for s in planned.get("skipped", []):
         out.append(f"- Left alone: {printable(str(s.get('table')))}: {s.get('reason')}")
     changed = sum(int(t.get("changed_not_reverted", 0)) for t in planned.get("tables", []))

@@ -168,7 +168,7 @@ class MergeBack:
         result.merge["past"] = {
             "id": result.restore_branch.id,
             "name": result.restore_branch.name,
-            "expires_at": run.plan.expires_at,
+            "expires_at": _iso(run.plan.expires_at),
         }
         done = run.journal.done("merge")
         if done is not None:
@@ -213,11 +213,14 @@ class MergeBack:
 
     async def verify(self, run: Runner) -> None:
         """After the merge: every row back, every row added since kept, the checks pass on the live branch."""
-        from recovery_wizard.recovery import merge, verify
-        from recovery_wizard.recovery.runner import STEP_INFO
+        from recovery_wizard.recovery import verify
+        from recovery_wizard.recovery.runner import STEP_INFO, render_verification
 
         run.result.step = "verify"
         journal, result = run.journal, run.result
+        recorded = journal.done("timeline")
+        if recorded is not None:
+            result.timeline = list(recorded.data.get("events", []))
         done = journal.done("verify")
         if done is not None:
             result.verification = dict(done.data["verification"])
@@ -230,31 +233,18 @@ class MergeBack:
             return
         run.reporter.step("verify", STEP_INFO["verify"].title)
         live_url = await run._uri(run.plan.branch.id, None, pooled=False)
-        if self.plan is not None:
-            after, check = await asyncio.gather(
-                verify.measure(live_url, run.plan.checks), merge.verify_merge(live_url, self.plan)
-            )
-            merge_check, merge_ok = check.to_dict(), check.ok
-        else:
-            # Resumed after the merge committed: the reviewed plan's rows are gone with the killed process.
-            # Diff again: every row deleted since is now back, or is one of the conflicts left out.
-            assert result.restore_branch is not None
-            past_url = await run._uri(result.restore_branch.id, result.endpoint_id, pooled=False)
-            after, fresh = await asyncio.gather(
-                verify.measure(live_url, run.plan.checks),
-                merge.plan_merge(past_url, live_url, merge_options(run.plan)),
-            )
-            merge_ok = fresh.inserts == 0 and fresh.reverts == 0
-            merge_check = {
-                "ok": merge_ok,
-                "how": "diffed again after a resume: rows still to re-insert or revert",
-                "still_to_insert": fresh.inserts,
-                "still_to_revert": fresh.reverts,
-            }
+        # The project's events around the moment, for the record, read while the data is checked.
+        timeline = asyncio.ensure_future(run._collect_timeline())
+        try:
+            after, merge_check, merge_ok = await self._check(run, live_url)
+        except BaseException:
+            timeline.cancel()
+            await asyncio.gather(timeline, return_exceptions=True)
+            raise
+        await timeline
         verification = verify.compare(self.before, after, run.plan.checks)
         result.verification = verification.to_dict()
         result.merge = {**(result.merge or {}), "check": merge_check}
-        from recovery_wizard.recovery.runner import render_verification
 
         run.reporter.show(
             f"Verification ({run.plan.branch.name} before and after the merge)",
@@ -272,6 +262,36 @@ class MergeBack:
         )
         if not ok:
             raise VerificationFailedError(_failure(result))
+
+    async def _check(self, run: Runner, live_url: Secret) -> tuple[Measurement, dict[str, Any], bool]:
+        """The live branch measured after the merge, and the merge's own check (its dict and verdict)."""
+        from recovery_wizard.recovery import merge, verify
+
+        if self.plan is not None:
+            after, check = await asyncio.gather(
+                verify.measure(live_url, run.plan.checks), merge.verify_merge(live_url, self.plan)
+            )
+            return after, check.to_dict(), check.ok
+        # Resumed after the merge committed: the reviewed plan's rows are gone with the killed process.
+        # Diff again: every row deleted since is now back, or is one of the conflicts left out.
+        result = run.result
+        assert result.restore_branch is not None
+        past_url = await run._uri(result.restore_branch.id, result.endpoint_id, pooled=False)
+        after, fresh = await asyncio.gather(
+            verify.measure(live_url, run.plan.checks),
+            merge.plan_merge(past_url, live_url, merge_options(run.plan)),
+        )
+        ok = fresh.inserts == 0 and fresh.reverts == 0
+        return (
+            after,
+            {
+                "ok": ok,
+                "how": "diffed again after a resume: rows still to re-insert or revert",
+                "still_to_insert": fresh.inserts,
+                "still_to_revert": fresh.reverts,
+            },
+            ok,
+        )
 
     # --- the steps -------------------------------------------------------------------------------------
 
@@ -450,6 +470,10 @@ class MergeBack:
         if merged is not None:
             merge["result"] = dict(merged.data)
         result.merge = merge
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _checkpoint_dict(data: dict[str, Any]) -> dict[str, Any]:
