@@ -206,4 +206,3 @@ async def test_merge_options_without_merge_back_are_refused(world: World) -> Non
     assert result.code == 2 and "--strategy merge-back" in result.stderr
     bad = await world.cli(*MERGE, "--at", BEFORE_INCIDENT, "--rule", "User=overwrite", "--dry-run")
     assert bad.code == 2 and "keep-live" in bad.stderr
-
