@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ def branch(**kw: object) -> Branch:
 
 def test_a_checkpoint_is_adopted_only_with_every_proof() -> None:
     ours = {"recovery-wizard-run": "run-1"}
-    args = {"run_id": "run-1", "parent_id": "br-main", "begun_at": BEGUN}
+    args: dict[str, Any] = {"run_id": "run-1", "parent_id": "br-main", "begun_at": BEGUN}
     assert why_not_our_checkpoint(branch(), ours, **args) == []
     assert "no recovery-wizard run marker" in why_not_our_checkpoint(branch(), {}, **args)[0]
     assert (
