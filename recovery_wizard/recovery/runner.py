@@ -439,12 +439,8 @@ class Runner:
         )
         if not verification.ok:
             raise VerificationFailedError(self._verify_failure_message())
-        if self.result.recommended_strategy == "merge-back" and self.plan.command == "restore":
-            written = sum(int(r.get("rows", 0)) for r in self.result.lost)
-            self.reporter.warn(
-                f"{written} row(s) were written to {self.plan.branch.name} after the restore point and are not "
-                "in the restored data. `--strategy merge-back` would bring back only the lost rows and keep them."
-            )
+        if self.plan.command == "restore":
+            _say_merge_fits(self.result, self.reporter, "are not")
 
     async def _collect_timeline(self) -> None:
         """The project's events around the restore point, for the incident record (best effort)."""
@@ -711,6 +707,34 @@ class Runner:
         return self.journal.run_dir.parents[2]
 
 
+def _say_merge_fits(result: RunResult, reporter: Reporter, are: str) -> None:
+    """After (or, in a dry run, before) a whole restore: say when a merge would keep writes it loses."""
+    plan = result.plan
+    if plan is None or result.recommended_strategy != "merge-back":
+        return
+    written = sum(int(r.get("rows", 0)) for r in result.lost)
+    reporter.warn(
+        f"{written} row(s) were written to {plan.branch.name} after the restore point and {are} in the "
+        "restored data. `--strategy merge-back` would bring back only the lost rows and keep them."
+    )
+
+
+async def _lost_now(client: NeonClient, plan: Plan) -> list[dict[str, Any]]:
+    """A dry run's look at the writes a whole restore would lose (read-only; best effort, never fatal)."""
+    try:
+        url = await client.connection_uri(
+            plan.project.id,
+            branch_id=plan.branch.id,
+            database_name=plan.database,
+            role_name=plan.role,
+            pooled=False,
+        )
+        return [r.to_dict() for r in await lost_writes(url, plan.moment.utc)]
+    except Exception as exc:  # the advice is a nicety: a dry run never fails over it
+        log.debug("the writes after the moment could not be listed: %s", exc)
+        return []
+
+
 def events_near(events: list[Event], moment: datetime) -> list[Event]:
     """The project's events closest to ``moment`` (within TIMELINE_SPAN, at most TIMELINE_MAX), oldest first.
 
@@ -786,7 +810,11 @@ async def run(
             return await dry_run(client, options, plan, prompter, reporter)
         if options.dry_run:
             journal = Journal(options.workdir / ".recovery-wizard" / "dry-run")  # never written
-            return RunResult(journal, plan, status="dry-run")
+            dry = RunResult(journal, plan, status="dry-run")
+            if plan.command == "restore":
+                dry.lost = await _lost_now(client, plan)
+                _say_merge_fits(dry, reporter, "would not be")
+            return dry
         if not options.yes and not await prompter.confirm("Go ahead?", default=False):
             raise CancelledError("Cancelled before any change.")
         journal = begin_run(options, plan)
