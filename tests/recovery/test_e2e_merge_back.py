@@ -206,3 +206,16 @@ async def test_merge_options_without_merge_back_are_refused(world: World) -> Non
     assert result.code == 2 and "--strategy merge-back" in result.stderr
     bad = await world.cli(*MERGE, "--at", BEFORE_INCIDENT, "--rule", "User=overwrite", "--dry-run")
     assert bad.code == 2 and "keep-live" in bad.stderr
+
+
+async def test_a_whole_restore_that_would_lose_writes_recommends_merge_back(world: World) -> None:
+    result = await world.cli("restore", "--yes", "--json", "--dry-run", "--at", BEFORE_INCIDENT)
+    assert result.code == 0, result.stderr
+    out = result.json()
+    assert out["recommended_strategy"] == "merge-back"
+    assert {r["table"] for r in out["lost_writes"]} >= {"User", "Order"}
+    assert "--strategy merge-back" in result.stderr
+    # Before any write happened since the moment, there is nothing a merge would keep.
+    early = await world.cli("restore", "--yes", "--json", "--dry-run", "--at", "1 minute ago")
+    assert early.code == 0, early.stderr
+    assert early.json()["recommended_strategy"] is None
