@@ -158,6 +158,7 @@ async def test_dry_run_shows_the_plan_and_writes_nothing(world: World) -> None:
         ("RECOVERY_WIZARD_CRASH_AT", "begin:checkpoint"),
         ("RECOVERY_WIZARD_CRASH_BEFORE", "done:checkpoint"),
         ("RECOVERY_WIZARD_CRASH_AT", "begin:merge"),
+        ("RECOVERY_WIZARD_CRASH_AT", "commit:merge"),  # inside the transaction, every row written
         ("RECOVERY_WIZARD_CRASH_BEFORE", "done:merge"),
     ],
 )

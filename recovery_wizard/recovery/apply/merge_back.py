@@ -26,6 +26,9 @@ the transaction back), so the merge is planned again and applied. Never a partia
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -431,7 +434,9 @@ class MergeBack:
             conflicts=len(self.plan.conflicts),
         )
         try:
-            done = await merge.apply_merge(live_url, self.plan, run.journal.run_id)
+            done = await merge.apply_merge(
+                live_url, self.plan, run.journal.run_id, before_commit=_crash_hook()
+            )
         except merge.MergeRefusedError as exc:
             raise UsageError(str(exc), hint=exc.hint) from None
         except merge.MergeChangedError as exc:
@@ -470,6 +475,23 @@ class MergeBack:
         if merged is not None:
             merge["result"] = dict(merged.data)
         result.merge = merge
+
+
+# Crash tests: RECOVERY_WIZARD_CRASH_AT=commit:merge SIGKILLs the process inside the merge's transaction,
+# every row written and the COMMIT not yet sent (the journal's hooks stop at record boundaries).
+CRASH_IN_TRANSACTION: Final = "commit:merge"
+
+
+def _crash_hook() -> Callable[[], Awaitable[None]] | None:
+    from recovery_wizard.recovery.journal import CRASH_ENV
+
+    if os.environ.get(CRASH_ENV) != CRASH_IN_TRANSACTION:
+        return None
+
+    async def kill() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return kill
 
 
 def _iso(value: datetime | None) -> str | None:
