@@ -268,3 +268,57 @@ def test_the_journal_of_a_checkpoint_restore_rebuilds_its_source(tmp_path: Path)
     recorded = Journal.open(run).start
     assert recorded is not None
     assert source_from_dict(recorded.data["plan"]["source"]) == source
+
+
+async def test_in_place_past_the_window_restores_from_the_checkpoint_branch_then_again(world: World) -> None:
+    before, _, printed = await guarded_migration(world)
+    assert world.sandbox.project is not None
+    world.sandbox.project.history_retention_seconds = 60
+
+    first = await run_printed(world, printed, "--json", "--strategy", "in-place", "--name", "main-damaged")
+
+    assert first.code == 0, first.stderr
+    assert first.json()["source"]["mode"] == "branch"
+    assert await users(app_direct_url(world)) == before
+    # Main was restored in place after the checkpoint: its history since is another timeline, so a second
+    # restore from the same checkpoint (window wide again) comes from the checkpoint branch, not the LSN.
+    world.sandbox.project.history_retention_seconds = 7 * 24 * 3600
+    again = await run_printed(world, printed, "--json", "--name", "main-again")
+    assert again.code == 0, again.stderr
+    source = again.json()["source"]
+    assert source["mode"] == "branch" and "restored in place since" in source["reason"]
+    assert await users(app_direct_url(world)) == before
+
+
+async def test_a_snapshot_checkpoint_is_restored_as_its_snapshot(world: World) -> None:
+    before = await users(app_direct_url(world))
+    (world.app / "migrate.py").write_text(DELETE_USERS)
+    ran = await guard(world, *ALLOW, "--checkpoint", "snapshot", "--", sys.executable, "migrate.py")
+    assert ran.code == 0, ran.stderr
+    [printed] = PRINTED.findall(ran.stderr)
+    [made] = cp.checkpoints(world.app)
+    assert made.kind == "snapshot"
+
+    result = await run_printed(world, printed, "--json")
+
+    assert result.code == 0, result.stderr
+    out = result.json()
+    assert out["source"]["kind"] == "checkpoint" and out["source"]["checkpoint_kind"] == "snapshot"
+    assert out["source"]["id"] == made.id
+    restored = await world.client.branch(world.sandbox.project_id, out["restore_branch"]["id"])
+    assert restored.restored_from == made.id
+    assert await users(app_direct_url(world)) == before
+    report = Path(out["report"]).read_text()
+    assert made.run_id in report and "migrate.py`" in report
+
+
+async def test_a_drill_rehearses_the_checkpoint_and_leaves_nothing(world: World) -> None:
+    _, made, _ = await guarded_migration(world)
+    names = await world.branch_names()
+
+    drill = await world.cli("drill", "--yes", "--json", "--from", f"checkpoint:{made.run_id}")
+
+    assert drill.code == 0, drill.stderr
+    out = drill.json()
+    assert out["status"] == "done" and out["deleted"] and out["source"]["mode"] == "lsn"
+    assert await world.branch_names() == names
