@@ -322,3 +322,36 @@ async def test_a_drill_rehearses_the_checkpoint_and_leaves_nothing(world: World)
     out = drill.json()
     assert out["status"] == "done" and out["deleted"] and out["source"]["mode"] == "lsn"
     assert await world.branch_names() == names
+
+
+@pytest.mark.parametrize("fault", ["POST /projects/*/branches=500", "POST /projects/*/branches=drop"])
+async def test_a_lost_answer_to_the_restore_branch_is_reconciled_never_repeated(
+    world: World, fault: str
+) -> None:
+    from recovery_wizard.sandbox.faults import parse_fault
+
+    before, _, printed = await guarded_migration(world)
+    assert world.sandbox.app is not None
+    world.sandbox.app.faults[:] = [parse_fault(fault)]
+
+    result = await run_printed(world, printed, "--json", "--name", "from-checkpoint")
+    world.sandbox.app.faults.clear()
+
+    assert result.code == 0, result.stderr
+    assert (await world.branch_names()).count("from-checkpoint") == 1
+    assert "answer was lost" in result.stderr
+    assert await users(app_direct_url(world)) == before
+
+
+def test_a_run_that_made_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
+    from recovery_wizard.recovery.outcome import UsageError
+    from recovery_wizard.recovery.sources.checkpoint import read_checkpoint
+
+    journal = Journal.create(tmp_path)
+    journal.append("run", "start", command="restore", plan={})
+
+    with pytest.raises(UsageError, match="made no checkpoint to restore") as caught:
+        read_checkpoint(tmp_path, journal.run_id)
+    assert "guard list" in caught.value.hint
+    with pytest.raises(UsageError, match="no guard run 'x/../y'"):
+        read_checkpoint(tmp_path, "x/../y")
