@@ -465,7 +465,7 @@ async def resolve_checkpoint(
             "still be running (or the guard was killed). Restoring now does not stop it."
         )
     if checkpoint.kind == "snapshot":
-        return await _snapshot_source(client, project_id, checkpoint, asked_as), warnings
+        return await _snapshot_source(client, project_id, checkpoint), warnings
 
     moment = Moment(checkpoint.at, "", UTC)
     in_window = not window.disabled and checkpoint.at < window.now and not window.near_old_edge(moment)
@@ -537,7 +537,7 @@ async def _checkpoint_branch(
 
 
 async def _snapshot_source(
-    client: NeonClient, project_id: str, checkpoint: Checkpoint, asked_as: str
+    client: NeonClient, project_id: str, checkpoint: Checkpoint
 ) -> SnapshotCheckpointSource:
     snap = next((s for s in await client.snapshots(project_id) if s.id == checkpoint.id), None)
     if snap is None:
@@ -548,7 +548,8 @@ async def _snapshot_source(
             hint=f"If its moment ({_hhmmss(checkpoint.at or datetime.now(UTC))}) is inside the restore window, "
             f"restore from history there: --at {_iso(checkpoint.at)}. {ELSEWHERE}",
         )
-    base = SnapshotSource.of(snap, asked_as)
+    # Not asked for as `snapshot:…`: the record names the guard run instead (its asked_as stays empty).
+    base = SnapshotSource.of(snap, "")
     return SnapshotCheckpointSource(
         **{f.name: getattr(base, f.name) for f in fields(SnapshotSource)},
         run_id=checkpoint.run_id,
