@@ -355,3 +355,38 @@ def test_a_run_that_made_no_checkpoint_is_named_as_such(tmp_path: Path) -> None:
     assert "guard list" in caught.value.hint
     with pytest.raises(UsageError, match=r"no guard run 'x/\.\./y'"):
         read_checkpoint(tmp_path, "x/../y")
+
+
+def test_another_project_or_branch_than_the_checkpoints_is_refused(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from recovery_wizard.recovery.outcome import UsageError
+    from recovery_wizard.recovery.plan import RunOptions
+    from recovery_wizard.recovery.sources.checkpoint import scoped_options
+
+    made = cp.Checkpoint(
+        run_id="r1",
+        kind="branch",
+        name="guard-r1",
+        id="br-ck-1",
+        lsn="0/1F3A5C8",
+        at=datetime(2026, 12, 1, tzinfo=UTC),
+        command="npx prisma migrate deploy",
+        project_id="proj-a",
+        branch_id="br-main-1",
+        branch_name="main",
+        expires_at=None,
+        begun_at=datetime(2026, 12, 1, tzinfo=UTC),
+        exit_code=0,
+        lost=("User",),
+        pruned=False,
+    )
+    options = RunOptions(command="restore", workdir=tmp_path, source="checkpoint:r1")
+    scoped = scoped_options(options, made)
+    assert (scoped.project_id, scoped.branch) == ("proj-a", "br-main-1")
+    assert scoped_options(RunOptions("restore", tmp_path, project_id="proj-a", branch="main"), made)
+    with pytest.raises(UsageError, match="is of project proj-a") as caught:
+        scoped_options(RunOptions("restore", tmp_path, project_id="proj-b"), made)
+    assert "NEON_PROJECT_ID=proj-a" in caught.value.hint
+    with pytest.raises(UsageError, match="not 'dev'"):
+        scoped_options(RunOptions("restore", tmp_path, branch="dev"), made)

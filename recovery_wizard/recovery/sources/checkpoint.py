@@ -84,8 +84,8 @@ def read_checkpoint(workdir: Path, ref: str) -> Checkpoint:
         if not made:
             raise UsageError(
                 f"No guard checkpoint was made in {workdir}.",
-                hint="Checkpoints are made by `recovery-wizard guard -- <command>`, run in the app's directory "
-                f"(pass --workdir if it is elsewhere). {ELSEWHERE}",
+                hint="Checkpoints are made by `recovery-wizard guard -- <command>` and journalled in the "
+                f"directory it ran in: run the restore there. {ELSEWHERE}",
             )
         return made[0]
     try:
@@ -94,7 +94,7 @@ def read_checkpoint(workdir: Path, ref: str) -> Checkpoint:
         raise UsageError(
             f"There is no guard run {ref!r} in {workdir}/.recovery-wizard.",
             hint=f"{listing} (with their run ids); run the restore in the directory the guard ran in "
-            "(or pass --workdir).",
+            "(its journal is in .recovery-wizard/runs/ there).",
         ) from None
     if found is None:
         raise UsageError(
