@@ -134,6 +134,12 @@ async def test_with_the_checkpoint_branch_deleted_the_lsn_in_the_window_still_br
     assert result.json()["source"]["mode"] == "lsn"
     assert await users(app_direct_url(world)) == before
 
+    # The same command again: its branch exists, so the plan refuses before writing anything.
+    names = await world.branch_names()
+    again = await run_printed(world, printed)
+    assert again.code == 2 and "already exists" in again.stderr and "--name" in again.stderr
+    assert await world.branch_names() == names
+
 
 async def test_outside_the_window_the_checkpoint_branch_itself_is_restored_from(world: World) -> None:
     before, made, printed = await guarded_migration(world)
