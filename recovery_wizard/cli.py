@@ -159,7 +159,8 @@ def runbook_options(func: Any) -> Any:
             "source",
             metavar="SOURCE",
             help="Where the data comes from: history (default; the moment is --at), snapshot:<id or name>, "
-            "snapshot:latest (a Neon snapshot, also past the restore window).",
+            "snapshot:latest (a Neon snapshot, also past the restore window), checkpoint:<run id>, "
+            "checkpoint:latest (a guard checkpoint, to the byte; see `guard list`).",
         ),
         click.option(
             "--tz",

@@ -564,14 +564,38 @@ async def resolve_plan(
         require_read_only(sql, what="check")
     spec = parse_source(options.source)
     check_with_at(spec, options.at)
+    checkpoint = None
+    if spec.kind == "checkpoint":
+        from recovery_wizard.recovery.sources.checkpoint import read_checkpoint, scoped_options
+
+        # The guard's journal names the project and the branch: nothing to ask, and nothing else to pick.
+        checkpoint = read_checkpoint(options.workdir, spec.ref)
+        options = scoped_options(options, checkpoint)
     project, branches = await choose_project_and_branches(client, options, prompter)
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
     branch = pick_branch(project, branches, options)
     warnings: list[str] = []
-    source, moment = await _source_and_moment(client, options, prompter, spec, project, branch, window)
+    source: Source
+    if checkpoint is not None:
+        from recovery_wizard.recovery.sources.checkpoint import resolve_checkpoint
+
+        source, noted = await resolve_checkpoint(
+            client, project.id, branch, checkpoint, window, asked_as=spec.ref
+        )
+        warnings += noted
+        moment = Moment(checkpoint.at or now, spec.text, resolve_zone_or_refuse(options.tz), read_at=now)
+    else:
+        source, moment = await _source_and_moment(client, options, prompter, spec, project, branch, window)
     if source.previews_in_place:
         warnings += source_warnings(source, branch)
+    if spec.is_history:
+        from recovery_wizard.recovery.sources.checkpoint import nearby_note
+
+        # A guard checkpoint near the moment is the exact way back to "just before the migration".
+        note = nearby_note(options.workdir, project.id, branch.id, moment.utc)
+        if note:
+            warnings.append(note)
 
     detected = prisma.detect(options.workdir) if options.command == "restore" else None
     use_prisma: prisma.PrismaProject | None = None
@@ -743,6 +767,13 @@ async def _source_and_moment(
     taken_at = getattr(source, "taken_at", None)
     assert isinstance(taken_at, datetime)
     return source, Moment(taken_at, f"snapshot:{spec.ref}", zone, read_at=window.now)
+
+
+def resolve_zone_or_refuse(tz: str | None) -> tzinfo:
+    try:
+        return resolve_zone(tz)
+    except TimePointError as exc:
+        raise UsageError(str(exc), hint=exc.hint or "Pass an IANA zone name to --tz.") from None
 
 
 def source_warnings(source: Source, branch: Branch) -> list[str]:

@@ -28,6 +28,8 @@ from tests.recovery.conftest import World
         ("snapshot:latest", "snapshot", "latest"),
         ("snapshot:before release", "snapshot", "before release"),
         ("snapshot:snap-late-dew-55667788", "snapshot", "snap-late-dew-55667788"),
+        ("checkpoint:20261121T020812Z-ae1718", "checkpoint", "20261121T020812Z-ae1718"),
+        ("checkpoint:latest", "checkpoint", "latest"),
     ],
 )
 def test_parse_source_reads_every_form(text: str | None, kind: str, ref: str) -> None:
@@ -39,7 +41,7 @@ def test_parse_source_reads_every_form(text: str | None, kind: str, ref: str) ->
     ("text", "needle"),
     [
         ("file:backups/main.dump", "backup file arrives in a later step"),
-        ("checkpoint:20261121T020812Z", "guard checkpoint arrives in a later step"),
+        ("checkpoint:", "needs a run id"),
         ("snapshot:", "needs a snapshot id or name, or latest"),
         ("snapshot", "needs a snapshot id or name"),
         ("file:", "needs a path"),

@@ -32,7 +32,6 @@ KINDS: Final = ("history", "snapshot", "file", "checkpoint")
 # Kinds the option already accepts and names, but that later steps of the project build.
 NOT_YET: Final = {
     "file": "Restoring from a backup file arrives in a later step of recovery-wizard",
-    "checkpoint": "Restoring from a guard checkpoint arrives in a later step of recovery-wizard",
 }
 FORMS: Final = "history, snapshot:<id or name>, snapshot:latest, file:<path>, checkpoint:<run id>"
 
@@ -88,7 +87,13 @@ def check_with_at(spec: SourceSpec, at: str | None) -> None:
 
 
 async def resolve_source(client: NeonClient, project_id: str, branch: Branch, spec: SourceSpec) -> Source:
-    """The source ``spec`` names, looked up now (a snapshot by id, name or ``latest``)."""
+    """The source ``spec`` names, looked up now (a snapshot by id, name or ``latest``).
+
+    A checkpoint is resolved by the plan (``sources.checkpoint.resolve_checkpoint``): it needs the app
+    directory's journals and the restore window, and it fixes the project and the branch itself.
+    """
+    if spec.kind == "checkpoint":
+        raise ValueError("a checkpoint source is resolved with sources.checkpoint.resolve_checkpoint")
     if spec.kind == "snapshot":
         from recovery_wizard.recovery.sources.snapshot import resolve_snapshot
 
@@ -106,6 +111,13 @@ def source_from_dict(data: dict[str, Any] | None) -> Source:
 
         assert data is not None
         return SnapshotSource.from_dict(data)
+    if kind == "checkpoint":
+        from recovery_wizard.recovery.sources.checkpoint import CheckpointSource, SnapshotCheckpointSource
+
+        assert data is not None
+        if data.get("checkpoint_kind") == "snapshot":
+            return SnapshotCheckpointSource.from_dict(data)
+        return CheckpointSource.from_dict(data)
     raise UsageError(
         f"This run restores from a {kind!r} source, which this version of recovery-wizard cannot resume.",
         hint="Resume it with the version that started it, or start a new run with --new.",

@@ -122,6 +122,14 @@ class HistorySource(Source):
 
     # --- in place: Neon's restore with a backup --------------------------------------------------------
 
+    def point_words(self, plan: Plan) -> str:
+        """The point the branch is restored to, in words (the confirmation and the progress line)."""
+        return plan.moment.describe()
+
+    def restore_from(self, plan: Plan) -> dict[str, Any]:
+        """What Neon's restore is asked to restore from: the branch's own history at the moment."""
+        return {"source_branch_id": plan.branch.id, "source_timestamp": plan.moment.utc}
+
     async def put_in_place(self, run: Runner) -> None:
         plan, journal, result = run.plan, run.journal, run.result
         done = journal.done("restore")
@@ -142,7 +150,7 @@ class HistorySource(Source):
         else:
             if not run.yes and not await run.prompter.type_to_confirm(
                 f"This overwrites every database on {plan.branch.name!r} with its state at "
-                f"{plan.moment.describe()}.",
+                f"{self.point_words(plan)}.",
                 plan.branch.name,
             ):
                 raise CancelledError("The in-place restore was cancelled; nothing was changed.")
@@ -157,11 +165,7 @@ class HistorySource(Source):
         if backup is None:
             try:
                 answer = await run.client.restore_branch(
-                    run.project_id,
-                    plan.branch.id,
-                    source_branch_id=plan.branch.id,
-                    source_timestamp=plan.moment.utc,
-                    preserve_under_name=plan.name,
+                    run.project_id, plan.branch.id, preserve_under_name=plan.name, **self.restore_from(plan)
                 )
             except (OutcomeUnknownError, BadResponseError):
                 run.reporter.warn("Neon's answer was lost; checking whether the restore happened…")
@@ -175,7 +179,7 @@ class HistorySource(Source):
                         hint="Check the project's operations in the Neon Console, then run `restore --resume`.",
                     ) from None
             else:
-                run.reporter.info(f"Restoring {plan.branch.name} in place to {plan.moment.describe()}…")
+                run.reporter.info(f"Restoring {plan.branch.name} in place to {self.point_words(plan)}…")
                 await run.wait(answer.operations, "restore")
                 backup = await run.find_branch(plan.name)
         if backup is None:
