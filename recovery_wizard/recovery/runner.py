@@ -37,6 +37,7 @@ from recovery_wizard.recovery.outcome import (
     resume_hint,
 )
 from recovery_wizard.recovery.plan import EnvTarget, Plan, RunOptions, resolve_plan
+from recovery_wizard.recovery.stepinfo import StepInfo
 from recovery_wizard.recovery.timepoint import Moment, RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret
 
@@ -55,17 +56,6 @@ TIMELINE_MAX = 40
 # After an unknown outcome, how long to look for the thing we asked for before concluding it was not made.
 RECONCILE_ATTEMPTS = 4
 RECONCILE_PAUSE = 1.5
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What a step is, for the plan, the learn panel and the incident record."""
-
-    key: str
-    title: str
-    what: str
-    why: str
-    console: str  # the Neon Console or psql way to do it by hand
 
 
 STEP_INFO: dict[str, StepInfo] = {
