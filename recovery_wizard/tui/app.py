@@ -137,6 +137,9 @@ class WizardConfig:
     learn: bool | None = None  # the why panel; default: on in demo and drill
     http: httpx.AsyncClient | None = None  # injected by tests (e.g. an ASGI transport)
     arm_seconds: float = ARM_SECONDS  # see ACTIVATION_KEYS
+    # Work to finish before Begin (the demo's sandbox), run in a worker once the first screen is up. It fills
+    # in this config (api_key, api_url, project_id, checks, intro) and reports its phases through the callback.
+    starting: Callable[[WizardConfig, Callable[[str], None]], Awaitable[None]] | None = None
 
 
 def _zone(name: str | None) -> tzinfo:
@@ -495,6 +498,26 @@ class WizardApp(App[int]):
         self.push_screen(ErrorModal(error, what=what), chosen)
 
     # --- connect, project, branch, moment, strategy --------------------------------------------------
+
+    def prepare(self) -> None:
+        """Run the config's ``starting`` work (the demo's sandbox) behind the first screen, then enable Begin."""
+        starting = self.config.starting
+        if starting is None:
+            return
+
+        def progress(text: str) -> None:
+            screen = self.screen
+            if isinstance(screen, ConnectScreen) and screen.is_attached:
+                screen.starting(text)
+
+        async def job() -> None:
+            await starting(self.config, progress)
+            self.config.starting = None
+            screen = self.screen
+            if isinstance(screen, ConnectScreen) and screen.is_attached:
+                screen.ready()
+
+        self.work("prepare", "Starting the sandbox", job)
 
     def connect(self, key: str) -> None:
         async def job() -> None:

@@ -21,7 +21,10 @@ class ConnectScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         if self.wizard.config.intro:
             yield Static(safe(self.wizard.config.intro), id="intro", classes="callout")
-        if self.wizard.config.intro:
+        if self.wizard.config.intro and self.wizard.config.starting is not None:
+            # The demo: the story is read while the sandbox starts behind it (see WizardApp.prepare).
+            yield Static("Starting the sandbox (a local Neon with a real PostgreSQL)…", id="key-source")
+        elif self.wizard.config.intro:
             yield Static("The sandbox's API key is ready (not shown).", id="key-source")
         elif self.wizard.config.api_key:
             yield Static("Using the API key from NEON_API_KEY (not shown). Checking it…", id="key-source")
@@ -33,18 +36,37 @@ class ConnectScreen(WizardScreen):
     def compose_actions(self) -> ComposeResult:
         config = self.wizard.config
         yield Button("Quit", id="quit")
+        if config.intro and config.starting is not None:
+            yield Button("Starting…", id="next", variant="primary", disabled=True)
+            return
         label = "Begin" if config.intro else "Check and continue"
         yield Button(label, id="next", variant="primary", disabled=bool(config.api_key and not config.intro))
 
     def on_mount(self) -> None:
         config = self.wizard.config
-        if config.intro:
+        if config.intro and config.starting is not None:
+            # After the first paint: the story is on screen before the sandbox's imports and start take the loop.
+            self.call_after_refresh(self.wizard.prepare)
+        elif config.intro:
             # The story first: the user reads what happened, then starts.
             self.query_one("#next", Button).focus()
         elif config.api_key:
             self.wizard.connect(config.api_key)
         else:
             self.query_one("#api-key", Input).focus()
+
+    def starting(self, text: str) -> None:
+        """The sandbox's progress, under the story."""
+        self.query_one("#key-source", Static).update(safe(text))
+
+    def ready(self) -> None:
+        """The sandbox is up: the story in full, and Begin."""
+        config = self.wizard.config
+        self.query_one("#intro", Static).update(safe(config.intro or ""))
+        self.query_one("#key-source", Static).update("The sandbox is ready; its API key is set (not shown).")
+        button = self.query_one("#next", Button)
+        button.label, button.disabled = "Begin", False
+        button.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.pressed_next()
@@ -78,4 +100,9 @@ class ConnectScreen(WizardScreen):
         field.focus()
 
     def work_failed(self, name: str, text: str) -> None:
+        if name == "prepare":  # the demo's sandbox did not start: nothing to begin; Quit stays
+            self.starting(
+                f"The sandbox could not start: {text}\nQuit, then run `recovery-wizard demo` again."
+            )
+            return
         self.show_status(text, error=True)
