@@ -80,6 +80,10 @@ def _branch_row(b: Branch) -> tuple[Text, ...]:
 
 
 MAX_ROWS = 200
+# Rows put in the table per keystroke; more (up to MAX_ROWS) as the cursor comes within a page of the last.
+# A keystroke's cost is the table's work per row added (a Row, six cells measured), not the filter: 50 rows
+# fill two screens of the tallest terminal and keep a keystroke near a frame at 5,000 branches.
+PAGE_ROWS = 50
 
 
 class BranchScreen(WizardScreen):
@@ -123,8 +127,9 @@ class BranchScreen(WizardScreen):
         # A table of thousands of rows costs a second to build; nobody scrolls that far. Show the first
         # MAX_ROWS and say how to narrow it, so each keystroke stays within a frame or two.
         shown = matching[:MAX_ROWS]
-        table.add_rows([row for _, row in shown])
         self.keys = [key for key, _ in shown]
+        self._shown = [row for _, row in shown]
+        self.loaded = 0
         empty = self.query_one("#empty", Static)
         if not matching:
             empty.update(
@@ -142,8 +147,20 @@ class BranchScreen(WizardScreen):
         default = next((i for i, key in enumerate(self.keys) if key == preferred), None)
         if default is None:
             default = next((i for i, key in enumerate(self.keys) if key == self.default_id), 0)
+        self.load_rows(default + 1)
         if matching:
             table.move_cursor(row=default)
+
+    def load_rows(self, at_least: int) -> None:
+        """Put rows in the table up to ``at_least`` (rounded up to a page), never past what is shown."""
+        wanted = min(len(self._shown), max(at_least, self.loaded + PAGE_ROWS))
+        if wanted > self.loaded:
+            self.query_one("#branches", DataTable).add_rows(self._shown[self.loaded : wanted])
+            self.loaded = wanted
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= self.loaded - PAGE_ROWS // 2:
+            self.load_rows(event.cursor_row + PAGE_ROWS)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.refill(event.value)
