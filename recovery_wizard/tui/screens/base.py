@@ -168,16 +168,11 @@ class WizardScreen(Screen[None]):
     def refresh_by_hand(self) -> None:
         text = self.wizard.by_hand(self.STEP)
         if text is not None:
-            for panel in self.query("#why").results(WhyPanel):
-                panel.by_hand = text  # for a panel built later (fill)
             for widget in self.query("#why-by-hand").results(Static):
                 widget.update(safe(text))
 
     def set_why(self, visible: bool) -> None:
-        why = self.query_one("#why", WhyPanel)
-        why.set_class(not visible, "-off")
-        if visible:
-            why.fill()
+        self.query_one("#why").set_class(not visible, "-off")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         handler = getattr(self, f"pressed_{(event.button.id or '').replace('-', '_')}", None)

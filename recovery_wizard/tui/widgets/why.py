@@ -17,17 +17,6 @@ class WhyPanel(VerticalScroll):
         self.by_hand = by_hand  # this run's own command, when it is known; else the step's generic one
 
     def compose(self) -> ComposeResult:
-        if self.has_class("-off"):
-            return  # hidden (F1 off, or a narrow terminal's default): built when first shown (fill)
-        yield from self.content()
-
-    def fill(self) -> None:
-        """Build the panel's text the first time it is shown; until then a hidden panel costs the first paint
-        nothing but its frame."""
-        if not self.children:
-            self.mount_all(list(self.content()))
-
-    def content(self) -> ComposeResult:
         yield Static("Why this step", classes="why-title")
         if self.info is None:
             return
