@@ -16,7 +16,8 @@ from recovery_wizard.tui.app import WizardApp, WizardConfig
 
 class FirstPaint(WizardApp):
     async def on_mount(self) -> None:
-        await super().on_mount()
+        # Textual calls WizardApp.on_mount itself (handlers run up the MRO): calling it too would push a
+        # second first screen.
         # After the next refresh the first screen (Connect) has been composed, laid out and painted.
         self.call_after_refresh(self._painted)
 

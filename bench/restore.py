@@ -36,7 +36,13 @@ LATENCY_MS = 50
 
 
 async def _restore_once(
-    sandbox: Sandbox, url: str, log: RequestLog, base: Path, pooled: str, direct: str
+    sandbox: Sandbox,
+    url: str,
+    log: RequestLog,
+    base: Path,
+    pooled: str,
+    direct: str,
+    source: tuple[str, ...] = ("--at", "35 minutes ago"),
 ) -> dict[str, Any]:
     app = make_app_dir(base / secrets.token_hex(4), pooled, direct)
     env = python_env()
@@ -56,8 +62,7 @@ async def _restore_once(
         "--yes",
         "--json",
         "--no-prisma",
-        "--at",
-        "35 minutes ago",
+        *source,
         # A unique name: the default is stamped to the second, and runs may share one.
         "--name",
         f"bench-restore-{secrets.token_hex(3)}",
@@ -129,6 +134,30 @@ async def run(ctx: Context) -> list[Figure]:
                         f"first request {last['first_request_s'] * 1000:.0f} ms after spawn; median of {runs}",
                     )
                 )
+            # This wave's other source: the newest snapshot (the scenario's "before release"), to a new branch,
+            # beside the history restore at the same latency (restore_snapshot + its operations, then the same
+            # verify and env steps).
+            latency.latency = LATENCY_MS / 1000
+            snaps = [
+                await _restore_once(
+                    sandbox, url, log, base, pooled, direct, source=("--from", "snapshot:latest")
+                )
+                for _ in range(runs)
+            ]
+            history_wall = median([s["wall_s"] for s in details[f"{LATENCY_MS}ms"]["samples"]])
+            details["snapshot_50ms"] = {"samples": snaps}
+            last = snaps[-1]
+            figures.append(
+                Figure(
+                    "restore",
+                    f"restore --from snapshot:latest --yes --no-prisma at {LATENCY_MS} ms/request: wall",
+                    median([s["wall_s"] for s in snaps]),
+                    "s",
+                    history_wall,
+                    "the history restore above",
+                    note=f"{last['requests_served']} requests, {last['rounds']} sequential rounds; median of {runs}",
+                )
+            )
             figures.append(
                 Figure(
                     "restore",

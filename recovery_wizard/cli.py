@@ -58,6 +58,23 @@ def _open_wizard(*, drill: bool, learn: bool | None, tz: str | None = None, chec
     return run_wizard(config)
 
 
+def _history_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """``--history 10m`` as whole seconds, within the spec's 0..30 days."""
+    if value is None:
+        return None
+    if value.strip() == "0":
+        return 0
+    from recovery_wizard.recovery.timepoint import TimePointError, parse_duration
+
+    try:
+        seconds = round(parse_duration(value).total_seconds())
+    except TimePointError as exc:
+        raise click.BadParameter(f"{exc} {exc.hint}".strip()) from None
+    if not 0 <= seconds <= 30 * 24 * 3600:
+        raise click.BadParameter("Neon keeps at most 30 days of history (2592000 seconds).")
+    return seconds
+
+
 @cli.command()
 @click.option("--scenario", default="homecheff", show_default=True, help="The built-in incident to play.")
 @click.option(
@@ -68,7 +85,15 @@ def _open_wizard(*, drill: bool, learn: bool | None, tz: str | None = None, chec
 @click.option(
     "--keep-app", is_flag=True, help="Keep the demo app directory (and its incident record) afterwards."
 )
-def demo(scenario: str, pg_dsn: str | None, keep_app: bool) -> None:
+@click.option(
+    "--history",
+    "history_seconds",
+    metavar="DURATION",
+    callback=_history_seconds,
+    help="The demo project's restore window, e.g. 10m, 6h; below 30m the incident is outside it (then the "
+    "backups in the demo app's backups/ folder are the way back). Default: 7 days.",
+)
+def demo(scenario: str, pg_dsn: str | None, keep_app: bool, history_seconds: int | None) -> None:
     """Rehearse the whole runbook on a local incident: no Neon account, no setup.
 
     Starts a sandbox (a local Neon over a real PostgreSQL) whose production database lost its users to a
@@ -78,7 +103,9 @@ def demo(scenario: str, pg_dsn: str | None, keep_app: bool) -> None:
     """
     from recovery_wizard.tui.demo import demo as run_demo
 
-    raise SystemExit(run_demo(pg_dsn=pg_dsn, scenario=scenario, keep_app=keep_app))
+    raise SystemExit(
+        run_demo(pg_dsn=pg_dsn, scenario=scenario, keep_app=keep_app, history_seconds=history_seconds)
+    )
 
 
 DRILL_DEFAULT_AT = "1 hour ago"
@@ -805,23 +832,6 @@ SPEC is [METHOD ]PATH[#WHICH]=ACTION[:OPTIONS]
 \b
 Examples: 'POST /projects/*/branches=423'
           'GET */operations/*#2+=503:retry-after=1'"""
-
-
-def _history_seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    """``--history 10m`` as whole seconds, within the spec's 0..30 days."""
-    if value is None:
-        return None
-    if value.strip() == "0":
-        return 0
-    from recovery_wizard.recovery.timepoint import TimePointError, parse_duration
-
-    try:
-        seconds = round(parse_duration(value).total_seconds())
-    except TimePointError as exc:
-        raise click.BadParameter(f"{exc} {exc.hint}".strip()) from None
-    if not 0 <= seconds <= 30 * 24 * 3600:
-        raise click.BadParameter("Neon keeps at most 30 days of history (2592000 seconds).")
-    return seconds
 
 
 @cli.group()

@@ -81,3 +81,50 @@ def test_runbook_layer_imports_no_ui_and_no_sandbox() -> None:
         m for m in modules if m.split(".")[0] in forbidden_roots or ".".join(m.split(".")[:2]) in forbidden
     }
     assert not bad
+
+
+FIRST_PAINT_PROBE = """
+import json, sys
+from pathlib import Path
+from recovery_wizard.tui.app import WizardApp, WizardConfig
+
+class Probe(WizardApp):
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.painted)
+
+    def painted(self) -> None:
+        self.loaded = sorted(sys.modules)
+        self.exit(0)
+
+app = Probe(WizardConfig(workdir=Path(sys.argv[1])))
+app.run(headless=True)
+print(json.dumps(app.loaded))
+"""
+
+
+def test_first_paint_loads_textual_and_the_connect_screen_only(tmp_path: Path) -> None:
+    """What the wizard's first screen waits for (docs/performance.md, start-up): not the Neon client
+    (httpx, msgspec), the database driver, the time parser, the runbook or the later screens."""
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_PAINT_PROBE, str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NEON_API_KEY": ""},
+    ).stdout
+    loaded = set(json.loads(out.strip().splitlines()[-1]))
+    assert "recovery_wizard.tui.screens.connect" in loaded  # the probe did reach the first paint
+    roots = {m.split(".")[0] for m in loaded}
+    assert roots.isdisjoint({"httpx", "msgspec", "psycopg", "dateparser", "pglast", "uvicorn", "questionary"})
+    later = {
+        "recovery_wizard.neon.client",
+        "recovery_wizard.recovery.runner",
+        "recovery_wizard.recovery.plan",
+        "recovery_wizard.recovery.envfile",
+        "recovery_wizard.sandbox",
+        "recovery_wizard.tui.screens.choices",
+        "recovery_wizard.tui.screens.sources",
+        "recovery_wizard.tui.screens.steps",
+    }
+    assert not later & loaded

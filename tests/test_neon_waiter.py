@@ -128,3 +128,55 @@ async def test_unknown_status_keeps_waiting(client: NeonClient, neon_api: respx.
         side_effect=[off_contract(op_reply(timeline, "rebalancing")), op_reply(timeline, "finished")]
     )
     assert (await client.wait_for_operations(PROJECT, [timeline]))[0].done
+
+
+def finished(op_id: str, action: str, ms: int) -> Operation:
+    return Operation(id=op_id, project_id=PROJECT, action=action, status="finished", total_duration_ms=ms)
+
+
+async def test_with_a_history_the_first_poll_waits_for_the_actions_typical_duration(
+    client: NeonClient, neon_api: respx.MockRouter, fake_time: FakeTime
+) -> None:
+    timeline, compute = started_ops()
+    # What the pre-flight's list of the project's operations showed: earlier branches took ~1.2 s and
+    # their computes ~0.8 s (medians of each action).
+    client.durations.record(
+        [finished(f"old-{i}", timeline.action, ms) for i, ms in enumerate((1100, 1200, 5000))]
+        + [finished(f"oldc-{i}", compute.action, ms) for i, ms in enumerate((800, 700, 900))]
+    )
+    neon_api.get(f"{OPS}/{timeline.id}").mock(return_value=op_reply(timeline, "finished"))
+    neon_api.get(f"{OPS}/{compute.id}").mock(return_value=op_reply(compute, "finished"))
+    final = await client.wait_for_operations(PROJECT, [timeline, compute])
+    assert [op.status for op in final] == ["finished", "finished"]
+    # One poll, at the soonest typical end (0.8 s), where the curve would have polled at 0.25, 0.58 and 1.0 s.
+    assert fake_time.sleeps == pytest.approx([0.8])
+
+
+async def test_past_its_typical_end_an_operation_is_polled_on_the_curve(
+    client: NeonClient, neon_api: respx.MockRouter, fake_time: FakeTime
+) -> None:
+    timeline, _ = started_ops()
+    client.durations.record([finished("old", timeline.action, 1000)])
+    neon_api.get(f"{OPS}/{timeline.id}").mock(
+        side_effect=[
+            op_reply(timeline, "running"),
+            op_reply(timeline, "running"),
+            op_reply(timeline, "finished", total_duration_ms=1600),
+        ]
+    )
+    await client.wait_for_operations(PROJECT, [timeline])
+    assert fake_time.sleeps == pytest.approx([1.0, 0.25, 0.325])
+    # What it saw is learnt: the median of 1.0 s and 1.6 s.
+    assert client.durations.typical(PROJECT, timeline.action) == pytest.approx(1.3)
+
+
+async def test_a_long_history_still_polls_at_the_curves_cap(
+    client: NeonClient, neon_api: respx.MockRouter, fake_time: FakeTime
+) -> None:
+    timeline, _ = started_ops()
+    client.durations.record([finished("old", timeline.action, 600_000)])  # a 10-minute restore
+    neon_api.get(f"{OPS}/{timeline.id}").mock(
+        side_effect=[op_reply(timeline, "running"), op_reply(timeline, "finished")]
+    )
+    await client.wait_for_operations(PROJECT, [timeline])
+    assert fake_time.sleeps == pytest.approx([5.0, 5.0])  # WaitPolicy.max_interval, not 600 s

@@ -64,7 +64,7 @@ from recovery_wizard.neon.models import (
 )
 from recovery_wizard.neon.retry import RetryPolicy
 from recovery_wizard.neon.transport import DEFAULT_API_URL, Params, RetryNotice, Transport
-from recovery_wizard.neon.waiter import WaitPolicy, WaitProgress, wait_for_operations
+from recovery_wizard.neon.waiter import Durations, WaitPolicy, WaitProgress, wait_for_operations
 from recovery_wizard.redact import Secret
 
 # Largest pages Neon allows: fewer round trips when a project has thousands of branches.
@@ -136,6 +136,8 @@ class NeonClient:
             **kwargs,
         )
         self.wait_policy = wait or WaitPolicy()
+        # How long the operations this client has read took, by project and action: the waiter's first guess.
+        self.durations = Durations()
 
     def __repr__(self) -> str:
         from recovery_wizard.neon.apiurl import display_url
@@ -428,6 +430,7 @@ class NeonClient:
         envelope = await self.transport.request(
             "GET", f"/projects/{_seg(project_id)}/operations/{_seg(operation_id)}", OperationEnvelope
         )
+        self.durations.record([envelope.operation])
         return envelope.operation
 
     async def iter_operations(
@@ -437,6 +440,7 @@ class NeonClient:
         params: dict[str, str | int | bool | None] = {"limit": page_size}
         path = f"/projects/{_seg(project_id)}/operations"
         async for op in self._cursor_pages(path, OperationsPage, "operations", params, page_size):
+            self.durations.record([op])
             yield op
 
     async def operations(
@@ -467,6 +471,7 @@ class NeonClient:
             on_progress=on_progress,
             sleep=self.transport.sleep,
             clock=self.transport.clock,
+            durations=self.durations,
         )
 
     # --- schema and snapshots ----------------------------------------------------------------------

@@ -37,6 +37,7 @@ from recovery_wizard.recovery.outcome import (
     resume_hint,
 )
 from recovery_wizard.recovery.plan import EnvTarget, Plan, RunOptions, resolve_plan
+from recovery_wizard.recovery.stepinfo import StepInfo
 from recovery_wizard.recovery.timepoint import Moment, RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret
 
@@ -55,17 +56,6 @@ TIMELINE_MAX = 40
 # After an unknown outcome, how long to look for the thing we asked for before concluding it was not made.
 RECONCILE_ATTEMPTS = 4
 RECONCILE_PAUSE = 1.5
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What a step is, for the plan, the learn panel and the incident record."""
-
-    key: str
-    title: str
-    what: str
-    why: str
-    console: str  # the Neon Console or psql way to do it by hand
 
 
 STEP_INFO: dict[str, StepInfo] = {
@@ -404,20 +394,29 @@ class Runner:
                     self.result.lost = list(measured.data.get("lost_writes", []))
             else:
                 restored_id, endpoint_id = self.result.restore_branch.id, self.result.endpoint_id
-                restored_url, damaged_url = await asyncio.gather(
-                    self._uri(restored_id, endpoint_id, pooled=False),
-                    self._uri(self.plan.branch.id, None, pooled=False),
-                )
-                damaged, restored, lost, _ = await asyncio.gather(
-                    verify.measure(damaged_url, self.plan.checks),
-                    verify.measure(restored_url, self.plan.checks),
-                    self._lost(damaged_url),
-                    # The pooled URI the .env step writes, read while the data is measured: that step then asks
-                    # Neon nothing. Best effort: if this read fails, the env step asks again (and owns the error).
+                # The pooled URI the .env step writes, asked for with the two verify needs (one round, not a
+                # round of its own while the data is measured): that step then asks Neon nothing. Best
+                # effort: if this read fails, the env step asks again (and owns the error).
+                prefetch = asyncio.ensure_future(
                     self._prefetch_uri(restored_id, endpoint_id, pooled=True)
                     if self.plan.env_targets
-                    else asyncio.sleep(0),
+                    else asyncio.sleep(0)
                 )
+                try:
+                    restored_url, damaged_url = await asyncio.gather(
+                        self._uri(restored_id, endpoint_id, pooled=False),
+                        self._uri(self.plan.branch.id, None, pooled=False),
+                    )
+                    damaged, restored, lost, _ = await asyncio.gather(
+                        verify.measure(damaged_url, self.plan.checks),
+                        verify.measure(restored_url, self.plan.checks),
+                        self._lost(damaged_url),
+                        prefetch,
+                    )
+                except BaseException:
+                    prefetch.cancel()
+                    await asyncio.gather(prefetch, return_exceptions=True)
+                    raise
                 self.result.lost = [r.to_dict() for r in lost]
         except BaseException:
             # The step stops here: the record's timeline read must not outlive it (and the client it

@@ -14,7 +14,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +72,7 @@ class Sandbox:
         operation_seconds: float = 1.0,
         seed: int | None = None,
         history_seconds: int | None = None,
+        on_progress: Callable[[str], None] | None = None,
     ) -> None:
         if history_seconds is not None and not 0 <= history_seconds <= MAX_HISTORY_SECONDS:
             raise ValueError(
@@ -87,6 +88,8 @@ class Sandbox:
         self.seed = seed
         # The project's restore window (history_retention_seconds); None keeps the scenario's own.
         self.history_seconds = history_seconds
+        # Told each phase of start() (the demo shows them under its story while the sandbox starts).
+        self.on_progress = on_progress
         self.server: PgServer | None = None
         # The sandbox's own files (its CA's certificate), in a private temporary directory removed on stop.
         self.state_dir: Path | None = None
@@ -132,6 +135,7 @@ class Sandbox:
         self.state_dir = Path(tempfile.mkdtemp(prefix="rw-sandbox-"))
         try:
             self.tls = SandboxTls.create(self.state_dir)
+            self._progress("Starting PostgreSQL…")
             self.server = await PgServer.start(self.pg_dsn)
         except BaseException:
             await self.stop()
@@ -144,6 +148,7 @@ class Sandbox:
                 self.storage, operation_seconds=self.operation_seconds, seed=self.seed, tls=self.tls
             )
             built = time.perf_counter()
+            self._progress(f"Building the {self.scenario_name} incident (its databases and history)…")
             scenario = build_scenario(self.scenario_name, datetime.now(UTC))
             if self.history_seconds is not None:
                 scenario = shrink_window(scenario, self.history_seconds, datetime.now(UTC))
@@ -155,6 +160,10 @@ class Sandbox:
             raise
         self.started_in = time.perf_counter() - began
         log.info("sandbox ready in %.2f s (scenario %.2f s)", self.started_in, self.scenario_built_in)
+
+    def _progress(self, text: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(text)
 
     async def write_backups(self, app_dir: Path, **options: Any) -> BackupsFolder:
         """The scenario's backups folder in ``app_dir`` (see ``backups.write_backups``); on request only,

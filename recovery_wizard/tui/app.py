@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from importlib import import_module
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -29,41 +29,34 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from recovery_wizard import __version__
 from recovery_wizard.errors import RecoveryError
-from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, UnauthorizedError
-from recovery_wizard.neon.errors import NeonError
-from recovery_wizard.neon.models import Branch, Project, Snapshot
-from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe
-from recovery_wizard.recovery.findmoment import find_moment as search_moment
 from recovery_wizard.recovery.handoff import left_by_hand
-from recovery_wizard.recovery.journal import Journal
 from recovery_wizard.recovery.lock import holder_of
 from recovery_wizard.recovery.outcome import RunError, StepFailedError, UsageError
-from recovery_wizard.recovery.peek import Lens, PeekError
-from recovery_wizard.recovery.peek import peek as peek_at
-from recovery_wizard.recovery.plan import Plan, RunOptions, list_projects, project_and_branches, resolve_plan
-from recovery_wizard.recovery.runner import (
-    Runner,
-    RunResult,
-    begin_run,
-    finish_run,
-    interrupted,
-    plan_from_journal,
-)
-from recovery_wizard.recovery.snapshot_list import SnapshotEntry, usable_snapshots
-from recovery_wizard.recovery.timeline import build_timeline, render_timeline
-from recovery_wizard.recovery.timepoint import RestoreWindow, parse_moment, resolve_zone
 from recovery_wizard.redact import Secret, redact
 from recovery_wizard.textsafe import printable
-from recovery_wizard.tui import by_hand
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
 from recovery_wizard.tui.contrast import readable_variables
 from recovery_wizard.tui.keys import ACTIVATION_KEYS, ARM_SECONDS
 from recovery_wizard.tui.onerun import RunGuard
-from recovery_wizard.tui.screens import choices, sources, steps
 from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.screens.connect import ConnectScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
-from recovery_wizard.tui.stopped import record_stop
 from recovery_wizard.tui.text import clip
+
+# First paint waits for this module: it imports Textual and the Connect screen only. The runbook, the Neon
+# client (httpx, msgspec), the time parser and the later screens load inside the methods that use them,
+# once the first screen is up (tests/test_imports.py holds the line; docs/performance.md has the figures).
+if TYPE_CHECKING:
+    import httpx
+
+    from recovery_wizard.neon import NeonClient
+    from recovery_wizard.neon.models import Branch, Project, Snapshot
+    from recovery_wizard.recovery.journal import Journal
+    from recovery_wizard.recovery.peek import Lens
+    from recovery_wizard.recovery.plan import Plan, RunOptions
+    from recovery_wizard.recovery.runner import Runner, RunResult
+    from recovery_wizard.recovery.snapshot_list import SnapshotEntry
+    from recovery_wizard.recovery.timepoint import RestoreWindow
 
 
 class Mode(StrEnum):
@@ -98,29 +91,30 @@ DRILL_STEPS = [
     ("cleanup", "Clean up"),
     ("done", "Done"),
 ]
-SCREENS: dict[str, type[WizardScreen]] = {
-    "connect": choices.ConnectScreen,
-    "project": choices.ProjectScreen,
-    "branch": choices.BranchScreen,
-    "source": sources.SourceScreen,
-    "moment": choices.MomentScreen,
-    "strategy": choices.StrategyScreen,
-    "plan": steps.PlanScreen,
-    "restore": steps.RestoreScreen,
-    "verify": steps.VerifyScreen,
-    "env": steps.EnvScreen,
-    "prisma": steps.PrismaScreen,
-    "cleanup": steps.CleanupScreen,
-    "done": steps.DoneScreen,
+# Each step's screen as "module.Class" under tui/screens/: a module loads when its first screen is shown.
+SCREENS: dict[str, str] = {
+    "connect": "connect.ConnectScreen",
+    "project": "choices.ProjectScreen",
+    "branch": "choices.BranchScreen",
+    "source": "sources.SourceScreen",
+    "moment": "choices.MomentScreen",
+    "strategy": "choices.StrategyScreen",
+    "plan": "steps.PlanScreen",
+    "restore": "steps.RestoreScreen",
+    "verify": "steps.VerifyScreen",
+    "env": "steps.EnvScreen",
+    "prisma": "steps.PrismaScreen",
+    "cleanup": "steps.CleanupScreen",
+    "done": "steps.DoneScreen",
 }
 PEEK_VALUE_LIMIT = 200
 # Up to here, Back is safe: nothing has been written.
 CHOICE_STEPS = ("connect", "project", "branch", "source", "moment", "strategy", "plan")
 # The "moment" step's screen and rail title for each source kind: where the data comes from decides what
 # is chosen next (a moment in Neon's history, or one snapshot).
-SOURCE_STEP: dict[str, tuple[type[WizardScreen], str]] = {
-    "history": (choices.MomentScreen, "Moment"),
-    "snapshot": (sources.SnapshotScreen, "Snapshot"),
+SOURCE_STEP: dict[str, tuple[str, str]] = {
+    "history": ("choices.MomentScreen", "Moment"),
+    "snapshot": ("sources.SnapshotScreen", "Snapshot"),
 }
 # The run's own workers: only their failure can end the run.
 RUN_WORKERS = frozenset({"restore", "verify", "env", "prisma", "cleanup", "finish"})
@@ -143,6 +137,15 @@ class WizardConfig:
     learn: bool | None = None  # the why panel; default: on in demo and drill
     http: httpx.AsyncClient | None = None  # injected by tests (e.g. an ASGI transport)
     arm_seconds: float = ARM_SECONDS  # see ACTIVATION_KEYS
+    # Work to finish before Begin (the demo's sandbox), run in a worker once the first screen is up. It fills
+    # in this config (api_key, api_url, project_id, checks, intro) and reports its phases through the callback.
+    starting: Callable[[WizardConfig, Callable[[str], None]], Awaitable[None]] | None = None
+
+
+def _zone(name: str | None) -> tzinfo:
+    from recovery_wizard.recovery.timepoint import resolve_zone
+
+    return resolve_zone(name)
 
 
 class WizardApp(App[int]):
@@ -169,7 +172,7 @@ class WizardApp(App[int]):
         self.outcomes: dict[str, str] = {}  # run steps that ended in this session without a journal record
         self.skipped_steps: set[str] = set()  # steps decided for the user (one project): Back passes them
         self.current = "connect"
-        self.zone: tzinfo = resolve_zone(config.tz)
+        self.zone: tzinfo = _zone(config.tz)
         self.client: NeonClient | None = None
         self._own_http: httpx.AsyncClient | None = None
         self.projects: list[Project] = []
@@ -207,7 +210,7 @@ class WizardApp(App[int]):
         if self.config.learn is None and self.size.width < 90:
             # At 80 columns the panel would squeeze the step itself; F1 still shows it.
             self.show_why = False
-        self.push_screen(choices.ConnectScreen())
+        self.push_screen(ConnectScreen())
 
     async def on_unmount(self) -> None:
         self.guard.release()
@@ -274,6 +277,8 @@ class WizardApp(App[int]):
 
     async def _interrupt(self, why: str) -> None:
         """Stop the run where it is: cancel its step, journal and report it as interrupted, exit 3."""
+        from recovery_wizard.recovery.runner import interrupted
+
         runner = self.runner
         assert runner is not None
         # Cancelled at its next await (a request, a poll, a modal's answer): what it began stays "begun" in
@@ -304,6 +309,8 @@ class WizardApp(App[int]):
         result = runner.result
         if result.status == "running":
             return
+        from recovery_wizard.recovery.runner import finish_run
+
         try:
             finish_run(result, self.client)
         except OSError as exc:  # the summary still says what happened; the journal shows how far it got
@@ -375,7 +382,7 @@ class WizardApp(App[int]):
         self.switch_screen(self.screen_for(key)())
 
     def screen_for(self, key: str) -> type[WizardScreen]:
-        return SOURCE_STEP[self.source_kind][0] if key == "moment" else SCREENS[key]
+        return screen_class(SOURCE_STEP[self.source_kind][0] if key == "moment" else SCREENS[key])
 
     def step_states(self) -> dict[str, str]:
         """Each step's state for the rail and Done: done, failed, skipped, cancelled, interrupted or pending.
@@ -390,6 +397,9 @@ class WizardApp(App[int]):
         """The why panel's "By hand" for ``step`` when this run makes it concrete (the restore command)."""
         if step not in ("strategy", "plan", "restore"):
             return None
+        from recovery_wizard.recovery.timepoint import parse_moment
+        from recovery_wizard.tui import by_hand
+
         plan = self.plan
         if self.source_kind == "snapshot":
             if self.snapshot is None:
@@ -478,6 +488,8 @@ class WizardApp(App[int]):
                 if owner is not None and owner in self.screen_stack:
                     owner.work_failed(name, error_text(error))
             elif self.runner is not None and self.runner.result.status == "running":
+                from recovery_wizard.tui.stopped import record_stop
+
                 # The run touched the world and cannot go on: record where it stopped, then show the summary.
                 record_stop(self.runner.result, error)
                 self.outcomes[self.current] = "failed"
@@ -487,8 +499,33 @@ class WizardApp(App[int]):
 
     # --- connect, project, branch, moment, strategy --------------------------------------------------
 
+    def prepare(self) -> None:
+        """Run the config's ``starting`` work (the demo's sandbox) behind the first screen, then enable Begin."""
+        starting = self.config.starting
+        if starting is None:
+            return
+
+        def progress(text: str) -> None:
+            screen = self.screen
+            if isinstance(screen, ConnectScreen) and screen.is_attached:
+                screen.starting(text)
+
+        async def job() -> None:
+            await starting(self.config, progress)
+            self.config.starting = None
+            screen = self.screen
+            if isinstance(screen, ConnectScreen) and screen.is_attached:
+                screen.ready()
+
+        self.work("prepare", "Starting the sandbox", job)
+
     def connect(self, key: str) -> None:
         async def job() -> None:
+            import httpx
+
+            from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, UnauthorizedError
+            from recovery_wizard.recovery.plan import list_projects
+
             http = self.config.http
             if http is None:
                 from recovery_wizard.neon.apiurl import check_api_url
@@ -511,7 +548,7 @@ class WizardApp(App[int]):
                 projects = await list_projects(client)
             except UnauthorizedError as exc:
                 screen = self.screen
-                if isinstance(screen, choices.ConnectScreen) and screen.is_attached:
+                if isinstance(screen, ConnectScreen) and screen.is_attached:
                     screen.show_status(f"{exc}\nNext: {exc.hint}", error=True)
                     screen.ask_for_key()
                 return
@@ -570,6 +607,9 @@ class WizardApp(App[int]):
         return True
 
     async def _resume(self, journal: Journal) -> None:
+        from recovery_wizard.recovery.plan import RunOptions
+        from recovery_wizard.recovery.runner import Runner, plan_from_journal
+
         assert self.client is not None
         options = RunOptions(
             command="drill" if self.mode == Mode.DRILL else "restore", workdir=self.config.workdir
@@ -603,6 +643,9 @@ class WizardApp(App[int]):
             self.goto("done")
 
     async def _load_project(self, project_id: str) -> None:
+        from recovery_wizard.recovery.plan import project_and_branches
+        from recovery_wizard.recovery.timepoint import RestoreWindow
+
         assert self.client is not None
         project, self.branches = await project_and_branches(self.client, project_id)
         self.project = project
@@ -634,6 +677,8 @@ class WizardApp(App[int]):
         listed."""
         if self.raw_snapshots is None:
             return None
+        from recovery_wizard.recovery.snapshot_list import usable_snapshots
+
         branch_id = self.branch.id if self.branch else None
         return usable_snapshots(self.raw_snapshots, self.branches, branch_id, now or datetime.now(UTC))
 
@@ -645,6 +690,8 @@ class WizardApp(App[int]):
             return  # not connected (a screen shown on its own, as the snapshot tests do)
 
         async def job() -> None:
+            from recovery_wizard.neon.errors import NeonError
+
             assert self.client is not None and self.project is not None
             try:
                 self.raw_snapshots = await self.client.snapshots(self.project.id)
@@ -669,6 +716,8 @@ class WizardApp(App[int]):
 
     def choose_snapshot(self, snapshot_id: str, at: datetime) -> None:
         """Restore from this snapshot (listed as live at ``at``, when the user chose it)."""
+        from recovery_wizard.recovery.snapshot_list import usable_snapshots
+
         entries = self.raw_snapshots and usable_snapshots(
             self.raw_snapshots, self.branches, self.branch.id if self.branch else None, at
         )
@@ -677,6 +726,8 @@ class WizardApp(App[int]):
         self.goto("plan" if self.mode == Mode.DRILL else "strategy")
 
     def _lens(self) -> Lens:
+        from recovery_wizard.recovery.peek import Lens
+
         assert self.client is not None and self.project is not None and self.branch is not None
         if self._lens_cache is None or self._lens_cache.branch.id != self.branch.id:
             self._lens_cache = Lens(self.client, self.project.id, self.branch, self.database(), self.role())
@@ -702,6 +753,10 @@ class WizardApp(App[int]):
 
     def find_moment(self, canary: str) -> None:
         async def job() -> None:
+            from recovery_wizard.recovery.findmoment import EDGE_MARGIN, Probe
+            from recovery_wizard.recovery.findmoment import find_moment as search_moment
+            from recovery_wizard.tui.screens import choices
+
             screen = self.screen
             assert self.window is not None
             await self._load_names()
@@ -742,6 +797,11 @@ class WizardApp(App[int]):
 
     def peek(self, text: str, sql: str) -> None:
         async def job() -> None:
+            from recovery_wizard.recovery.peek import PeekError
+            from recovery_wizard.recovery.peek import peek as peek_at
+            from recovery_wizard.recovery.timepoint import parse_moment
+            from recovery_wizard.tui.screens import choices
+
             screen = self.screen
             await self._load_names()
             moment = parse_moment(text, zone=self.zone, now=datetime.now(UTC))
@@ -766,6 +826,9 @@ class WizardApp(App[int]):
 
     def load_timeline(self) -> None:
         async def job() -> None:
+            from recovery_wizard.recovery.timeline import build_timeline, render_timeline
+            from recovery_wizard.tui.screens import choices
+
             screen = self.screen
             assert self.client is not None and self.project is not None and self.window is not None
             events = await build_timeline(self.client, self.project, self.window)
@@ -787,6 +850,9 @@ class WizardApp(App[int]):
 
     def make_plan(self) -> None:
         async def job() -> None:
+            from recovery_wizard.recovery.plan import RunOptions, resolve_plan
+            from recovery_wizard.tui.screens import steps
+
             assert self.client is not None and self.project is not None and self.branch is not None
             self.options = RunOptions(
                 command="drill" if self.mode == Mode.DRILL else "restore",
@@ -816,6 +882,9 @@ class WizardApp(App[int]):
 
     def start_run(self) -> None:
         async def job() -> None:
+            from recovery_wizard.recovery.runner import Runner, begin_run
+            from recovery_wizard.tui.screens import steps
+
             assert self.client is not None and self.options is not None and self.plan is not None
             screen = self.screen
             try:
@@ -847,6 +916,8 @@ class WizardApp(App[int]):
         """Run one runbook step; RunErrors (cancelled, verification failed…) end the run on the done screen."""
 
         async def job() -> None:
+            from recovery_wizard.tui.screens import steps
+
             runner = self.runner
             assert runner is not None
             screen = self.screen
@@ -882,6 +953,8 @@ class WizardApp(App[int]):
 
     def run_verify(self) -> None:
         async def body(runner: Runner) -> str:
+            from recovery_wizard.tui.screens import steps
+
             try:
                 await runner.verify()
             finally:
@@ -924,6 +997,9 @@ class WizardApp(App[int]):
 
     def finish(self) -> None:
         async def job() -> None:
+            from recovery_wizard.recovery.runner import finish_run
+            from recovery_wizard.tui.screens import steps
+
             runner = self.runner
             screen = self.screen
             if runner is None:
@@ -968,6 +1044,13 @@ class WizardApp(App[int]):
             word = words.get(state, "" if state == "done" else "not run")
             lines.append(f"{marks.get(state, '·')} {title}" + (f" ({word})" if word else ""))
         return lines
+
+
+def screen_class(where: str) -> type[WizardScreen]:
+    """The screen class at ``where`` ("module.Class" under tui/screens/), importing its module."""
+    module, name = where.rsplit(".", 1)
+    found: type[WizardScreen] = getattr(import_module(f"recovery_wizard.tui.screens.{module}"), name)
+    return found
 
 
 def error_text(error: BaseException) -> str:
@@ -1058,6 +1141,8 @@ def exit_code(app: WizardApp, code: int | None) -> int:
         return int(code or 0)
     runner = app.runner
     if runner is not None and runner.result.report_path is None and app.client is not None:
+        from recovery_wizard.recovery.runner import finish_run
+
         result = runner.result
         error = app._exception  # Textual keeps the unhandled exception here; it has no public accessor
         result.status = "failed"

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Static
 
-from recovery_wizard.recovery.runner import STEP_INFO, StepInfo
+from recovery_wizard.recovery.stepinfo import StepInfo
 from recovery_wizard.tui.keys import ACTIVATION_KEYS
 from recovery_wizard.tui.text import safe
 from recovery_wizard.tui.widgets.rail import StepRail
@@ -85,7 +85,12 @@ EXTRA_INFO = {
 
 
 def step_info(key: str) -> StepInfo | None:
-    return EXTRA_INFO.get(key) or STEP_INFO.get(key)
+    if key in EXTRA_INFO:
+        return EXTRA_INFO[key]
+    # The runbook's own steps: the runner (and what it imports) loads when a later screen first asks.
+    from recovery_wizard.recovery.runner import STEP_INFO
+
+    return STEP_INFO.get(key)
 
 
 class WizardScreen(Screen[None]):

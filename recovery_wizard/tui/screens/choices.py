@@ -1,4 +1,5 @@
-"""The screens that collect choices, one decision each: connect, project, branch, moment, strategy."""
+"""The screens that collect choices, one decision each: project, branch, moment, strategy (and connect, kept
+in connect.py so the first screen loads without the others)."""
 
 from __future__ import annotations
 
@@ -22,77 +23,12 @@ from recovery_wizard.recovery.timepoint import (
 )
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.screens.base import WizardScreen
+from recovery_wizard.tui.screens.connect import ConnectScreen
 from recovery_wizard.tui.screens.steps import hidden
 from recovery_wizard.tui.text import clip, literal, safe
 from recovery_wizard.tui.widgets.window_bar import WindowBar
 
-
-class ConnectScreen(WizardScreen):
-    STEP = "connect"
-    TITLE_TEXT = "Connect to Neon"
-    CAN_GO_BACK = False
-
-    def compose_body(self) -> ComposeResult:
-        if self.wizard.config.intro:
-            yield Static(safe(self.wizard.config.intro), id="intro", classes="callout")
-        if self.wizard.config.intro:
-            yield Static("The sandbox's API key is ready (not shown).", id="key-source")
-        elif self.wizard.config.api_key:
-            yield Static("Using the API key from NEON_API_KEY (not shown). Checking it…", id="key-source")
-        else:
-            yield Static("Paste a Neon API key (Account settings → API keys). It is not shown or stored.")
-            yield Input(password=True, placeholder="napi_…", id="api-key")
-        yield Static("", id="status")
-
-    def compose_actions(self) -> ComposeResult:
-        config = self.wizard.config
-        yield Button("Quit", id="quit")
-        label = "Begin" if config.intro else "Check and continue"
-        yield Button(label, id="next", variant="primary", disabled=bool(config.api_key and not config.intro))
-
-    def on_mount(self) -> None:
-        config = self.wizard.config
-        if config.intro:
-            # The story first: the user reads what happened, then starts.
-            self.query_one("#next", Button).focus()
-        elif config.api_key:
-            self.wizard.connect(config.api_key)
-        else:
-            self.query_one("#api-key", Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.pressed_next()
-
-    def pressed_next(self) -> None:
-        field = self.query("#api-key")
-        key = field.first(Input).value.strip() if field else self.wizard.config.api_key or ""
-        if not key:
-            self.show_status("Paste the API key first.", error=True)
-            return
-        self.show_status("Checking the key…")
-        self.wizard.connect(key)
-
-    def pressed_quit(self) -> None:
-        self.app.exit(3)
-
-    def show_status(self, text: str, *, error: bool = False) -> None:
-        status = self.query_one("#status", Static)
-        status.update(safe(text))
-        status.set_class(error, "error")
-        if error:
-            self.query_one("#next", Button).disabled = False
-
-    def ask_for_key(self) -> None:
-        """After a refusal the key from the environment (or the sandbox) is no use: offer a field for another."""
-        if self.query("#api-key"):
-            self.query_one("#api-key", Input).focus()
-            return
-        field = Input(password=True, placeholder="napi_… (another key)", id="api-key")
-        self.query_one("#body").mount(field, before=self.query_one("#status"))
-        field.focus()
-
-    def work_failed(self, name: str, text: str) -> None:
-        self.show_status(text, error=True)
+__all__ = ["ConnectScreen"]  # re-exported: it lives in connect.py
 
 
 class ProjectScreen(WizardScreen):
@@ -144,6 +80,10 @@ def _branch_row(b: Branch) -> tuple[Text, ...]:
 
 
 MAX_ROWS = 200
+# Rows put in the table per keystroke; more (up to MAX_ROWS) as the cursor comes within a page of the last.
+# A keystroke's cost is the table's work per row added (a Row, six cells measured), not the filter: 50 rows
+# fill two screens of the tallest terminal and keep a keystroke near a frame at 5,000 branches.
+PAGE_ROWS = 50
 
 
 class BranchScreen(WizardScreen):
@@ -187,8 +127,9 @@ class BranchScreen(WizardScreen):
         # A table of thousands of rows costs a second to build; nobody scrolls that far. Show the first
         # MAX_ROWS and say how to narrow it, so each keystroke stays within a frame or two.
         shown = matching[:MAX_ROWS]
-        table.add_rows([row for _, row in shown])
         self.keys = [key for key, _ in shown]
+        self._shown = [row for _, row in shown]
+        self.loaded = 0
         empty = self.query_one("#empty", Static)
         if not matching:
             empty.update(
@@ -206,8 +147,20 @@ class BranchScreen(WizardScreen):
         default = next((i for i, key in enumerate(self.keys) if key == preferred), None)
         if default is None:
             default = next((i for i, key in enumerate(self.keys) if key == self.default_id), 0)
+        self.load_rows(default + 1)
         if matching:
             table.move_cursor(row=default)
+
+    def load_rows(self, at_least: int) -> None:
+        """Put rows in the table up to ``at_least`` (rounded up to a page), never past what is shown."""
+        wanted = min(len(self._shown), max(at_least, self.loaded + PAGE_ROWS))
+        if wanted > self.loaded:
+            self.query_one("#branches", DataTable).add_rows(self._shown[self.loaded : wanted])
+            self.loaded = wanted
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= self.loaded - PAGE_ROWS // 2:
+            self.load_rows(event.cursor_row + PAGE_ROWS)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.refill(event.value)

@@ -14,7 +14,6 @@ from textual.widgets import Button, Input, Static
 
 from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon.errors import NeonError
-from recovery_wizard.recovery.envfile import EnvFileChangedError
 from recovery_wizard.recovery.lock import LockedError as AppLockedError
 from recovery_wizard.redact import redact
 from recovery_wizard.textsafe import printable
@@ -119,18 +118,19 @@ class TypeToConfirmModal(ArmedModal[bool]):
 # since it was read, another run holds the directory). Retrying from the box is not a harmless "try again"
 # there: it would write over that work with a fresh diff. These boxes offer Close only, with the focus on it,
 # so neither Enter nor Tab+Enter can redo the write; the screen (Start) or a resume asks again deliberately.
-WRITE_REFUSALS: tuple[type[BaseException], ...] = (EnvFileChangedError, AppLockedError)
-
-
 def refuses_a_write(error: BaseException) -> bool:
-    return isinstance(error, WRITE_REFUSALS)
+    """One of WRITE_REFUSALS: a changed env file, or another run holding the directory."""
+    # Imported here: envfile (and python-dotenv) load when an error box opens, not before the first paint.
+    from recovery_wizard.recovery.envfile import EnvFileChangedError
+
+    return isinstance(error, (EnvFileChangedError, AppLockedError))
 
 
 class ErrorModal(ArmedModal[str]):
     """Every worker failure lands here: what failed, Neon's message and request id, what to try next.
 
     Dismisses with ``"retry"`` or ``"close"``. "Try again" is offered (and focused) only where retrying is
-    harmless; after a refusal to write (:data:`WRITE_REFUSALS`) the box offers Close alone.
+    harmless; after a refusal to write (:func:`refuses_a_write`) the box offers Close alone.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]

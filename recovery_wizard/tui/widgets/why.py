@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from recovery_wizard.recovery.runner import StepInfo
+from recovery_wizard.recovery.stepinfo import StepInfo
 from recovery_wizard.tui.text import safe
 
 
