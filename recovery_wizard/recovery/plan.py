@@ -276,6 +276,9 @@ def default_name(
         return f"drill-{branch.name}-{now:%Y%m%dT%H%M%SZ}"
     if strategy == "in-place":
         return f"{branch.name}_old_{now:%Y-%m-%dT%H-%M-%SZ}"  # Neon's own backup naming
+    if source is not None and source.kind == "file":
+        # The same file may be loaded more than once: the name carries when, not the file's moment.
+        return f"{branch.name}-from-file-{now:%Y-%m-%dT%H-%M-%SZ}"
     if source is not None and source.previews_in_place:
         # A snapshot may be restored more than once: the name carries when, not which moment.
         return f"{branch.name}-from-snapshot-{now:%Y-%m-%dT%H-%M-%SZ}"
@@ -624,6 +627,12 @@ async def resolve_plan(
 
     strategy = "new-branch" if options.command == "drill" else options.strategy
     children = [b for b in branches if b.parent_id == branch.id]
+    if source.kind == "file" and strategy == "in-place":
+        raise UsageError(
+            "A backup file is not restored in place: it is loaded into a new branch made from the damaged "
+            "one, and the app is pointed at that.",
+            hint=f"Use --strategy new-branch (the default) with --from {spec.text}.",
+        )
     if not source.previews_in_place and strategy == "in-place":
         _check_in_place(branch)
     if source.previews_in_place:
@@ -688,7 +697,7 @@ async def _source_and_moment(
     History: the moment asked for (``--at`` or a prompt), inside the restore window. A snapshot: its own
     moment, which may be long before the window begins: that is what snapshots are for, not an error.
     """
-    source = await resolve_source(client, project.id, branch, spec)
+    source = await resolve_source(client, project.id, branch, spec, workdir=options.workdir)
     if spec.is_history:
         try:
             moment = await choose_moment(options, prompter, window)
@@ -705,7 +714,7 @@ async def _source_and_moment(
         raise UsageError(str(exc), hint=exc.hint or "Pass an IANA zone name to --tz.") from None
     taken_at = getattr(source, "taken_at", None)
     assert isinstance(taken_at, datetime)
-    return source, Moment(taken_at, f"snapshot:{spec.ref}", zone, read_at=window.now)
+    return source, Moment(taken_at, f"{spec.kind}:{spec.ref}", zone, read_at=window.now)
 
 
 def source_warnings(source: Source, branch: Branch) -> list[str]:
