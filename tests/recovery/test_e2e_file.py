@@ -64,10 +64,25 @@ async def test_restore_from_the_newest_dump_before_the_incident_brings_the_users
     assert not world.leaked(result.stdout, result.stderr, report)
 
 
+async def test_a_json_backup_stops_on_the_customer_who_signed_up_again(world: World) -> None:
+    """Upsert over the damaged copy: the re-registered customer's new row collides on User_email_key."""
+    folder = await world.sandbox.write_backups(world.app)
+    backup = newest_before(folder, "json")
+    result = await world.cli("restore", "--yes", "--json", "--from", f"file:{backup.path}")
+    assert result.code == 1
+    out = result.json()
+    assert out["status"] == "failed" and "User_email_key" in out["error"]["message"]
+    assert "main was not changed" in out["error"]["hint"]
+
+
 async def test_restore_from_a_json_backup_upserts_and_keeps_the_partial_tables_rows(world: World) -> None:
     folder = await world.sandbox.write_backups(world.app)
     backup = newest_before(folder, "json")
     main_url = await direct_url(world, world.main.id)
+    # The team's call first: the customer who signed up again after the incident gets her old account
+    # back (her new row goes; the backup's row, with her orders and reviews, comes back).
+    emails = [u["email"] for u in json.loads(backup.path.read_text())["data"]["users"]]
+    await execute(main_url, 'DELETE FROM "User" WHERE email = ANY(%s) AND role <> \'ADMIN\'', emails)
     orders_before = await count(main_url, '"Order"')
 
     result = await world.cli("restore", "--yes", "--json", "--from", f"file:{backup.path}")
@@ -76,10 +91,16 @@ async def test_restore_from_a_json_backup_upserts_and_keeps_the_partial_tables_r
     assert out["source"]["file_kind"] == "json"
     assert await app_users(world) == 18
     restored = await direct_url(world, out["restore_branch"]["id"])
-    # Upsert: the orders the truncated file lacks are kept (replace would have left only the file's 10).
-    assert await count(restored, '"Order"') >= orders_before
+    # Upsert: the orders the truncated file lacks are kept (replace cannot even load them: the file's
+    # reviews point at orders it no longer holds).
+    assert await count(restored, '"Order"') >= orders_before > backup.truncated["orders"]
     counts = out["verification"]["source_counts"]
     assert counts["ok"] and counts["partial"], "the truncated orders are said as partial, not a failure"
+
+
+async def execute(url: str, sql: str, *params: object) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(sql, list(params) or None)
 
 
 async def count(url: str, table: str) -> int:
@@ -99,7 +120,7 @@ async def test_restore_from_a_plain_sql_dump(world: World) -> None:
 
 
 async def test_backup_then_drill_file_latest_proves_it_and_leaves_nothing(world: World) -> None:
-    taken = await world.cli("backup", "--json", "--no-snapshot")
+    taken = await world.cli("backup", "--json")
     assert taken.code == 0, taken.stderr
     names = await world.branch_names()
     result = await world.cli("drill", "--yes", "--json", "--from", "file:latest")
@@ -137,7 +158,7 @@ async def test_bad_files_are_refused_before_any_branch(world: World, case: str) 
         path.write_bytes(dump.path.read_bytes()[: dump.path.stat().st_size // 2])
     else:
         path, needle = world.app / "evil.sql", "connect"
-        path.write_text("CREATE TABLE t (id int);\n\\connect postgres\nDROP TABLE t;\n")
+        path.write_text("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n\\connect postgres\nDROP TABLE t;\n")
     names = await world.branch_names()
     result = await world.cli("restore", "--yes", "--from", f"file:{path}")
     assert result.code == 2, result.stderr

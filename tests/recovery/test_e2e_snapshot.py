@@ -182,7 +182,7 @@ async def test_drill_from_the_latest_snapshot_verifies_and_cleans_up(world: Worl
     [
         (("--from", "snapshot:no such snapshot"), "There is no snapshot 'no such snapshot'"),
         (("--from", BEFORE_RELEASE, "--at", "35 minutes ago"), "--at '35 minutes ago' and --from snapshot"),
-        (("--from", "file:backups/x.dump"), "backup file arrives in a later step"),
+        (("--from", "file:backups/x.dump"), "there is no such file"),
         (("--from", "checkpoint:20261121T020812Z"), "guard checkpoint arrives in a later step"),
         (("--from", "tape:3"), "is not a restore source"),
     ],

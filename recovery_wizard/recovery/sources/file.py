@@ -20,8 +20,12 @@ A failed load leaves the damaged branch untouched and the run failed: the restor
 
 JSON backups load in ``upsert`` mode: the branch starts as a copy of the damaged branch, so upserting by
 primary key brings back every row the file holds (deleted or changed since) and keeps the rows the file
-lacks: a partial table (the cron kept the last N rows) keeps its other rows, where ``replace`` would empty it
-down to the file's N. The verification then asks each table for at least the file's rows, not exactly.
+lacks. ``replace`` (empty each table, then load) cannot load the cron kind of backup at all when a table is
+partial: the file's reviews point at orders the file no longer holds (only the last N orders are kept), so
+the emptied tables break their own foreign keys. With upsert, the partial table keeps its other rows from
+the damaged copy; the verification asks each table for at least the file's rows, and says which are partial.
+A row made after the incident that collides with a backed-up row on another unique key (a customer who
+signed up again with the same email) stops the load, naming the key: which one to keep is the team's call.
 
 Neon's restore window does not apply: the file holds its own data, of any age.
 """
@@ -123,9 +127,14 @@ class FileSource(Source):
     manifest: str | None = None
     tables: dict[str, int | None] = field(default_factory=dict)
     partial: tuple[str, ...] = ()
+    # A SQL dump with its schema: the schemas it creates tables in, emptied on the new branch before the
+    # load (pg_restore's --clean does this for archives; plain SQL has no such switch).
+    clean_schemas: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, info: BackupInfo, asked_as: str, sha256: str | None) -> FileSource:
+    def of(
+        cls, info: BackupInfo, asked_as: str, sha256: str | None, clean_schemas: tuple[str, ...] = ()
+    ) -> FileSource:
         assert info.taken_at is not None  # detect falls back to the file's mtime
         taken = info.taken_at if info.taken_at.tzinfo else info.taken_at.replace(tzinfo=UTC)
         return cls(
@@ -140,6 +149,7 @@ class FileSource(Source):
             manifest=str(info.manifest) if info.manifest else None,
             tables=dict(info.tables),
             partial=tuple(info.partial),
+            clean_schemas=clean_schemas,
         )
 
     @classmethod
@@ -158,6 +168,7 @@ class FileSource(Source):
             manifest=data.get("manifest"),
             tables=dict(data.get("tables") or {}),
             partial=tuple(data.get("partial") or ()),
+            clean_schemas=tuple(data.get("clean_schemas") or ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,6 +185,7 @@ class FileSource(Source):
             "manifest": self.manifest,
             "tables": self.tables,
             "partial": list(self.partial),
+            "clean_schemas": list(self.clean_schemas),
         }
 
     # --- describing itself ---------------------------------------------------------------------------
@@ -213,7 +225,8 @@ class FileSource(Source):
     def restore_lines(self, plan: Plan) -> list[str]:
         what = f"{self.name} ({self.label}, taken {plan.moment.describe()})"
         how = (
-            f"with upserts by primary key in one transaction (JSON, {JSON_MODE} mode)"
+            f"with upserts by primary key in one transaction (JSON, {JSON_MODE} mode: rows the file lacks "
+            "are kept)"
             if self.file_kind == "json"
             else "in one transaction"
         )
@@ -338,6 +351,12 @@ class FileSource(Source):
         run.reporter.info(f"Loading {path.name} into {branch.name} ({self.label})…")
         prisma_schema = _prisma_schema(run)
         try:
+            if self.file_kind == "sql" and self.clean_schemas:
+                await _empty_schemas(url, self.clean_schemas)
+                run.reporter.info(
+                    f"Emptied the schema(s) {', '.join(self.clean_schemas)} on {branch.name}: the dump "
+                    "creates its tables there."
+                )
             result = await load(
                 path,
                 info,
@@ -445,6 +464,39 @@ class FileSource(Source):
         return Path(self.path).parent, {"file": self.name, "sha256": self.sha256}
 
 
+async def _empty_schemas(url: Secret, schemas: tuple[str, ...]) -> None:
+    """Drop what the NEW branch holds in ``schemas`` (in one transaction), so a plain SQL dump with its
+    schema can create its tables: ``public`` is made again as the same owner with PostgreSQL's default
+    grant, others are left for the dump's own ``CREATE SCHEMA``. Only ever the branch this run made."""
+    import psycopg
+    from psycopg import sql
+
+    from recovery_wizard.recovery.files.load import LoadError
+    from recovery_wizard.redact import redact
+
+    try:
+        async with await psycopg.AsyncConnection.connect(url.reveal(), connect_timeout=15) as conn:
+            for schema in schemas:
+                row = await (
+                    await conn.execute(
+                        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = %s", [schema]
+                    )
+                ).fetchone()
+                if row is None:
+                    continue
+                await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+                if schema == "public":
+                    await conn.execute(
+                        sql.SQL("CREATE SCHEMA public AUTHORIZATION {}").format(sql.SQL(str(row[0])))
+                    )
+                    await conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+    except psycopg.Error as exc:
+        raise LoadError(
+            f"Could not empty {', '.join(schemas)} on the new branch before the load: {redact(str(exc))}",
+            hint="The SQL dump creates its tables there; check the role's rights on the new branch.",
+        ) from None
+
+
 def _prisma_schema(run: Runner) -> Path | None:
     """The app's Prisma schema (JSON backups map model names through it), installed CLI or not."""
     from recovery_wizard.recovery import prisma
@@ -512,9 +564,10 @@ def resolve_file(workdir: Path, branch: Branch, ref: str) -> FileSource:
                 hint="`recovery-wizard backups find` lists the backups it recognises.",
             )
     info = detect(path)
+    clean: tuple[str, ...] = ()
     if info.kind == "sql":
         from recovery_wizard.recovery.files.sqlcheck import check_sql_file
 
         # Refused now, before any branch, rather than by the load after one was made.
-        check_sql_file(path, info.compression)
-    return FileSource.of(info, ref, _sha256(path))
+        clean = tuple(sorted(check_sql_file(path, info.compression).table_schemas))
+    return FileSource.of(info, ref, _sha256(path), clean)
