@@ -175,6 +175,10 @@ async def test_drill_from_the_latest_snapshot_verifies_and_cleans_up(world: Worl
     )
     assert out["source"]["id"] == newest.id
     assert await world.branch_names() == names, "the drill left nothing behind"
+    from recovery_wizard.recovery.backup.proofs import last_proofs
+
+    proof = last_proofs(world.app / "backups")[f"snapshot:{newest.id}"]
+    assert proof.ok and proof.run_id == out["run_id"], "`backup list` can show it was proven"
 
 
 @pytest.mark.parametrize(

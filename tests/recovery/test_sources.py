@@ -28,6 +28,8 @@ from tests.recovery.conftest import World
         ("snapshot:latest", "snapshot", "latest"),
         ("snapshot:before release", "snapshot", "before release"),
         ("snapshot:snap-late-dew-55667788", "snapshot", "snap-late-dew-55667788"),
+        ("file:backups/main.dump", "file", "backups/main.dump"),
+        ("file:latest", "file", "latest"),
     ],
 )
 def test_parse_source_reads_every_form(text: str | None, kind: str, ref: str) -> None:
@@ -38,7 +40,6 @@ def test_parse_source_reads_every_form(text: str | None, kind: str, ref: str) ->
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("file:backups/main.dump", "backup file arrives in a later step"),
         ("checkpoint:20261121T020812Z", "guard checkpoint arrives in a later step"),
         ("snapshot:", "needs a snapshot id or name, or latest"),
         ("snapshot", "needs a snapshot id or name"),
@@ -124,3 +125,24 @@ def test_the_restore_steps_why_is_the_sources_own() -> None:
     info = step_info_for(replace(plan, source=snapshot), "restore")
     assert "snapshot" in info.why and info.title == STEP_INFO["restore"].title
     assert step_info_for(plan, "verify") is STEP_INFO["verify"]
+
+
+def test_a_journalled_file_source_is_rebuilt_exactly() -> None:
+    from recovery_wizard.recovery.sources.file import FileSource
+
+    source = FileSource(
+        path="/app/backups/main-20261121T010000Z.dump",
+        file_kind="custom",
+        label="pg_dump custom archive",
+        taken_at=datetime(2026, 11, 21, 1, tzinfo=UTC),
+        taken_at_source="manifest",
+        size=12345,
+        sha256="ab" * 32,
+        asked_as="latest",
+        manifest="/app/backups/main-20261121T010000Z.dump.manifest.json",
+        tables={"public.User": 18, "public.Order": None},
+        partial=("orders: 10 of 52 rows",),
+        clean_schemas=("public",),
+    )
+    recorded = json.loads(json.dumps(source.to_dict()))
+    assert source_from_dict(recorded) == source
