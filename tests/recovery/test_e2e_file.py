@@ -82,7 +82,7 @@ async def test_restore_from_a_json_backup_upserts_and_keeps_the_partial_tables_r
     # The team's call first: the customer who signed up again after the incident gets her old account
     # back (her new row goes; the backup's row, with her orders and reviews, comes back).
     emails = [u["email"] for u in json.loads(backup.path.read_text())["data"]["users"]]
-    await execute(main_url, 'DELETE FROM "User" WHERE email = ANY(%s) AND role <> \'ADMIN\'', emails)
+    await execute(main_url, "DELETE FROM \"User\" WHERE email = ANY(%s) AND role <> 'ADMIN'", emails)
     orders_before = await count(main_url, '"Order"')
 
     result = await world.cli("restore", "--yes", "--json", "--from", f"file:{backup.path}")
@@ -105,7 +105,7 @@ async def execute(url: str, sql: str, *params: object) -> None:
 
 async def count(url: str, table: str) -> int:
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        row = await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone()  # noqa: S608 - test constant
+        row = await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -158,7 +158,9 @@ async def test_bad_files_are_refused_before_any_branch(world: World, case: str) 
         path.write_bytes(dump.path.read_bytes()[: dump.path.stat().st_size // 2])
     else:
         path, needle = world.app / "evil.sql", "connect"
-        path.write_text("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n\\connect postgres\nDROP TABLE t;\n")
+        path.write_text(
+            "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n\\connect postgres\nDROP TABLE t;\n"
+        )
     names = await world.branch_names()
     result = await world.cli("restore", "--yes", "--from", f"file:{path}")
     assert result.code == 2, result.stderr
@@ -210,7 +212,9 @@ async def test_a_failed_load_marks_the_branch_failed_and_leaves_main_alone(world
 async def test_killed_around_the_load_resumes_to_the_users(world: World, hook: str, value: str) -> None:
     folder = await world.sandbox.write_backups(world.app)
     dump = newest_before(folder, "custom")
-    first = await world.cli("restore", "--yes", "--json", "--from", f"file:{dump.path}", extra_env={hook: value})
+    first = await world.cli(
+        "restore", "--yes", "--json", "--from", f"file:{dump.path}", extra_env={hook: value}
+    )
     assert first.code != 0, first.stderr
     resumed = await world.cli("restore", "--yes", "--json", "--resume")
     assert resumed.code == 0, resumed.stderr

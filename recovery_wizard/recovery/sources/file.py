@@ -288,7 +288,9 @@ class FileSource(Source):
         ):
             reasons.append("it was created before this run began")
         if branch.default or branch.protected:
-            reasons.append("it is the project's " + ("default" if branch.default else "protected") + " branch")
+            reasons.append(
+                "it is the project's " + ("default" if branch.default else "protected") + " branch"
+            )
         return branch, reasons
 
     async def materialize(
@@ -378,8 +380,7 @@ class FileSource(Source):
             raise StepFailedError(
                 "restore",
                 message,
-                hint=(exc.hint + " " if exc.hint else "")
-                + f"{plan.branch.name} was not changed. {failed}",
+                hint=(exc.hint + " " if exc.hint else "") + f"{plan.branch.name} was not changed. {failed}",
             ) from None
         data = result.to_json()
         journal.append("step", "done", "load", branch_id=branch.id, result=data)
@@ -423,7 +424,12 @@ class FileSource(Source):
         loaded = run.journal.done("load")
         data = dict((loaded.data.get("result") if loaded is not None else None) or {})
         info = BackupInfo(
-            Path(self.path), self.file_kind, self.size, self.taken_at, self.taken_at_source, tables=self.tables
+            Path(self.path),
+            self.file_kind,
+            self.size,
+            self.taken_at,
+            self.taken_at_source,
+            tables=self.tables,
         )
         result = LoadResult(
             Path(self.path),
