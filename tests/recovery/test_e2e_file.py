@@ -61,6 +61,7 @@ async def test_restore_from_the_newest_dump_before_the_incident_brings_the_users
     assert counts["sha256"] == out["source"]["sha256"]
     report = Path(out["report"]).read_text()
     assert str(dump.path.resolve()) in report and out["source"]["sha256"] in report
+    assert "Against the backup file's own counts" in report and "| public.User | 18 | 18 | ok |" in report
     assert not world.leaked(result.stdout, result.stderr, report)
 
 
