@@ -160,6 +160,11 @@ class Plan:
         lines.append(
             f"Verify: count the rows of every table on the damaged {self.branch.name!r} and the restored "
             f"{restored!r}{checks}, read-only. A failing check stops the run before any env file changes."
+            + (
+                " The restored branch is also counted against the backup file's own row counts."
+                if self.source.kind == "file"
+                else ""
+            )
         )
         lines += self.source.apply_lines(self)
         if self.command == "restore":
