@@ -225,3 +225,16 @@ async def test_killed_around_the_load_resumes_to_the_users(world: World, hook: s
     names = await world.branch_names()
     made = [n for n in names if n.startswith("main-from-file-")]
     assert made == [out["restore_branch"]["name"]], f"one branch, not two: {names}"
+
+
+async def test_drill_from_a_named_dump_records_its_proof_beside_it(world: World) -> None:
+    folder = await world.sandbox.write_backups(world.app)
+    dump = newest_before(folder, "custom")
+    names = await world.branch_names()
+    result = await world.cli("drill", "--yes", "--json", "--from", f"file:{dump.path}")
+    assert result.code == 0, result.stderr
+    out = result.json()
+    assert out["deleted"] is True and out["verification"]["source_counts"]["ok"]
+    assert await world.branch_names() == names
+    proof = last_proofs(dump.path.parent)[f"file:{dump.path.name}"]
+    assert proof.ok and proof.run_id == out["run_id"]

@@ -146,3 +146,17 @@ def test_a_journalled_file_source_is_rebuilt_exactly() -> None:
     )
     recorded = json.loads(json.dumps(source.to_dict()))
     assert source_from_dict(recorded) == source
+
+
+def test_file_counts_exact_for_dumps_a_lower_bound_for_json_upserts() -> None:
+    from recovery_wizard.recovery.sources.file import CountLine, render_counts
+
+    exact = CountLine("public.User", 18, 18, "manifest", at_least=False, partial=False)
+    more = CountLine("public.User", 18, 19, "manifest", at_least=False, partial=False)
+    upserted = CountLine("public.Order", 10, 52, "loaded rows", at_least=True, partial=True)
+    missing = CountLine("public.Review", 5, None, "loaded rows", at_least=True, partial=False)
+    assert exact.ok and not more.ok and upserted.ok and not missing.ok
+    text = render_counts(
+        {"tables": [line.to_dict() for line in (exact, upserted, missing)], "partial": ["orders: 10 of 52"]}
+    )
+    assert "≥10" in text and "partial in the file" in text and "missing" in text and "MISMATCH" in text
