@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, str] = {
     "backup": "bench.backup",
     "backups_find": "bench.backups_find",
     "load_dump": "bench.load_dump",
+    "drill_file": "bench.drill_file",
 }
 
 

@@ -18,7 +18,7 @@ from tests.conftest import TEST_PG_DSN_ENV
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = {
     "startup", "restore", "verify", "findmoment", "branches", "memory", "envfile", "merge_diff", "guard", "backup",
-    "backups_find", "load_dump",
+    "backups_find", "load_dump", "drill_file",
 }  # fmt: skip
 
 

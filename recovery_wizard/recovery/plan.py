@@ -178,6 +178,11 @@ class Plan:
         lines.append(
             f"Verify: count the rows of every table on the damaged {self.branch.name!r} and the restored "
             f"{restored!r}{checks}, read-only. A failing check stops the run before any env file changes."
+            + (
+                " The restored branch is also counted against the backup file's own row counts."
+                if self.source.kind == "file"
+                else ""
+            )
         )
         lines += self.source.apply_lines(self)
         if self.command == "restore":
@@ -298,6 +303,9 @@ def default_name(
     if strategy == "merge-back":
         # The past the rows come back from; one per run (a second merge diffs against a fresh one).
         return f"{branch.name}-merge-past-{now:%Y-%m-%dT%H-%M-%SZ}"
+    if source is not None and source.kind == "file":
+        # The same file may be loaded more than once: the name carries when, not the file's moment.
+        return f"{branch.name}-from-file-{now:%Y-%m-%dT%H-%M-%SZ}"
     if source is not None and source.previews_in_place:
         # A snapshot may be restored more than once: the name carries when, not which moment.
         return f"{branch.name}-from-snapshot-{now:%Y-%m-%dT%H-%M-%SZ}"
@@ -671,6 +679,12 @@ async def resolve_plan(
 
     strategy = "new-branch" if options.command == "drill" else options.strategy
     children = [b for b in branches if b.parent_id == branch.id]
+    if source.kind == "file" and strategy == "in-place":
+        raise UsageError(
+            "A backup file is not restored in place: it is loaded into a new branch made from the damaged "
+            "one, and the app is pointed at that.",
+            hint=f"Use --strategy new-branch (the default) with --from {spec.text}.",
+        )
     if not source.previews_in_place and strategy == "in-place":
         _check_in_place(branch)
     if source.previews_in_place:
@@ -749,7 +763,7 @@ async def _source_and_moment(
     History: the moment asked for (``--at`` or a prompt), inside the restore window. A snapshot: its own
     moment, which may be long before the window begins: that is what snapshots are for, not an error.
     """
-    source = await resolve_source(client, project.id, branch, spec)
+    source = await resolve_source(client, project.id, branch, spec, workdir=options.workdir)
     if spec.is_history:
         try:
             moment = await choose_moment(options, prompter, window)
@@ -766,7 +780,7 @@ async def _source_and_moment(
         raise UsageError(str(exc), hint=exc.hint or "Pass an IANA zone name to --tz.") from None
     taken_at = getattr(source, "taken_at", None)
     assert isinstance(taken_at, datetime)
-    return source, Moment(taken_at, f"snapshot:{spec.ref}", zone, read_at=window.now)
+    return source, Moment(taken_at, f"{spec.kind}:{spec.ref}", zone, read_at=window.now)
 
 
 def resolve_zone_or_refuse(tz: str | None) -> tzinfo:

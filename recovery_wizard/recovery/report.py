@@ -215,6 +215,29 @@ def render_report(result: RunResult) -> str:
             mark = "passed" if check.get("passed") else "FAILED"
             damaged, restored = _outcome(check.get("damaged")), _outcome(check.get("restored"))
             out.append(f"- Check `{check['sql']}` {mark} (damaged: {damaged}; restored: {restored})")
+        file_counts: dict[str, Any] = verification.get("source_counts") or {}
+        if file_counts:
+            out += [
+                "",
+                f"Against the backup file's own counts (`{printable(str(file_counts.get('file')))}`):",
+                "",
+            ]
+            out += ["| table | in the file | loaded | |", "|---|---:|---:|---|"]
+            for line in file_counts.get("tables", []):
+                expected = f"≥{line['expected']}" if line.get("at_least") else str(line["expected"])
+                actual = "missing" if line.get("actual") is None else str(line["actual"])
+                mark = ("ok" if line.get("ok") else "MISMATCH") + (
+                    " (partial in the file)" if line.get("partial") else ""
+                )
+                out.append(f"| {printable(str(line['table']))} | {expected} | {actual} | {mark} |")
+            for note in file_counts.get("partial", []):
+                out.append(f"- Partial in the file: {printable(str(note))}")
+            if file_counts.get("unmapped_fields"):
+                out.append(f"- Fields with no column: {printable(', '.join(file_counts['unmapped_fields']))}")
+            if file_counts.get("missing_tables"):
+                out.append(
+                    f"- Tables the file does not hold: {printable(', '.join(file_counts['missing_tables']))}"
+                )
 
     if plan is not None and plan.merge_back:
         out += merge_lines(result)

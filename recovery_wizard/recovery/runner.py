@@ -340,6 +340,10 @@ class Runner:
         except NeonError as exc:
             log.debug("reading a connection URI ahead of time failed (asked again when needed): %s", exc)
 
+    async def direct_uri(self, branch_id: str, endpoint_id: str | None) -> Secret:
+        """The direct (not pooled) connection URI of a branch's compute: what a source loads a file over."""
+        return await self._uri(branch_id, endpoint_id, pooled=False)
+
     def forget_uris(self) -> None:
         """Ask Neon for connection URIs again (before retrying a step: a password may have been reset)."""
         self._uris.clear()
@@ -428,15 +432,24 @@ class Runner:
         verification = verify.compare(damaged, restored, self.plan.checks)
         self.result.verification = verification.to_dict()
         self.reporter.show("Verification", render_verification(verification))
+        # What the source itself says the restored branch must hold (a file's own row counts).
+        own = await self.plan.source.check_restored(self, restored_url)
+        ok = verification.ok
+        if own is not None:
+            from recovery_wizard.recovery.sources.file import render_counts
+
+            self.result.verification["source_counts"] = own
+            self.result.verification["ok"] = ok = ok and bool(own["ok"])
+            self.reporter.show("Against the backup file's own counts", render_counts(own))
         self.journal.append(
             "step",
             "done",
             "verify",
-            ok=verification.ok,
+            ok=ok,
             verification=self.result.verification,
             lost_writes=self.result.lost,
         )
-        if not verification.ok:
+        if not ok:
             raise VerificationFailedError(self._verify_failure_message())
         if self.plan.command == "restore":
             _say_merge_fits(self.result, self.reporter, "are not")
@@ -455,7 +468,21 @@ class Runner:
         self.journal.append("step", "done", "timeline", events=self.result.timeline)
 
     def _verify_failure_message(self) -> str:
-        failed = [c["sql"] for c in (self.result.verification or {}).get("checks", []) if not c.get("passed")]
+        verification = self.result.verification or {}
+        failed = [c["sql"] for c in verification.get("checks", []) if not c.get("passed")]
+        own = verification.get("source_counts") or {}
+        wrong = [t for t in own.get("tables", []) if not t.get("ok")]
+        if wrong:
+            listed = "; ".join(
+                f"{t['table']}: {'missing' if t['actual'] is None else t['actual']} rows, the file says "
+                f"{'at least ' if t['at_least'] else ''}{t['expected']}"
+                for t in wrong
+            )
+            return (
+                f"Verification failed: the restored branch does not hold the backup file's rows ({listed})"
+                + (f" and {len(failed)} check(s) did not pass" if failed else "")
+                + ". No env file was touched."
+            )
         return (
             f"Verification failed: {len(failed)} check(s) did not pass on the restored data ({'; '.join(failed)}). "
             "No env file was touched."
@@ -853,8 +880,37 @@ async def run(
         interrupted(result, KeyboardInterrupt("Ctrl-C"))
     finally:
         if result.status != "running":
+            if plan.command == "drill":
+                record_drill_proof(result, options.workdir)
             finish_run(result, client)
     return result
+
+
+def record_drill_proof(result: RunResult, workdir: Path) -> None:
+    """A drill of a backup (a file, a snapshot) notes whether it restored, so `backup list` shows when each
+    was last proven. Only a drill that got as far as verifying says anything: an interrupted one proves
+    nothing either way. Best effort: the drill's own outcome stands if the note cannot be written."""
+    from recovery_wizard.recovery.backup.proofs import record_proof
+
+    plan = result.plan
+    if plan is None or result.journal.done("proof") is not None:
+        return
+    if result.verification is not None:
+        # The backup restored and held what it should; a clean-up failure after that is not the backup's.
+        ok = bool(result.verification.get("ok", True))
+    elif result.journal.last("load", "failed") is not None:
+        ok = False  # the file did not load: that is what a drill is for finding out
+    else:
+        return
+    where = plan.source.proof(workdir)
+    if where is None:
+        return
+    directory, identity = where
+    try:
+        record_proof(directory, run_id=result.journal.run_id, ok=ok, **identity)
+        result.journal.append("step", "done", "proof", ok=ok, directory=directory, **identity)
+    except (OSError, ValueError) as exc:
+        log.warning("could not record the drill's proof in %s: %s", directory, exc)
 
 
 def begin_run(options: RunOptions, plan: Plan, search: dict[str, Any] | None = None) -> Journal:

@@ -175,6 +175,10 @@ async def test_drill_from_the_latest_snapshot_verifies_and_cleans_up(world: Worl
     )
     assert out["source"]["id"] == newest.id
     assert await world.branch_names() == names, "the drill left nothing behind"
+    from recovery_wizard.recovery.backup.proofs import last_proofs
+
+    proof = last_proofs(world.app / "backups")[f"snapshot:{newest.id}"]
+    assert proof.ok and proof.run_id == out["run_id"], "`backup list` can show it was proven"
 
 
 @pytest.mark.parametrize(
@@ -182,7 +186,7 @@ async def test_drill_from_the_latest_snapshot_verifies_and_cleans_up(world: Worl
     [
         (("--from", "snapshot:no such snapshot"), "There is no snapshot 'no such snapshot'"),
         (("--from", BEFORE_RELEASE, "--at", "35 minutes ago"), "--at '35 minutes ago' and --from snapshot"),
-        (("--from", "file:backups/x.dump"), "backup file arrives in a later step"),
+        (("--from", "file:backups/x.dump"), "there is no such file"),
         (("--from", "checkpoint:20261121T020812Z"), "no guard run '20261121T020812Z'"),
         (("--from", "tape:3"), "is not a restore source"),
     ],

@@ -30,6 +30,8 @@ from tests.recovery.conftest import World
         ("snapshot:snap-late-dew-55667788", "snapshot", "snap-late-dew-55667788"),
         ("checkpoint:20261121T020812Z-ae1718", "checkpoint", "20261121T020812Z-ae1718"),
         ("checkpoint:latest", "checkpoint", "latest"),
+        ("file:backups/main.dump", "file", "backups/main.dump"),
+        ("file:latest", "file", "latest"),
     ],
 )
 def test_parse_source_reads_every_form(text: str | None, kind: str, ref: str) -> None:
@@ -40,7 +42,6 @@ def test_parse_source_reads_every_form(text: str | None, kind: str, ref: str) ->
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("file:backups/main.dump", "backup file arrives in a later step"),
         ("checkpoint:", "needs a run id"),
         ("snapshot:", "needs a snapshot id or name, or latest"),
         ("snapshot", "needs a snapshot id or name"),
@@ -126,3 +127,38 @@ def test_the_restore_steps_why_is_the_sources_own() -> None:
     info = step_info_for(replace(plan, source=snapshot), "restore")
     assert "snapshot" in info.why and info.title == STEP_INFO["restore"].title
     assert step_info_for(plan, "verify") is STEP_INFO["verify"]
+
+
+def test_a_journalled_file_source_is_rebuilt_exactly() -> None:
+    from recovery_wizard.recovery.sources.file import FileSource
+
+    source = FileSource(
+        path="/app/backups/main-20261121T010000Z.dump",
+        file_kind="custom",
+        label="pg_dump custom archive",
+        taken_at=datetime(2026, 11, 21, 1, tzinfo=UTC),
+        taken_at_source="manifest",
+        size=12345,
+        sha256="ab" * 32,
+        asked_as="latest",
+        manifest="/app/backups/main-20261121T010000Z.dump.manifest.json",
+        tables={"public.User": 18, "public.Order": None},
+        partial=("orders: 10 of 52 rows",),
+        clean_schemas=("public",),
+    )
+    recorded = json.loads(json.dumps(source.to_dict()))
+    assert source_from_dict(recorded) == source
+
+
+def test_file_counts_exact_for_dumps_a_lower_bound_for_json_upserts() -> None:
+    from recovery_wizard.recovery.sources.file import CountLine, render_counts
+
+    exact = CountLine("public.User", 18, 18, "manifest", at_least=False, partial=False)
+    more = CountLine("public.User", 18, 19, "manifest", at_least=False, partial=False)
+    upserted = CountLine("public.Order", 10, 52, "loaded rows", at_least=True, partial=True)
+    missing = CountLine("public.Review", 5, None, "loaded rows", at_least=True, partial=False)
+    assert exact.ok and not more.ok and upserted.ok and not missing.ok
+    text = render_counts(
+        {"tables": [line.to_dict() for line in (exact, upserted, missing)], "partial": ["orders: 10 of 52"]}
+    )
+    assert "≥10" in text and "partial in the file" in text and "missing" in text and "MISMATCH" in text

@@ -4,6 +4,10 @@ The manifest says what the file holds (when, which project, branch and database,
 row count of every table) and how to know it is intact (sha256 and size). Its ``format`` marks the files
 this tool wrote: retention only ever deletes those, and a restore only ever loads a file whose sha256 still
 matches. It never holds a secret: no URL, host, user or password.
+
+The one reader and checker of the format: ``recovery-wizard backup`` writes it, the file source and
+``backups find`` (recovery/files/detect.py) read it through :func:`read_manifest` and :func:`mismatch`, a
+restore refuses a file :func:`verify_file` does not pass.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from recovery_wizard.recovery.backup.errors import CorruptBackupError
 FORMAT = "recovery-wizard-backup/1"
 SUFFIX = ".manifest.json"
 _CHUNK = 1 << 20
+_MAX_MANIFEST = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,10 @@ def manifest_path(file: Path) -> Path:
     return file.with_name(file.name + SUFFIX)
 
 
+def is_manifest(path: Path) -> bool:
+    return path.name.endswith(SUFFIX)
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -95,6 +104,8 @@ def read_manifest(file: Path) -> Manifest | None:
     """The manifest this tool wrote for ``file``, or None (no manifest, not ours, unreadable, another file's)."""
     path = manifest_path(file)
     try:
+        if path.stat().st_size > _MAX_MANIFEST:
+            return None  # not one of ours: ours are a few KiB even with thousands of tables
         manifest = Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return None
@@ -128,17 +139,25 @@ def verify_file(path: Path) -> Manifest:
             f"The manifest {mpath} is damaged or is not one recovery-wizard wrote for {path.name}.",
             hint="Restore from another backup (`recovery-wizard backup list`).",
         )
-    size = path.stat().st_size
-    if size != manifest.size:
+    wrong = mismatch(path, manifest)
+    if wrong:
         raise CorruptBackupError(
-            f"{path} is corrupt: it holds {size} bytes, its manifest says {manifest.size}. It is not restored.",
-            hint="Restore from another backup (`recovery-wizard backup list`); keep this one to look at.",
-        )
-    actual = sha256_file(path)
-    if actual != manifest.sha256:
-        raise CorruptBackupError(
-            f"{path} is corrupt: its sha256 is {actual[:16]}…, its manifest says {manifest.sha256[:16]}…. "
-            "It is not restored.",
+            f"{path} is corrupt: {wrong}. It is not restored.",
             hint="Restore from another backup (`recovery-wizard backup list`); keep this one to look at.",
         )
     return manifest
+
+
+def mismatch(path: Path, manifest: Manifest, *, checksum: bool = True) -> str | None:
+    """Why ``path`` is not the file ``manifest`` describes (its size, then its sha256), or None when it is.
+
+    ``checksum=False`` checks the size alone (listing many large files quickly); a restore always checks both.
+    """
+    size = path.stat().st_size
+    if size != manifest.size:
+        return f"it holds {size} bytes, its manifest says {manifest.size}"
+    if checksum:
+        actual = sha256_file(path)
+        if actual.lower() != manifest.sha256.lower():
+            return f"its sha256 is {actual[:16]}…, its manifest says {manifest.sha256[:16]}…"
+    return None

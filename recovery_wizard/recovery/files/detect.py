@@ -21,7 +21,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
-from recovery_wizard.recovery.files import archive, manifest, streams
+from recovery_wizard.recovery.backup import manifest
+from recovery_wizard.recovery.files import archive, streams
 from recovery_wizard.recovery.outcome import UsageError
 
 SQL_PREFIX: Final = 64 * 1024
@@ -218,12 +219,12 @@ def _check_versions(info: BackupInfo) -> None:
 
 
 def _apply_manifest(info: BackupInfo, *, checksum: bool = True) -> None:
+    """The manifest ``recovery-wizard backup`` wrote beside the file (one reader: backup/manifest.py)."""
     found = manifest.read_manifest(info.path)
     if found is None:
         return
-    info.manifest = found.path
-    if found.taken_at is not None:
-        info.taken_at, info.taken_at_source = found.taken_at, FROM_MANIFEST
+    info.manifest = manifest.manifest_path(info.path)
+    info.taken_at, info.taken_at_source = found.taken, FROM_MANIFEST
     if found.tables:
         info.tables = {name: rows for name, rows in found.tables.items()}
     info.database = found.database or info.database

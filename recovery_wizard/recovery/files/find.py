@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from recovery_wizard.recovery.backup.manifest import SUFFIX as MANIFEST_SUFFIX
 from recovery_wizard.recovery.files import archive, streams
 from recovery_wizard.recovery.files.detect import BackupInfo, examine
-from recovery_wizard.recovery.files.manifest import SUFFIX as MANIFEST_SUFFIX
 
 DEFAULT_DEPTH: Final = 4
 SKIP_DIRS: Final = frozenset(

@@ -92,6 +92,8 @@ class SqlCheck:
     sets_transaction_timeout: bool = False
     from_pg_dump: bool = False
     complete: bool = False  # pg_dump's closing comment was the last thing in the file
+    # Schemas the file creates tables in: a schema-and-data dump needs them free of those tables first.
+    table_schemas: set[str] = field(default_factory=set)
 
 
 def check_sql_file(
@@ -278,6 +280,8 @@ def _check_statement(node: object, text: str, line: int, where: str, result: Sql
             why = "runs a program on the database server (COPY … PROGRAM)"
         elif node.filename:
             why = "reads or writes a file on the database server (COPY with a file name)"
+    if isinstance(node, ast.CreateStmt) and node.relation is not None:
+        result.table_schemas.add(node.relation.schemaname or "public")
     if isinstance(node, ast.VariableSetStmt) and (node.name or "").lower() == "transaction_timeout":
         result.sets_transaction_timeout = True
     if why is None:

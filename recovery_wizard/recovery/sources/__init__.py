@@ -8,6 +8,7 @@ a source: a module with a :class:`Source` subclass, a ``KINDS`` entry, and a bra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from recovery_wizard.recovery.outcome import UsageError
@@ -30,9 +31,7 @@ __all__ = [
 
 KINDS: Final = ("history", "snapshot", "file", "checkpoint")
 # Kinds the option already accepts and names, but that later steps of the project build.
-NOT_YET: Final = {
-    "file": "Restoring from a backup file arrives in a later step of recovery-wizard",
-}
+NOT_YET: Final[dict[str, str]] = {}
 FORMS: Final = "history, snapshot:<id or name>, snapshot:latest, file:<path>, checkpoint:<run id>"
 
 
@@ -86,14 +85,24 @@ def check_with_at(spec: SourceSpec, at: str | None) -> None:
         )
 
 
-async def resolve_source(client: NeonClient, project_id: str, branch: Branch, spec: SourceSpec) -> Source:
-    """The source ``spec`` names, looked up now (a snapshot by id, name or ``latest``).
+async def resolve_source(
+    client: NeonClient, project_id: str, branch: Branch, spec: SourceSpec, *, workdir: Path | None = None
+) -> Source:
+    """The source ``spec`` names, looked up now (a snapshot by id, name or ``latest``; a file examined,
+    relative to ``workdir``, before any branch is made).
 
     A checkpoint is resolved by the plan (``sources.checkpoint.resolve_checkpoint``): it needs the app
     directory's journals and the restore window, and it fixes the project and the branch itself.
     """
     if spec.kind == "checkpoint":
         raise ValueError("a checkpoint source is resolved with sources.checkpoint.resolve_checkpoint")
+    if spec.kind == "file":
+        import asyncio
+
+        from recovery_wizard.recovery.sources.file import resolve_file
+
+        # Examining a file reads it (a checksum, a SQL file's every statement): off the event loop.
+        return await asyncio.to_thread(resolve_file, workdir or Path.cwd(), branch, spec.ref)
     if spec.kind == "snapshot":
         from recovery_wizard.recovery.sources.snapshot import resolve_snapshot
 
@@ -118,6 +127,11 @@ def source_from_dict(data: dict[str, Any] | None) -> Source:
         if data.get("checkpoint_kind") == "snapshot":
             return SnapshotCheckpointSource.from_dict(data)
         return CheckpointSource.from_dict(data)
+    if kind == "file":
+        from recovery_wizard.recovery.sources.file import FileSource
+
+        assert data is not None
+        return FileSource.from_dict(data)
     raise UsageError(
         f"This run restores from a {kind!r} source, which this version of recovery-wizard cannot resume.",
         hint="Resume it with the version that started it, or start a new run with --new.",

@@ -20,8 +20,11 @@ from recovery_wizard.neon.models import Branch, Endpoint, EndpointType, Operatio
 from recovery_wizard.recovery.outcome import StepFailedError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from recovery_wizard.recovery.plan import Plan
     from recovery_wizard.recovery.runner import Runner, RunResult
+    from recovery_wizard.redact import Secret
 
 # How many times to ask for the restore branch when each answer is lost and the branch never appears.
 CREATE_ATTEMPTS = 2
@@ -99,6 +102,18 @@ class Source(ABC):
     @abstractmethod
     async def why_not_ours(self, run: Runner, branch_id: str) -> tuple[Branch, list[str]]:
         """The branch as Neon has it now, and every reason it is not provably this run's (none: it is)."""
+
+    async def check_restored(self, run: Runner, restored_url: Secret) -> dict[str, Any] | None:
+        """More to verify on the restored branch than the side-by-side (a file's own counts); None: nothing.
+
+        The answer's ``ok`` counts in the verification's verdict; it is kept in the verification's
+        ``source_counts``."""
+        return None
+
+    def proof(self, workdir: Path) -> tuple[Path, dict[str, Any]] | None:
+        """Where a drill of this source records its proof (``backup list`` shows it), and what identifies
+        the backup there (``file``/``sha256`` or ``snapshot_id``); None: nothing to prove."""
+        return None
 
     async def put_in_place(self, run: Runner) -> None:
         """In place: make the damaged branch hold the data (history: Neon's restore; snapshot: finalize)."""

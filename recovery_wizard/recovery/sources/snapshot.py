@@ -36,6 +36,8 @@ from recovery_wizard.recovery.outcome import CancelledError, StepFailedError, Us
 from recovery_wizard.recovery.sources.base import Made, Source
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from recovery_wizard.neon.client import NeonClient
     from recovery_wizard.recovery.plan import Plan
     from recovery_wizard.recovery.runner import Runner, RunResult
@@ -253,6 +255,11 @@ class SnapshotSource(Source):
                 "it is the project's " + ("default" if branch.default else "protected") + " branch"
             )
         return branch, reasons
+
+    def proof(self, workdir: Path) -> tuple[Path, dict[str, Any]] | None:
+        from recovery_wizard.recovery.backup.backupdir import resolve_dir
+
+        return resolve_dir(workdir, None), {"snapshot_id": self.id}
 
     # --- in place: finalize ----------------------------------------------------------------------------
 
