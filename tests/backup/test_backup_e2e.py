@@ -86,9 +86,11 @@ async def test_backup_file_and_manifest_match_the_branch(world: World) -> None:
     # The archive is a real custom-format dump that pg_restore can read.
     from recovery_wizard.pgtools import find_tools
 
+    # A pg_restore at least as new as the pg_dump that wrote it (the manifest says which).
+    dumped_by = int(manifest["pg_dump_version"].split()[-1].split(".")[0])
     toc = await asyncio.to_thread(
         subprocess.run,
-        [str(find_tools(15).pg_restore), "--list", str(path)],
+        [str(find_tools(dumped_by).pg_restore), "--list", str(path)],
         capture_output=True,
         text=True,
         check=True,
@@ -289,7 +291,10 @@ async def test_secret_canary_process_list_while_pg_dump_runs(world: World) -> No
         await blocker.rollback()
     result = await task
     assert seen, "pg_dump was never seen running"
-    assert "--dbname=postgresql://neondb_owner@" in seen
+    # The URL without its password (or, for a pg_dump built without TLS, the local TLS relay's conninfo).
+    assert "--dbname=postgresql://neondb_owner@" in seen or (
+        "--dbname=" in seen and "user=neondb_owner" in seen
+    )
     assert not world.leaked(seen, environ)
     assert result.code == 0, result.stderr
     texts = [result.stdout, result.stderr]
@@ -434,3 +439,39 @@ async def test_both_keeps_the_file_when_the_snapshot_fails(world: World) -> None
     assert "error" in out and out["error"]["message"]
     assert verify_file(Path(out["file"]["path"]))
     assert {s.id for s in await world.client.snapshots(world.sandbox.project_id)} == before
+
+
+async def test_client_programs_without_tls_reach_a_tls_only_endpoint_through_the_relay(world: World) -> None:
+    """The embedded PostgreSQL 18 programs are built without TLS; the sandbox's endpoints (like Neon's) take
+    only TLS with SCRAM-SHA-256-PLUS on offer. Through the relay, psql connects and authenticates."""
+    from recovery_wizard.pgtools import PgTools, binary_major, embedded_bin_dir
+    from recovery_wizard.recovery.backup.dump import split_password
+    from recovery_wizard.redact import Secret
+    from recovery_wizard.tlsrelay import speaks_tls, usable_conninfo
+
+    tools = PgTools(embedded_bin_dir(), binary_major(embedded_bin_dir() / "psql"))
+    if speaks_tls(str(tools.bin_dir)):
+        pytest.skip("these client programs speak TLS themselves: no relay is needed")
+    url = await direct_url(world)
+    assert "sslmode=require" in url
+    dsn, password = split_password(Secret(url))
+    env = {**os.environ, "PGPASSWORD": password or ""}
+    bare = await asyncio.to_thread(
+        subprocess.run,
+        [str(tools.psql), "-X", "-w", "-At", "-c", "select 1", dsn],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bare.returncode != 0 and "SSL support is not compiled in" in bare.stderr
+    async with usable_conninfo(dsn, tools) as reach:
+        assert "127.0.0.1" in reach and "sslmode=disable" in reach and (password or "\0") not in reach
+        relayed = await asyncio.to_thread(
+            subprocess.run,
+            [str(tools.psql), "-X", "-w", "-At", "-c", 'select count(*) from "User"', reach],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    assert relayed.returncode == 0, relayed.stderr
+    assert int(relayed.stdout.strip()) == await world.users(url)

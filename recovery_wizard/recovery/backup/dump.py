@@ -34,6 +34,7 @@ from recovery_wizard.recovery.backup.backupdir import free_name, remove_stale_pa
 from recovery_wizard.recovery.backup.errors import DumpFailedError
 from recovery_wizard.recovery.backup.manifest import Manifest, sha256_file, write_manifest
 from recovery_wizard.redact import Secret, redact, split_url
+from recovery_wizard.tlsrelay import usable_conninfo
 
 _DISK_FULL = ("no space left", "file too large", "disk quota exceeded")
 
@@ -127,19 +128,21 @@ async def take_file_backup(
         counting: asyncio.Future[dict[str, int]] | None = None
         done = False
         try:
-            proc = await asyncio.create_subprocess_exec(
-                str(tools.pg_dump),
-                "--format=custom",
-                "--no-password",
-                f"--snapshot={snapshot}",
-                f"--dbname={dsn}",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=fd,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-            )
-            counting = asyncio.ensure_future(_count_rows(conn, sql))
-            _, err = await proc.communicate()
+            # A pg_dump built without TLS reaches the server through a local relay that speaks it.
+            async with usable_conninfo(dsn, tools) as reach:
+                proc = await asyncio.create_subprocess_exec(
+                    str(tools.pg_dump),
+                    "--format=custom",
+                    "--no-password",
+                    f"--snapshot={snapshot}",
+                    f"--dbname={reach}",
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=fd,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=env,
+                )
+                counting = asyncio.ensure_future(_count_rows(conn, sql))
+                _, err = await proc.communicate()
             if proc.returncode != 0:
                 raise _dump_failed(err.decode(errors="replace"), proc.returncode, password)
             tables = await counting

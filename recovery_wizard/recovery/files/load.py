@@ -35,6 +35,7 @@ from recovery_wizard.pgtools import PgTools, find_tools
 from recovery_wizard.recovery.files import streams
 from recovery_wizard.recovery.files.detect import BackupInfo, _major
 from recovery_wizard.redact import Secret, redact
+from recovery_wizard.tlsrelay import usable_conninfo
 
 _CHUNK: Final = 256 * 1024
 _HEADER_BYTES: Final = 64 * 1024
@@ -141,21 +142,24 @@ async def load(
         tools = await asyncio.to_thread(
             tools_for, max(server_major, _major(info.dump_version) or 0), info.archive_compression
         )
-    target = _Target.of(target_direct_url)
-    if info.kind == "sql":
-        return await _load_sql(path, info, target, tools, server_major, on_progress)
-    if jobs and jobs > 1:
+    # Programs built without TLS reach the server through a local relay that speaks it (tlsrelay.py).
+    first = _Target.of(target_direct_url)
+    async with usable_conninfo(first.conninfo, tools) as reach:
+        target = _Target(reach, first.env)
+        if info.kind == "sql":
+            return await _load_sql(path, info, target, tools, server_major, on_progress)
+        if jobs and jobs > 1:
+            if tools.major >= 17 and server_major < 17:
+                raise LoadError(
+                    f"--jobs needs pg_restore to connect to the server itself, and the pg_restore here "
+                    f"({tools.major}) is newer than PostgreSQL {server_major} allows for that.",
+                    hint="Leave out --jobs (the load then runs in one transaction), or install PostgreSQL "
+                    f"{server_major}'s client programs.",
+                )
+            return await _pg_restore_direct(path, info, target, tools, on_progress, jobs=jobs)
         if tools.major >= 17 and server_major < 17:
-            raise LoadError(
-                f"--jobs needs pg_restore to connect to the server itself, and the pg_restore here "
-                f"({tools.major}) is newer than PostgreSQL {server_major} allows for that.",
-                hint="Leave out --jobs (the load then runs in one transaction), or install PostgreSQL "
-                f"{server_major}'s client programs.",
-            )
-        return await _pg_restore_direct(path, info, target, tools, on_progress, jobs=jobs)
-    if tools.major >= 17 and server_major < 17:
-        return await _pg_restore_piped(path, info, target, tools, server_major, on_progress)
-    return await _pg_restore_direct(path, info, target, tools, on_progress, jobs=None)
+            return await _pg_restore_piped(path, info, target, tools, server_major, on_progress)
+        return await _pg_restore_direct(path, info, target, tools, on_progress, jobs=None)
 
 
 def _built_with(tools: PgTools, algorithm: str) -> bool | None:
