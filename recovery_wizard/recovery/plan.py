@@ -80,6 +80,11 @@ class RunOptions:
     # Where the data comes from, as `--from` says it: "history" (at `at`), "snapshot:<id or name>",
     # "snapshot:latest", "file:<path>", "checkpoint:<run id>".
     source: str = "history"
+    # Merge back (strategy "merge-back"): the tables to merge (empty: every keyed table), the tables whose
+    # rows changed since are reverted to the past (opt-in per table), and each table's conflict rule.
+    merge_tables: list[str] = field(default_factory=list)
+    revert_changed: list[str] = field(default_factory=list)
+    merge_rules: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """For the journal (resume re-reads it): no API key."""
@@ -101,6 +106,9 @@ class RunOptions:
             "prisma": self.prisma,
             "keep": self.keep,
             "source": self.source,
+            "merge_tables": list(self.merge_tables),
+            "revert_changed": list(self.revert_changed),
+            "merge_rules": dict(self.merge_rules),
         }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from textual import events
@@ -59,11 +59,16 @@ from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
 from recovery_wizard.tui.contrast import readable_variables
 from recovery_wizard.tui.keys import ACTIVATION_KEYS, ARM_SECONDS
 from recovery_wizard.tui.onerun import RunGuard
-from recovery_wizard.tui.screens import choices, sources, steps
+from recovery_wizard.tui.screens import backup_files, choices, merge_review, sources, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
 from recovery_wizard.tui.stopped import record_stop
 from recovery_wizard.tui.text import clip
+
+if TYPE_CHECKING:  # the screens that use them import them; first paint does not wait for them
+    from recovery_wizard.recovery.checkpoint import Checkpoint
+    from recovery_wizard.recovery.files.detect import BackupInfo
+    from recovery_wizard.recovery.lostwrites import LostRows
 
 
 class Mode(StrEnum):
@@ -121,12 +126,17 @@ CHOICE_STEPS = ("connect", "project", "branch", "source", "moment", "strategy", 
 SOURCE_STEP: dict[str, tuple[type[WizardScreen], str]] = {
     "history": (choices.MomentScreen, "Moment"),
     "snapshot": (sources.SnapshotScreen, "Snapshot"),
+    "file": (backup_files.BackupFileScreen, "Backup file"),
+    # Chosen on "Where from?" itself (each checkpoint is listed there): the step after it is passed over.
+    "checkpoint": (sources.CheckpointScreen, "Checkpoint"),
 }
 # The run's own workers: only their failure can end the run.
 RUN_WORKERS = frozenset({"restore", "verify", "env", "prisma", "cleanup", "finish"})
 # Workers that belong to the screen they were started from (a search, a look, the plan's checks): cancelled
 # when the user leaves that screen, so their outcome never lands on a later one.
-SCREEN_WORKERS = frozenset({"find-moment", "peek", "timeline", "plan", "snapshots"})
+SCREEN_WORKERS = frozenset(
+    {"find-moment", "peek", "timeline", "plan", "snapshots", "backups", "backup-file", "lost", "merge-plan"}
+)
 
 
 @dataclass
@@ -182,6 +192,17 @@ class WizardApp(App[int]):
         self.snapshot: SnapshotEntry | None = None
         self.raw_snapshots: list[Snapshot] | None = None  # the project's, once listed
         self.snapshots_error: str | None = None  # why they could not be listed (history still works)
+        self.backup_file: BackupInfo | None = None  # the backup file chosen ("file:<path>")
+        self.checkpoint: Checkpoint | None = None  # the guard checkpoint chosen ("checkpoint:<run id>")
+        # Where the app's database URLs point (whereis), once looked up after connecting; None until then.
+        self.where_lines: list[str] | None = None
+        # The writes the damaged branch holds after the chosen moment (lost by a whole restore): per table.
+        self.lost: list[LostRows] | None = None
+        self.lost_for: tuple[str, datetime] | None = None  # (branch id, moment) the list was made for
+        # Merge back: per table, the conflict rule and whether changed rows are reverted (opt in).
+        self.merge_rules: dict[str, str] = {}
+        self.revert_changed: set[str] = set()
+        self.merge_plan: dict[str, Any] | None = None  # the reviewed plan (MergePlan.to_dict())
         self.moment_text = ""
         self.moment_chosen_at: datetime | None = None
         self._lens_cache: Lens | None = None
@@ -391,6 +412,8 @@ class WizardApp(App[int]):
         if step not in ("strategy", "plan", "restore"):
             return None
         plan = self.plan
+        if self.source_kind in ("file", "checkpoint") or self.strategy == "merge-back":
+            return self.headless_command()
         if self.source_kind == "snapshot":
             if self.snapshot is None:
                 return None
@@ -517,6 +540,7 @@ class WizardApp(App[int]):
                 return
             self.client = client
             self.projects = projects
+            self.load_whereis()  # its own worker: the lines appear when ready, nothing waits for them
             if not self.projects and not self.config.project_id:
                 raise UsageError(
                     "The API key sees no Neon project.", hint="Check it belongs to the right account."
@@ -627,7 +651,49 @@ class WizardApp(App[int]):
         """The source as `--from` says it (RunOptions.source)."""
         if self.source_kind == "snapshot" and self.snapshot is not None:
             return f"snapshot:{self.snapshot.id}"
+        if self.source_kind == "file" and self.backup_file is not None:
+            return f"file:{self.backup_file.path}"
+        if self.source_kind == "checkpoint" and self.checkpoint is not None:
+            return f"checkpoint:{self.checkpoint.run_id}"
         return "history"
+
+    def source_moment(self) -> datetime | None:
+        """The moment the chosen source's data is from (UTC), where it is known."""
+        if self.source_kind == "snapshot":
+            return self.snapshot.at if self.snapshot else None
+        if self.source_kind == "file":
+            return self.backup_file.taken_at if self.backup_file else None
+        if self.source_kind == "checkpoint":
+            return self.checkpoint.at if self.checkpoint else None
+        if not self.moment_text:
+            return None
+        try:
+            return parse_moment(
+                self.moment_text, zone=self.zone, now=self.moment_chosen_at or datetime.now(UTC)
+            ).utc
+        except RecoveryError:
+            return None
+
+    def incident_moment(self) -> datetime | None:
+        """When the damage happened, as far as the wizard knows: the first bad moment a search found, else
+        the moment chosen (the restore point is just before the incident); None when nothing says."""
+        first_bad = self.search.get("first_bad") if self.search is not None else None
+        if isinstance(first_bad, datetime):
+            return first_bad
+        if self.source_kind == "history" and self.moment_text:
+            return self.source_moment()
+        return None
+
+    def headless_command(self) -> str:
+        """The restore as one `recovery-wizard` command (the why panel's "By hand" for file and checkpoint)."""
+        import shlex
+
+        parts = ["recovery-wizard", "restore", "--from", shlex.quote(self.source_text)]
+        if self.strategy != "new-branch":
+            parts += ["--strategy", self.strategy]
+        if self.strategy == "merge-back" and self.revert_changed:
+            parts += ["--revert-changed", ",".join(sorted(self.revert_changed))]
+        return " ".join(parts)
 
     def snapshot_entries(self, now: datetime | None = None) -> list[SnapshotEntry] | None:
         """The project's live snapshots at ``now``, newest first, marked for the chosen branch; None until
@@ -665,7 +731,156 @@ class WizardApp(App[int]):
             self.notify(f"Restoring from {kind!r} is not available in this version.", severity="warning")
             return
         self.source_kind = kind
+        self.skipped_steps.discard("moment")
         self.goto("moment")
+
+    def choose_file(self, info: BackupInfo) -> None:
+        """Restore from this backup file (``file:<path>``): it is loaded into a new branch by the run."""
+        self.backup_file = info
+        self.source_kind = "file"
+        self.goto("plan" if self.mode == Mode.DRILL else "strategy")
+
+    def choose_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Restore to a guard checkpoint (``checkpoint:<run id>``): the moment is the checkpoint's own, so
+        the step after "Where from?" has nothing to ask and Back passes it."""
+        self.checkpoint = checkpoint
+        self.source_kind = "checkpoint"
+        self.skipped_steps.add("moment")
+        self.goto("plan" if self.mode == Mode.DRILL else "strategy")
+
+    def load_backups(self) -> None:
+        """Look for the team's backup files (the app directory, ./backups, ~/Downloads…) in a worker; the
+        screen on top is told (``backups_found``)."""
+
+        async def job() -> None:
+            from recovery_wizard.recovery.files.find import default_dirs, find_backups
+
+            workdir = self.config.workdir
+            incident = self.incident_moment()
+            # A thread: it reads files (bounded, but a slow disk must not freeze the screen).
+            result = await asyncio.to_thread(find_backups, default_dirs(workdir), incident=incident)
+            screen = self.screen
+            found = getattr(screen, "backups_found", None)
+            if found is not None and screen.is_attached:
+                found(result)
+
+        self.work("backups", "Looking for backup files", job)
+
+    def check_backup_path(self, text: str) -> None:
+        """A path typed by hand: look at it (in a worker); the screen is told (``path_checked``)."""
+
+        async def job() -> None:
+            from recovery_wizard.recovery.files.detect import examine
+
+            def look() -> tuple[Path, BackupInfo | None]:
+                path = Path(text).expanduser()
+                if not path.is_absolute():
+                    path = self.config.workdir / path
+                return path, examine(path) if path.exists() else None
+
+            path, info = await asyncio.to_thread(look)
+            screen = self.screen
+            checked = getattr(screen, "path_checked", None)
+            if checked is not None and screen.is_attached:
+                checked(path, info)
+
+        self.work("backup-file", "Looking at the file", job)
+
+    def load_whereis(self) -> None:
+        """Where the app's database URLs point (whereis), once, in a worker after connecting: it never holds
+        up a screen, and a failure only leaves the lines out."""
+        if self.where_lines is not None or self.client is None:
+            return
+        self.where_lines = []
+
+        async def job() -> None:
+            from recovery_wizard.recovery.whereis import app_urls, whereis
+
+            assert self.client is not None
+            try:
+                urls = app_urls(self.config.workdir, os.environ)
+                found, _notes = await whereis(self.client, urls, sizes=False)
+            except Exception as exc:  # a nicety: the wizard works without it
+                self.log.warning(f"whereis: {redact(str(exc))}")
+                return
+            self.where_lines = [redact(printable(w.summary())) for w in found]
+            for screen in self.screen_stack:
+                shown = getattr(screen, "where_loaded", None)
+                if shown is not None and screen.is_attached:
+                    shown()
+
+        self.run_worker(job(), name="whereis", group="whereis", exclusive=True, exit_on_error=False)
+
+    def load_lost(self) -> None:
+        """The writes on the damaged branch after the source's moment (what a whole restore loses), in a
+        worker; the strategy screen is told (``lost_loaded``). Failing is not an error: no recommendation."""
+        at = self.source_moment()
+        if self.client is None or self.branch is None or at is None:
+            return
+        key = (self.branch.id, at)
+        if self.lost_for == key and self.lost is not None:
+            return
+
+        async def job() -> None:
+            from recovery_wizard.recovery.lostwrites import lost_writes
+
+            await self._load_names()
+            lens = self._lens()
+            direct, _endpoint = await lens._direct(lens.branch.id)
+            try:
+                lost = await lost_writes(Secret(direct), at)
+            except Exception as exc:  # the recommendation is a nicety: say nothing rather than guess
+                self.log.warning(f"lost writes: {redact(str(exc))}")
+                lost = []
+            self.lost, self.lost_for = lost, key
+            screen = self.screen
+            loaded = getattr(screen, "lost_loaded", None)
+            if loaded is not None and screen.is_attached:
+                loaded()
+
+        self.work("lost", "Counting the writes since the moment", job)
+
+    def merge_reviewable(self) -> str | None:
+        """Why the merge plan cannot be shown before Go for this source (None: it can). The plan needs the
+        past readable without writing to Neon: history (time travel) and a checkpoint (its branch) are."""
+        if self.source_kind == "history":
+            return None
+        if self.source_kind == "checkpoint":
+            cp, window = self.checkpoint, self.window
+            if cp is None or cp.at is None or (self.branch is not None and cp.branch_id != self.branch.id):
+                return "this checkpoint is not of the chosen branch, or does not say when it was taken"
+            if window is not None and not window.disabled and cp.at < window.earliest:
+                return "the checkpoint is older than the restore window, so its rows cannot be read without making a branch"
+            return None
+        what = "snapshot" if self.source_kind == "snapshot" else "backup file"
+        return f"a {what} must first be loaded into a branch; this version shows the merge plan before Go only for Neon history and guard checkpoints"
+
+    def load_merge_plan(self) -> None:
+        """Compare the past with the live branch (read-only on both) and show the merge plan; the screen on
+        top is told (``merge_planned``)."""
+
+        async def job() -> None:
+            from recovery_wizard.recovery.merge import MergeOptions, plan_merge
+
+            assert self.client is not None and self.project is not None and self.branch is not None
+            await self._load_names()
+            lens = self._lens()
+            live, _endpoint = await lens._direct(lens.branch.id)
+            options = MergeOptions(revert_changed=sorted(self.revert_changed), rules=dict(self.merge_rules))
+            # The past read through time travel on the live branch at the source's moment (a checkpoint's
+            # branch has no compute, and giving it one would be a write to Neon before Go).
+            at = self.source_moment()
+            if at is None:
+                raise UsageError("No moment is chosen to merge back from.", hint="Go back and choose one.")
+            async with lens.at(at) as (past_url, _lens):
+                plan = await plan_merge(past_url, Secret(live), options)
+            self.merge_plan = plan.to_dict()
+            screen = self.screen
+            shown = getattr(screen, "merge_planned", None)
+            if shown is not None and screen.is_attached:
+                shown(self.merge_plan)
+
+        self.work("merge-plan", "Comparing the past with the live branch", job)
 
     def choose_snapshot(self, snapshot_id: str, at: datetime) -> None:
         """Restore from this snapshot (listed as live at ``at``, when the user chose it)."""
@@ -781,6 +996,15 @@ class WizardApp(App[int]):
 
     def choose_strategy(self, strategy: str) -> None:
         self.strategy = strategy
+        if strategy == "merge-back":
+            # The merge plan first (what comes back, what conflicts, per table rules), then the run's plan.
+            self.merge_plan = None
+            self.switch_screen(merge_review.MergePlanScreen())
+            return
+        self.goto("plan")
+
+    def accept_merge_plan(self) -> None:
+        """The user reviewed the merge plan: on to the run's plan with its tables, rules and reverts."""
         self.goto("plan")
 
     # --- plan and run --------------------------------------------------------------------------------
@@ -800,6 +1024,10 @@ class WizardApp(App[int]):
                 env_files=list(self.config.env_files),
                 checks=list(self.config.checks),
             )
+            if self.strategy == "merge-back":
+                self.options.merge_tables = [t["table"] for t in (self.merge_plan or {}).get("tables", [])]
+                self.options.revert_changed = sorted(self.revert_changed)
+                self.options.merge_rules = dict(self.merge_rules)
             screen = self.screen
             try:
                 self.plan = await resolve_plan(

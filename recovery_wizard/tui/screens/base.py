@@ -60,6 +60,23 @@ EXTRA_INFO = {
         "One taken of another branch holds that branch's data, not this one's.",
         "Console: Backup & Restore → Snapshots → Restore; API: POST /projects/<id>/snapshots/<id>/restore",
     ),
+    "file": StepInfo(
+        "file",
+        "Backup file",
+        "Pick the team's own backup: the newest one taken before the incident.",
+        "A backup file holds the data as it was when it was taken; it is loaded into a new branch made from "
+        "the damaged one, checked against the file's own counts, and only then used. One taken after the "
+        "incident likely holds the damage.",
+        "recovery-wizard backups find; pg_restore --single-transaction --clean --if-exists --no-owner --no-acl",
+    ),
+    "merge": StepInfo(
+        "merge",
+        "Merge back",
+        "Review what comes back per table, the conflicts, and the rule each table follows.",
+        "A whole restore throws away every write made since the moment; a merge re-inserts only the lost "
+        "rows and keeps the rest. Changed rows are reverted only where you opt in.",
+        "recovery-wizard restore --strategy merge-back --dry-run",
+    ),
     "moment": StepInfo(
         "moment",
         "Moment",
@@ -154,6 +171,24 @@ class WizardScreen(Screen[None]):
             # A repeat from an earlier screen (Enter held or mashed): it must not choose what it never saw.
             event.prevent_default()
             event.stop()
+
+    def where_box(self) -> Static:
+        """Where the app's database URLs point (whereis), filled in when the lookup ends; empty: hidden."""
+        box = Static("", id="whereis", classes="whereis -empty")
+        box.set_class(not self.wizard.where_lines, "-empty")
+        if self.wizard.where_lines:
+            box.update(self.where_text())
+        return box
+
+    def where_text(self) -> str:
+        return safe(
+            "Your app points at:\n" + "\n".join(f"  {line}" for line in self.wizard.where_lines or [])
+        )
+
+    def where_loaded(self) -> None:
+        for box in self.query("#whereis").results(Static):
+            box.update(self.where_text())
+            box.set_class(not self.wizard.where_lines, "-empty")
 
     def work_failed(self, name: str, text: str) -> None:
         """A worker started from this screen failed and its error box was closed: become usable again,
