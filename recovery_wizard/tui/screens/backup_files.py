@@ -28,14 +28,19 @@ if TYPE_CHECKING:
 DAMAGED = "likely damaged"
 
 
-def tables_text(info: BackupInfo, limit: int = 3) -> str:
-    """``User 18, Order 40 +3 more`` (rows where the file says them)."""
+def tables_text(info: BackupInfo, limit: int = 2) -> str:
+    """``9 tables, 143 rows: Order 40, User 18 …``: the count, then the largest (rows where the file says)."""
     if not info.tables:
-        return "?"
-    items = list(info.tables.items())
-    shown = [f"{name} {rows}" if rows is not None else name for name, rows in items[:limit]]
-    more = f" +{len(items) - limit}" if len(items) > limit else ""
-    return ", ".join(shown) + more
+        return "tables unknown"
+    counted = [rows for rows in info.tables.values() if rows is not None]
+    head = f"{len(info.tables)} tables"
+    if counted:
+        head += f", {sum(counted)} rows"
+    largest = sorted(info.tables.items(), key=lambda item: -(item[1] or 0))[:limit]
+    names = [
+        name.removeprefix("public.") + (f" {rows}" if rows is not None else "") for name, rows in largest
+    ]
+    return f"{head}: {', '.join(names)}" + (" …" if len(info.tables) > limit else "")
 
 
 def mark_of(item: Found) -> str:
@@ -63,13 +68,15 @@ def backup_row(item: Found, base: Path, now: datetime, zone: object) -> tuple[Te
         where = str(info.path.relative_to(base))
     except ValueError:
         where = str(info.path)
+    # Clipped at the front: the file's own name (its time, its kind) is what tells two apart.
+    where = where if len(where) <= 40 else "…" + where[-39:]
     cells = [
-        clip(where, 34),
+        where,
         info.label,
         when,
         age,
         size_text(info.size),
-        clip(tables_text(info), 30),
+        clip(tables_text(info), 40),
         clip(mark_of(item), 40),
     ]
     return tuple(literal(c) for c in cells)

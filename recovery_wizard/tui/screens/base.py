@@ -101,6 +101,23 @@ EXTRA_INFO = {
 }
 
 
+class WhereBox(Static):
+    """The whereis lines at the top of a screen. They may arrive before the screen is mounted or after:
+    the box reads them when it mounts and again when the app says they changed."""
+
+    def __init__(self) -> None:
+        super().__init__("", id="whereis", classes="whereis -empty")
+
+    def on_mount(self) -> None:
+        self.show_lines()
+
+    def show_lines(self) -> None:
+        lines = getattr(self.app, "where_lines", None) or []
+        self.set_class(not lines, "-empty")
+        if lines:
+            self.update(safe("Your app points at:\n" + "\n".join(f"  {line}" for line in lines)))
+
+
 def step_info(key: str) -> StepInfo | None:
     return EXTRA_INFO.get(key) or STEP_INFO.get(key)
 
@@ -172,23 +189,13 @@ class WizardScreen(Screen[None]):
             event.prevent_default()
             event.stop()
 
-    def where_box(self) -> Static:
+    def where_box(self) -> WhereBox:
         """Where the app's database URLs point (whereis), filled in when the lookup ends; empty: hidden."""
-        box = Static("", id="whereis", classes="whereis -empty")
-        box.set_class(not self.wizard.where_lines, "-empty")
-        if self.wizard.where_lines:
-            box.update(self.where_text())
-        return box
-
-    def where_text(self) -> str:
-        return safe(
-            "Your app points at:\n" + "\n".join(f"  {line}" for line in self.wizard.where_lines or [])
-        )
+        return WhereBox()
 
     def where_loaded(self) -> None:
-        for box in self.query("#whereis").results(Static):
-            box.update(self.where_text())
-            box.set_class(not self.wizard.where_lines, "-empty")
+        for box in self.query(WhereBox).results(WhereBox):
+            box.show_lines()
 
     def work_failed(self, name: str, text: str) -> None:
         """A worker started from this screen failed and its error box was closed: become usable again,
