@@ -68,6 +68,7 @@ from recovery_wizard.tui.text import clip
 if TYPE_CHECKING:  # the screens that use them import them; first paint does not wait for them
     from recovery_wizard.recovery.checkpoint import Checkpoint
     from recovery_wizard.recovery.files.detect import BackupInfo
+    from recovery_wizard.recovery.files.find import FindResult
     from recovery_wizard.recovery.lostwrites import LostRows
 
 
@@ -203,6 +204,8 @@ class WizardApp(App[int]):
         self.merge_rules: dict[str, str] = {}
         self.revert_changed: set[str] = set()
         self.merge_plan: dict[str, Any] | None = None  # the reviewed plan (MergePlan.to_dict())
+        # The backup files found, and the incident moment they were placed against (one search per moment).
+        self.backups: tuple[datetime | None, FindResult] | None = None
         self.moment_text = ""
         self.moment_chosen_at: datetime | None = None
         self._lens_cache: Lens | None = None
@@ -752,13 +755,18 @@ class WizardApp(App[int]):
         """Look for the team's backup files (the app directory, ./backups, ~/Downloads…) in a worker; the
         screen on top is told (``backups_found``)."""
 
+        incident = self.incident_moment()
+
         async def job() -> None:
             from recovery_wizard.recovery.files.find import default_dirs, find_backups
 
-            workdir = self.config.workdir
-            incident = self.incident_moment()
-            # A thread: it reads files (bounded, but a slow disk must not freeze the screen).
-            result = await asyncio.to_thread(find_backups, default_dirs(workdir), incident=incident)
+            if self.backups is not None and self.backups[0] == incident:
+                result = self.backups[1]
+            else:
+                # A thread: it reads files (bounded, but a slow disk must not freeze the screen).
+                dirs = default_dirs(self.config.workdir)
+                result = await asyncio.to_thread(find_backups, dirs, incident=incident)
+                self.backups = (incident, result)
             screen = self.screen
             found = getattr(screen, "backups_found", None)
             if found is not None and screen.is_attached:
@@ -785,6 +793,16 @@ class WizardApp(App[int]):
                 checked(path, info)
 
         self.work("backup-file", "Looking at the file", job)
+
+    def list_checkpoints(self) -> list[Checkpoint]:
+        """The guard's checkpoints in the app directory (read from its journals: no API call)."""
+        from recovery_wizard.recovery.checkpoint import checkpoints
+
+        try:
+            return checkpoints(self.config.workdir)
+        except OSError as exc:  # an unreadable journal must not take "Where from?" down
+            self.log.warning(f"checkpoints: {exc}")
+            return []
 
     def load_whereis(self) -> None:
         """Where the app's database URLs point (whereis), once, in a worker after connecting: it never holds

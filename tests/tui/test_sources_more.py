@@ -85,21 +85,23 @@ async def test_a_backup_file_is_found_placed_against_the_incident_and_becomes_th
         table = files.query_one("#backups", DataTable)
         await wait_until(pilot, lambda: table.row_count > 0, "the backup rows")
         rows = [cells(table, i) for i in range(table.row_count)]
-        by_name = {Path(r[0]).name: r for r in rows}
+        names = [f.info.path.name for f in files.found]  # row i is found[i]; the row shows the name clipped
+        by_name = dict(zip(names, rows, strict=True))
         # The incident is known once a search or a moment says so; with neither, nothing is marked damaged.
-        assert by_name["broken.dump"][-1].startswith("✘ ")
-        assert any("JSON backup" in r[1] for r in rows) and any("SQL" in r[1] for r in rows)
-        assert by_name[dumps[-1].path.name][1] == "pg_dump custom archive"
-        assert re.match(r"\d+ tables, \d+ rows: ", by_name[before[-1].path.name][5])  # what it holds
+        assert by_name["broken.dump"][0] == "✘"
+        assert {r[3] for r in rows} >= {"JSON", "SQL", "dump -Fc"}
+        assert re.match(r"\d+ tables, \d+ rows$", by_name[before[-1].path.name][5])  # what it holds
         # The broken one cannot be chosen: Enter on it says why and stays.
-        broken_row = next(i for i, r in enumerate(rows) if r[0].endswith("broken.dump"))
+        broken_row = names.index("broken.dump")
         table.move_cursor(row=broken_row)
+        await pilot.pause()
+        assert "✘ cannot be loaded: " in screen_text(files, "#backup-detail")
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen is files and app.backup_file is None
         # The newest usable pg_dump before the incident: Enter makes it the run's source.
         target = before[-1].path
-        row = next(i for i, r in enumerate(rows) if r[0].endswith(target.name))
+        row = names.index(target.name)
         table.move_cursor(row=row)
         await pilot.press("enter")
         strategy = await on_screen(pilot, choices.StrategyScreen)
@@ -112,7 +114,7 @@ async def test_a_backup_file_is_found_placed_against_the_incident_and_becomes_th
         files = await on_screen(pilot, backup_files.BackupFileScreen)
         table = files.query_one("#backups", DataTable)
         await wait_until(pilot, lambda: table.row_count > 0, "the backup rows again")
-        assert cells(table, table.cursor_row)[0].endswith(target.name)
+        assert files.found[table.cursor_row].info.path == target
         await pilot.press("escape")
         await on_screen(pilot, sources.SourceScreen)
 
@@ -135,10 +137,14 @@ async def test_after_a_search_the_files_after_the_incident_are_marked_likely_dam
         table = files.query_one("#backups", DataTable)
         await wait_until(pilot, lambda: table.row_count > 0, "the backup rows")
         rows = [cells(table, i) for i in range(table.row_count)]
-        damaged = {Path(r[0]).name for r in rows if backup_files.DAMAGED in r[-1]}
+        damaged = {f.info.path.name for f, r in zip(files.found, rows, strict=True) if r[0] == "⚠"}
         assert damaged == {f.path.name for f in after}
         # The cursor starts on the newest usable file from before the incident, not on a damaged one.
-        assert backup_files.DAMAGED not in cells(table, table.cursor_row)[-1]
+        assert cells(table, table.cursor_row)[0] == ""
+        assert "before the incident" in screen_text(files, "#backup-detail")
+        table.move_cursor(row=next(i for i, r in enumerate(rows) if r[0] == "⚠"))
+        await pilot.pause()
+        assert "AFTER the incident: likely damaged" in screen_text(files, "#backup-detail")
         assert "the incident:" in screen_text(files, "#backup-status")
 
 

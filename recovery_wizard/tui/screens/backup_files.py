@@ -9,7 +9,7 @@ not chosen. A path can be typed too.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +18,9 @@ from textual.app import ComposeResult
 from textual.widgets import Button, DataTable, Input, Static
 
 from recovery_wizard.recovery.snapshot_list import age_text, size_text
+from recovery_wizard.recovery.timepoint import human_duration
 from recovery_wizard.tui.screens.base import WizardScreen
-from recovery_wizard.tui.text import clip, literal, safe
+from recovery_wizard.tui.text import literal, safe
 
 if TYPE_CHECKING:
     from recovery_wizard.recovery.files.detect import BackupInfo
@@ -28,57 +29,74 @@ if TYPE_CHECKING:
 DAMAGED = "likely damaged"
 
 
-def tables_text(info: BackupInfo, limit: int = 2) -> str:
-    """``9 tables, 143 rows: Order 40, User 18 …``: the count, then the largest (rows where the file says)."""
+def short_kind(info: BackupInfo) -> str:
+    """The kind in a few characters (the detail line below the table gives the full label)."""
+    if info.kind in ("custom", "directory", "tar"):
+        return {"custom": "dump -Fc", "directory": "dump -Fd", "tar": "dump -Ft"}[info.kind]
+    if info.kind == "json":
+        return "JSON"
+    return f"SQL.{'gz' if info.compression == 'gzip' else info.compression}" if info.compression else "SQL"
+
+
+def holds_text(info: BackupInfo) -> str:
+    """``9 tables, 143 rows`` (rows where the file says them)."""
     if not info.tables:
-        return "tables unknown"
+        return "?"
     counted = [rows for rows in info.tables.values() if rows is not None]
-    head = f"{len(info.tables)} tables"
-    if counted:
-        head += f", {sum(counted)} rows"
-    largest = sorted(info.tables.items(), key=lambda item: -(item[1] or 0))[:limit]
-    names = [
-        name.removeprefix("public.") + (f" {rows}" if rows is not None else "") for name, rows in largest
-    ]
-    return f"{head}: {', '.join(names)}" + (" …" if len(info.tables) > limit else "")
+    return f"{len(info.tables)} tables" + (f", {sum(counted)} rows" if counted else "")
 
 
 def mark_of(item: Found) -> str:
-    """What to know before choosing it: why it cannot be used, or that it likely holds the damage."""
-    info = item.info
-    if not info.loadable:
-        return f"✘ {info.problem}"
+    if not item.info.loadable:
+        return "✘"
     if item.after_incident:
-        return f"⚠ {DAMAGED}"
-    if info.partial:
-        return f"partial: {', '.join(info.partial)}"
+        return "⚠"
     return ""
 
 
-def backup_row(item: Found, base: Path, now: datetime, zone: object) -> tuple[Text, ...]:
+def detail_text(item: Found, zone: object) -> str:
+    """Everything about one file, for the line under the table: what, when (and how known), what it holds,
+    and why it should or cannot be used."""
+    info = item.info
+    lines = [f"{info.path}: {info.label}"]
+    if info.taken_at is not None:
+        when = f"taken {info.taken_at.astimezone(zone):%Y-%m-%d %H:%M:%S %Z}"  # type: ignore[arg-type]
+        if info.taken_at_is_fallback:
+            when += " (the file's modification time: the file itself does not say when it was taken)"
+        else:
+            when += f" (from its {info.taken_at_source})"
+        lines.append(when)
+    if item.before_incident_seconds is not None:
+        delta = human_duration(timedelta(seconds=abs(item.before_incident_seconds)))
+        lines.append(
+            f"{delta} AFTER the incident: {DAMAGED}, it holds the damage"
+            if item.after_incident
+            else f"{delta} before the incident"
+        )
+    if info.tables:
+        largest = sorted(info.tables.items(), key=lambda kv: -(kv[1] or 0))[:6]
+        shown = ", ".join(n.removeprefix("public.") + (f" {r}" if r is not None else "") for n, r in largest)
+        lines.append(f"holds {shown}" + (" …" if len(info.tables) > 6 else ""))
+    if info.partial:
+        lines.append(f"partial (the file keeps only part of): {', '.join(info.partial)}")
+    if not info.loadable:
+        lines.append(f"✘ cannot be loaded: {info.problem}" + (f" Next: {info.hint}" if info.hint else ""))
+    return "\n".join(lines)
+
+
+def backup_row(item: Found, now: datetime, zone: object) -> tuple[Text, ...]:
     info = item.info
     when = "unknown"
     age = "?"
     if info.taken_at is not None:
-        when = f"{info.taken_at.astimezone(zone):%m-%d %H:%M}"  # type: ignore[arg-type]
-        if info.taken_at_is_fallback:
-            when += " (file time)"
+        # ≈: the file's modification time, not its own (the legend and the detail line say so).
+        mark = "≈" if info.taken_at_is_fallback else ""
+        when = f"{mark}{info.taken_at.astimezone(zone):%m-%d %H:%M}"  # type: ignore[arg-type]
         age = age_text(now - info.taken_at)
-    try:
-        where = str(info.path.relative_to(base))
-    except ValueError:
-        where = str(info.path)
-    # Clipped at the front: the file's own name (its time, its kind) is what tells two apart.
-    where = where if len(where) <= 40 else "…" + where[-39:]
-    cells = [
-        where,
-        info.label,
-        when,
-        age,
-        size_text(info.size),
-        clip(tables_text(info), 40),
-        clip(mark_of(item), 40),
-    ]
+    # The name only (the detail line under the table has the whole path), clipped at the front: its end
+    # (the time in it, the extension) is what tells two apart.
+    where = info.path.name if len(info.path.name) <= 24 else "…" + info.path.name[-23:]
+    cells = [mark_of(item), when, age, short_kind(info), size_text(info.size), holds_text(info), where]
     return tuple(literal(c) for c in cells)
 
 
@@ -93,14 +111,15 @@ class BackupFileScreen(WizardScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(
-            "Backups found in the app directory, ./backups, ./prisma, ~/Downloads and ~/Desktop, newest first. "
-            f"The time is the file's own (its header or timestamp); “(file time)” means the file does not say. "
-            f"⚠ {DAMAGED}: taken after the incident. ✘: cannot be loaded, and why.",
+            "Backups in the app directory, ./backups, ./prisma, ~/Downloads and ~/Desktop, newest first. "
+            f"⚠ {DAMAGED} (taken after the incident); ✘ cannot be loaded; ≈ the file's modification "
+            "time (the file does not say when it was taken).",
             id="backup-text",
         )
         yield Static("Looking for backup files…", id="backup-status")
         table: DataTable[str] = DataTable(id="backups", cursor_type="row", zebra_stripes=True)
         yield table
+        yield Static("", id="backup-detail")
         yield Static("Or type the path of a backup file:", classes="label")
         yield Input(placeholder="backups/main-2026-…dump, ~/Downloads/backup.sql", id="path")
         yield Static("", id="path-status")
@@ -135,8 +154,8 @@ class BackupFileScreen(WizardScreen):
         now = datetime.now(UTC)
         table = self.query_one("#backups", DataTable)
         table.clear(columns=True)
-        table.add_columns("File", "Kind", "Taken", "Age", "Size", "Tables (rows)", "")
-        table.add_rows([backup_row(f, wizard.config.workdir, now, wizard.zone) for f in self.found])
+        table.add_columns("", "Taken", "Age", "Kind", "Size", "Holds", "File")
+        table.add_rows([backup_row(f, now, wizard.zone) for f in self.found])
         # The newest usable one from before the incident: what the user most likely wants.
         best = next(
             (i for i, f in enumerate(self.found) if f.info.loadable and not f.after_incident),
@@ -146,6 +165,13 @@ class BackupFileScreen(WizardScreen):
         best = next((i for i, f in enumerate(self.found) if f.info.path == chosen), best)
         table.move_cursor(row=best)
         self.query_one("#next", Button).disabled = False
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.found and 0 <= event.cursor_row < len(self.found):
+            item = self.found[event.cursor_row]
+            detail = self.query_one("#backup-detail", Static)
+            detail.update(safe(detail_text(item, self.wizard.zone)))
+            detail.set_class(not item.info.loadable or item.after_incident, "warn")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -98,7 +98,10 @@ class MergePlanScreen(WizardScreen):
     def on_mount(self) -> None:
         self.tables = []
         self.query_one("#merge-tables", DataTable).focus()
-        self.wizard.load_merge_plan()
+        if self.wizard.merge_plan is not None:  # back here from the run's plan: the same review
+            self.merge_planned(self.wizard.merge_plan)
+        else:
+            self.wizard.load_merge_plan()
 
     def show_status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#merge-status", Static)

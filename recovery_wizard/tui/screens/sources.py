@@ -105,13 +105,8 @@ class SourceScreen(WizardScreen):
 
     def checkpoint_choices(self) -> list[SourceChoice]:
         """The guard's checkpoints in this directory, newest first (read from the journals: no API call)."""
-        from recovery_wizard.recovery.checkpoint import checkpoints
-
         wizard = self.wizard
-        try:
-            found = checkpoints(wizard.config.workdir)
-        except OSError:
-            return []
+        found = wizard.list_checkpoints()
         epoch = datetime.min.replace(tzinfo=UTC)
         found = sorted((c for c in found if not c.pruned), key=lambda c: c.at or epoch, reverse=True)
         self.checkpoints = {c.run_id: c for c in found[:CHECKPOINTS_SHOWN]}
