@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # the screens that use them import them; first paint does not
     from recovery_wizard.recovery.files.detect import BackupInfo
     from recovery_wizard.recovery.files.find import FindResult
     from recovery_wizard.recovery.lostwrites import LostRows
+    from recovery_wizard.recovery.whereis import Where
 
 
 class Mode(StrEnum):
@@ -821,7 +822,7 @@ class WizardApp(App[int]):
             except Exception as exc:  # a nicety: the wizard works without it
                 self.log.warning(f"whereis: {redact(str(exc))}")
                 return
-            self.where_lines = [redact(printable(w.summary())) for w in found]
+            self.where_lines = [redact(printable(where_line(w))) for w in found]
             for screen in self.screen_stack:
                 shown = getattr(screen, "where_loaded", None)
                 if shown is not None and screen.is_attached:
@@ -1214,6 +1215,20 @@ class WizardApp(App[int]):
             word = words.get(state, "" if state == "done" else "not run")
             lines.append(f"{marks.get(state, '·')} {title}" + (f" ({word})" if word else ""))
         return lines
+
+
+def where_line(where: Where) -> str:
+    """One URL the app uses, in one short line (``whereis`` has the long form): what a person must see before
+    restoring: which project and branch, whether it is the default or protected one, pooled or direct."""
+    head = f"{where.variable} ({where.source}) →"
+    if where.kind != "neon" or where.project is None or where.branch is None:
+        return f"{head} " + {
+            "not-neon": f"{where.host}: not a Neon endpoint",
+            "foreign": f"{where.host}: Neon, but not an endpoint this API key can see",
+        }.get(where.kind, "not a connection URL this tool can read")
+    flags = ", ".join(where.flags) or "not default"
+    how = "pooled" if where.pooled else "direct"
+    return f"{head} {where.project.name} / {where.branch.name} ({flags}), {how}"
 
 
 def error_text(error: BaseException) -> str:

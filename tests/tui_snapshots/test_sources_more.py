@@ -218,10 +218,8 @@ def test_source_with_checkpoints_and_whereis(snap_compare: SnapCompare) -> None:
         ]
         app.list_checkpoints = lambda: marks  # type: ignore[method-assign]
         app.where_lines = [
-            "DATABASE_URL (.env): project homecheff (proj), branch main (br-main; default, protected, root), "
-            "pooled, role neondb_owner, database neondb",
-            "DIRECT_URL (.env): project homecheff (proj), branch main (br-main; default, protected, root), "
-            "direct, role neondb_owner, database neondb",
+            "DATABASE_URL (.env) → homecheff / main (default, protected, root), pooled",
+            "DIRECT_URL (.env) → homecheff / main (default, protected, root), direct",
         ]
         screen = await show(pilot, "source")
         assert isinstance(screen, SourceScreen)

@@ -115,7 +115,7 @@ class WhereBox(Static):
         lines = getattr(self.app, "where_lines", None) or []
         self.set_class(not lines, "-empty")
         if lines:
-            self.update(safe("Your app points at:\n" + "\n".join(f"  {line}" for line in lines)))
+            self.update(safe("\n".join(lines)))
 
 
 def step_info(key: str) -> StepInfo | None:
@@ -134,6 +134,8 @@ class WizardScreen(Screen[None]):
     ]
     # Going back is safe until the plan is confirmed; after that, steps have touched the world.
     CAN_GO_BACK: ClassVar[bool] = True
+    # Whether the whereis lines (where the app's URLs point) head this screen.
+    SHOW_WHERE: ClassVar[bool] = False
     # When the screen's decisive button (Start, Continue, Quit) got the focus; None: not armed yet / no guard.
     ready_at: float | None = None
 
@@ -147,6 +149,9 @@ class WizardScreen(Screen[None]):
             yield StepRail(wizard.steps, self.STEP, wizard.step_states(), id="rail")
             with Vertical(id="main"):
                 yield Static(safe(self.TITLE_TEXT or self.STEP.title()), id="title")
+                if self.SHOW_WHERE:
+                    # Outside the scrolled body: the lines stay in view whatever the list below does.
+                    yield WhereBox()
                 with VerticalScroll(id="body"):
                     yield from self.compose_body()
                 with Horizontal(id="actions"):
@@ -188,10 +193,6 @@ class WizardScreen(Screen[None]):
             # A repeat from an earlier screen (Enter held or mashed): it must not choose what it never saw.
             event.prevent_default()
             event.stop()
-
-    def where_box(self) -> WhereBox:
-        """Where the app's database URLs point (whereis), filled in when the lookup ends; empty: hidden."""
-        return WhereBox()
 
     def where_loaded(self) -> None:
         for box in self.query(WhereBox).results(WhereBox):

@@ -152,13 +152,13 @@ class BranchScreen(WizardScreen):
 
     STEP = "branch"
     TITLE_TEXT = "Which branch was damaged?"
+    SHOW_WHERE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         *WizardScreen.BINDINGS,
         Binding("ctrl+f", "focus_filter", "Filter"),
     ]
 
     def compose_body(self) -> ComposeResult:
-        yield self.where_box()
         yield Input(placeholder="Type to filter by name or id", id="filter")
         yield Static("", id="empty")
         table: DataTable[str] = DataTable(id="branches", cursor_type="row", zebra_stripes=True)
@@ -555,6 +555,10 @@ class StrategyScreen(WizardScreen):
             )
         )
         note.add_class("warn")
+        if self.wizard.strategy == "new-branch":  # its text calls itself recommended: not here
+            self.query_one("#consequences", Static).update(
+                safe(STRATEGY_TEXT["new-branch"].replace(" (recommended)", ""))
+            )
         button = self.query_one("#merge-back", RadioButton)
         button.label = "Merge the lost rows back, keeping every write since (recommended)"
 

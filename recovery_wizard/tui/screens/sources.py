@@ -63,10 +63,10 @@ class SourceScreen(WizardScreen):
 
     STEP = "source"
     TITLE_TEXT = "Where should the data come from?"
+    SHOW_WHERE = True
     checkpoints: dict[str, Checkpoint]  # run id -> checkpoint, as listed
 
     def compose_body(self) -> ComposeResult:
-        yield self.where_box()
         yield Static(
             "Neon keeps every moment of the restore window; snapshots, backup files and the guard's "
             "checkpoints reach further back.",
