@@ -830,15 +830,16 @@ class WizardApp(App[int]):
 
         self.run_worker(job(), name="whereis", group="whereis", exclusive=True, exit_on_error=False)
 
-    def load_lost(self) -> None:
+    def load_lost(self) -> bool:
         """The writes on the damaged branch after the source's moment (what a whole restore loses), in a
-        worker; the strategy screen is told (``lost_loaded``). Failing is not an error: no recommendation."""
+        worker; the strategy screen is told (``lost_loaded``). Failing is not an error: no recommendation.
+        False: no list is coming (not connected, or no moment known)."""
         at = self.source_moment()
         if self.client is None or self.branch is None or at is None:
-            return
+            return False
         key = (self.branch.id, at)
         if self.lost_for == key and self.lost is not None:
-            return
+            return True
 
         async def job() -> None:
             from recovery_wizard.recovery.lostwrites import lost_writes
@@ -858,6 +859,7 @@ class WizardApp(App[int]):
                 loaded()
 
         self.work("lost", "Counting the writes since the moment", job)
+        return True
 
     def merge_reviewable(self) -> str | None:
         """Why the merge plan cannot be shown before Go for this source (None: it can). The plan needs the

@@ -243,6 +243,8 @@ def test_strategy_recommends_merge_back(snap_compare: SnapCompare) -> None:
         app.lost_for = (MAIN.id, at)
         screen = await show(pilot, "strategy")
         assert isinstance(screen, StrategyScreen)
+        screen.lost_loaded()  # as the app's worker does once the writes are counted
+        await pilot.pause()
 
     assert snap_compare(make_wizard(), terminal_size=WIDE, run_before=run_before)
 

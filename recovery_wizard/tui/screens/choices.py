@@ -534,14 +534,16 @@ class StrategyScreen(WizardScreen):
         for _ in range({"in-place": 1, "merge-back": 2}.get(self.wizard.strategy, 0)):
             choice.action_next_button()
         if self.wizard.merge_reviewable() is None:
-            self.wizard.load_lost()
-            if self.wizard.lost is not None and self.wizard.lost_for is not None:
+            if not self.wizard.load_lost():
+                self.query_one("#lost-note", Static).display = False  # nothing to count against
+            elif self.wizard.lost is not None and self.wizard.lost_for is not None:
                 self.lost_loaded()
 
     def lost_loaded(self) -> None:
         """The writes since the moment are counted: recommend merging back when there are any."""
         lost = [x for x in self.wizard.lost or [] if x.rows]
         note = self.query_one("#lost-note", Static)
+        note.display = True
         if not lost:
             note.update(
                 "No write since that moment was found (tables with createdAt/updatedAt stamps): a new "
