@@ -844,12 +844,12 @@ class WizardApp(App[int]):
         async def job() -> None:
             from recovery_wizard.recovery.lostwrites import lost_writes
 
-            await self._load_names()
-            lens = self._lens()
-            direct, _endpoint = await lens._direct(lens.branch.id)
             try:
+                await self._load_names()
+                lens = self._lens()
+                direct, _endpoint = await lens._direct(lens.branch.id)
                 lost = await lost_writes(Secret(direct), at)
-            except Exception as exc:  # the recommendation is a nicety: say nothing rather than guess
+            except Exception as exc:  # the recommendation is a nicety: no error box, no guess
                 self.log.warning(f"lost writes: {redact(str(exc))}")
                 lost = []
             self.lost, self.lost_for = lost, key
