@@ -190,21 +190,32 @@ MERGE_PLAN: dict[str, Any] = {
 }
 
 
+async def backup_files_scene(pilot: Pilot[Any]) -> None:
+    """The backup files found (FOUND), drawn as the app's worker would; also a small-screen scene."""
+    app = wizard(pilot)
+    app.source_kind = "file"
+    screen = await show(pilot, "moment")
+    assert isinstance(screen, BackupFileScreen)
+    screen.backups_found(FOUND)
+    await pilot.pause()
+    steady(screen)
+
+
+async def merge_plan_scene(pilot: Pilot[Any]) -> None:
+    """The merge plan review (MERGE_PLAN); also a small-screen scene."""
+    app = wizard(pilot)
+    app.strategy = "merge-back"
+    app.merge_plan = MERGE_PLAN
+    await show(pilot, "strategy")
+    await app.switch_screen(MergePlanScreen())
+    await pilot.pause()
+
+
 @pytest.mark.parametrize("size", [WIDE, SMALL], ids=["100x32", "80x24"])
 def test_backup_files(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     """Newest first: one after the incident marked likely damaged, the JSON partial, the .sql on file time,
     the truncated one with its reason; the cursor on the newest usable one before the incident."""
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        app = wizard(pilot)
-        app.source_kind = "file"
-        screen = await show(pilot, "moment")
-        assert isinstance(screen, BackupFileScreen)
-        screen.backups_found(FOUND)
-        await pilot.pause()
-        steady(screen)
-
-    assert snap_compare(make_wizard(), terminal_size=size, run_before=run_before)
+    assert snap_compare(make_wizard(), terminal_size=size, run_before=backup_files_scene)
 
 
 def test_source_with_checkpoints_and_whereis(snap_compare: SnapCompare) -> None:
@@ -252,13 +263,4 @@ def test_strategy_recommends_merge_back(snap_compare: SnapCompare) -> None:
 @pytest.mark.parametrize("size", [WIDE, SMALL], ids=["100x32", "80x24"])
 def test_merge_plan(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     """Per table: re-insert, revert (opt in), kept, conflicts and rule; the User samples masked, its conflict."""
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        app = wizard(pilot)
-        app.strategy = "merge-back"
-        app.merge_plan = MERGE_PLAN
-        await show(pilot, "strategy")
-        await app.switch_screen(MergePlanScreen())
-        await pilot.pause()
-
-    assert snap_compare(make_wizard(), terminal_size=size, run_before=run_before)
+    assert snap_compare(make_wizard(), terminal_size=size, run_before=merge_plan_scene)
