@@ -693,6 +693,9 @@ class WizardApp(App[int]):
         import shlex
 
         parts = ["recovery-wizard", "restore", "--from", shlex.quote(self.source_text)]
+        at = self.source_moment() if self.source_kind == "history" else None
+        if at is not None:
+            parts += ["--at", at.strftime("%Y-%m-%dT%H:%M:%SZ")]
         if self.strategy != "new-branch":
             parts += ["--strategy", self.strategy]
         if self.strategy == "merge-back" and self.revert_changed:

@@ -300,6 +300,9 @@ async def test_merge_back_is_recommended_after_writes_and_its_plan_is_reviewed_p
         await wait_until(pilot, lambda: app.options is not None, "the run's options")
         options = app.options
         assert options is not None and options.strategy == "merge-back"
+        by_hand = app.by_hand("plan") or ""
+        assert by_hand.startswith("recovery-wizard restore --from history --at 20")
+        assert f"--strategy merge-back --revert-changed {users['table']}" in by_hand
         assert users["table"] in options.revert_changed
         assert options.merge_rules[users["table"]] != rule
         assert users["table"] in options.merge_tables
