@@ -51,12 +51,17 @@ if TYPE_CHECKING:
 
     from recovery_wizard.neon import NeonClient
     from recovery_wizard.neon.models import Branch, Project, Snapshot
+    from recovery_wizard.recovery.checkpoint import Checkpoint
+    from recovery_wizard.recovery.files.detect import BackupInfo
+    from recovery_wizard.recovery.files.find import FindResult
     from recovery_wizard.recovery.journal import Journal
+    from recovery_wizard.recovery.lostwrites import LostRows
     from recovery_wizard.recovery.peek import Lens
     from recovery_wizard.recovery.plan import Plan, RunOptions
     from recovery_wizard.recovery.runner import Runner, RunResult
     from recovery_wizard.recovery.snapshot_list import SnapshotEntry
     from recovery_wizard.recovery.timepoint import RestoreWindow
+    from recovery_wizard.recovery.whereis import Where
 
 
 class Mode(StrEnum):
@@ -115,12 +120,17 @@ CHOICE_STEPS = ("connect", "project", "branch", "source", "moment", "strategy", 
 SOURCE_STEP: dict[str, tuple[str, str]] = {
     "history": ("choices.MomentScreen", "Moment"),
     "snapshot": ("sources.SnapshotScreen", "Snapshot"),
+    "file": ("backup_files.BackupFileScreen", "Backup file"),
+    # Chosen on "Where from?" itself (each checkpoint is listed there): the step after it is passed over.
+    "checkpoint": ("sources.CheckpointScreen", "Checkpoint"),
 }
 # The run's own workers: only their failure can end the run.
 RUN_WORKERS = frozenset({"restore", "verify", "env", "prisma", "cleanup", "finish"})
 # Workers that belong to the screen they were started from (a search, a look, the plan's checks): cancelled
 # when the user leaves that screen, so their outcome never lands on a later one.
-SCREEN_WORKERS = frozenset({"find-moment", "peek", "timeline", "plan", "snapshots"})
+SCREEN_WORKERS = frozenset(
+    {"find-moment", "peek", "timeline", "plan", "snapshots", "backups", "backup-file", "lost", "merge-plan"}
+)
 
 
 @dataclass
@@ -185,6 +195,19 @@ class WizardApp(App[int]):
         self.snapshot: SnapshotEntry | None = None
         self.raw_snapshots: list[Snapshot] | None = None  # the project's, once listed
         self.snapshots_error: str | None = None  # why they could not be listed (history still works)
+        self.backup_file: BackupInfo | None = None  # the backup file chosen ("file:<path>")
+        self.checkpoint: Checkpoint | None = None  # the guard checkpoint chosen ("checkpoint:<run id>")
+        # Where the app's database URLs point (whereis), once looked up after connecting; None until then.
+        self.where_lines: list[str] | None = None
+        # The writes the damaged branch holds after the chosen moment (lost by a whole restore): per table.
+        self.lost: list[LostRows] | None = None
+        self.lost_for: tuple[str, datetime] | None = None  # (branch id, moment) the list was made for
+        # Merge back: per table, the conflict rule and whether changed rows are reverted (opt in).
+        self.merge_rules: dict[str, str] = {}
+        self.revert_changed: set[str] = set()
+        self.merge_plan: dict[str, Any] | None = None  # the reviewed plan (MergePlan.to_dict())
+        # The backup files found, and the incident moment they were placed against (one search per moment).
+        self.backups: tuple[datetime | None, FindResult] | None = None
         self.moment_text = ""
         self.moment_chosen_at: datetime | None = None
         self._lens_cache: Lens | None = None
@@ -401,6 +424,8 @@ class WizardApp(App[int]):
         from recovery_wizard.tui import by_hand
 
         plan = self.plan
+        if self.source_kind in ("file", "checkpoint") or self.strategy == "merge-back":
+            return self.headless_command()
         if self.source_kind == "snapshot":
             if self.snapshot is None:
                 return None
@@ -554,6 +579,7 @@ class WizardApp(App[int]):
                 return
             self.client = client
             self.projects = projects
+            self.load_whereis()  # its own worker: the lines appear when ready, nothing waits for them
             if not self.projects and not self.config.project_id:
                 raise UsageError(
                     "The API key sees no Neon project.", hint="Check it belongs to the right account."
@@ -670,7 +696,54 @@ class WizardApp(App[int]):
         """The source as `--from` says it (RunOptions.source)."""
         if self.source_kind == "snapshot" and self.snapshot is not None:
             return f"snapshot:{self.snapshot.id}"
+        if self.source_kind == "file" and self.backup_file is not None:
+            return f"file:{self.backup_file.path}"
+        if self.source_kind == "checkpoint" and self.checkpoint is not None:
+            return f"checkpoint:{self.checkpoint.run_id}"
         return "history"
+
+    def source_moment(self) -> datetime | None:
+        """The moment the chosen source's data is from (UTC), where it is known."""
+        if self.source_kind == "snapshot":
+            return self.snapshot.at if self.snapshot else None
+        if self.source_kind == "file":
+            return self.backup_file.taken_at if self.backup_file else None
+        if self.source_kind == "checkpoint":
+            return self.checkpoint.at if self.checkpoint else None
+        if not self.moment_text:
+            return None
+        from recovery_wizard.recovery.timepoint import parse_moment
+
+        try:
+            return parse_moment(
+                self.moment_text, zone=self.zone, now=self.moment_chosen_at or datetime.now(UTC)
+            ).utc
+        except RecoveryError:
+            return None
+
+    def incident_moment(self) -> datetime | None:
+        """When the damage happened, as far as the wizard knows: the first bad moment a search found, else
+        the moment chosen (the restore point is just before the incident); None when nothing says."""
+        first_bad = self.search.get("first_bad") if self.search is not None else None
+        if isinstance(first_bad, datetime):
+            return first_bad
+        if self.source_kind == "history" and self.moment_text:
+            return self.source_moment()
+        return None
+
+    def headless_command(self) -> str:
+        """The restore as one `recovery-wizard` command (the why panel's "By hand" for file and checkpoint)."""
+        import shlex
+
+        parts = ["recovery-wizard", "restore", "--from", shlex.quote(self.source_text)]
+        at = self.source_moment() if self.source_kind == "history" else None
+        if at is not None:
+            parts += ["--at", at.strftime("%Y-%m-%dT%H:%M:%SZ")]
+        if self.strategy != "new-branch":
+            parts += ["--strategy", self.strategy]
+        if self.strategy == "merge-back" and self.revert_changed:
+            parts += ["--revert-changed", ",".join(sorted(self.revert_changed))]
+        return " ".join(parts)
 
     def snapshot_entries(self, now: datetime | None = None) -> list[SnapshotEntry] | None:
         """The project's live snapshots at ``now``, newest first, marked for the chosen branch; None until
@@ -712,7 +785,173 @@ class WizardApp(App[int]):
             self.notify(f"Restoring from {kind!r} is not available in this version.", severity="warning")
             return
         self.source_kind = kind
+        self.skipped_steps.discard("moment")
         self.goto("moment")
+
+    def choose_file(self, info: BackupInfo) -> None:
+        """Restore from this backup file (``file:<path>``): it is loaded into a new branch by the run."""
+        self.backup_file = info
+        self.source_kind = "file"
+        self.goto("plan" if self.mode == Mode.DRILL else "strategy")
+
+    def choose_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Restore to a guard checkpoint (``checkpoint:<run id>``): the moment is the checkpoint's own, so
+        the step after "Where from?" has nothing to ask and Back passes it."""
+        self.checkpoint = checkpoint
+        self.source_kind = "checkpoint"
+        self.skipped_steps.add("moment")
+        self.goto("plan" if self.mode == Mode.DRILL else "strategy")
+
+    def load_backups(self) -> None:
+        """Look for the team's backup files (the app directory, ./backups, ~/Downloads…) in a worker; the
+        screen on top is told (``backups_found``)."""
+
+        incident = self.incident_moment()
+
+        async def job() -> None:
+            from recovery_wizard.recovery.files.find import default_dirs, find_backups
+
+            if self.backups is not None and self.backups[0] == incident:
+                result = self.backups[1]
+            else:
+                # A thread: it reads files (bounded, but a slow disk must not freeze the screen).
+                dirs = default_dirs(self.config.workdir)
+                result = await asyncio.to_thread(find_backups, dirs, incident=incident)
+                self.backups = (incident, result)
+            screen = self.screen
+            found = getattr(screen, "backups_found", None)
+            if found is not None and screen.is_attached:
+                found(result)
+
+        self.work("backups", "Looking for backup files", job)
+
+    def check_backup_path(self, text: str) -> None:
+        """A path typed by hand: look at it (in a worker); the screen is told (``path_checked``)."""
+
+        async def job() -> None:
+            from recovery_wizard.recovery.files.detect import examine
+
+            def look() -> tuple[Path, BackupInfo | None]:
+                path = Path(text).expanduser()
+                if not path.is_absolute():
+                    path = self.config.workdir / path
+                return path, examine(path) if path.exists() else None
+
+            path, info = await asyncio.to_thread(look)
+            screen = self.screen
+            checked = getattr(screen, "path_checked", None)
+            if checked is not None and screen.is_attached:
+                checked(path, info)
+
+        self.work("backup-file", "Looking at the file", job)
+
+    def list_checkpoints(self) -> list[Checkpoint]:
+        """The guard's checkpoints in the app directory (read from its journals: no API call)."""
+        from recovery_wizard.recovery.checkpoint import checkpoints
+
+        try:
+            return checkpoints(self.config.workdir)
+        except OSError as exc:  # an unreadable journal must not take "Where from?" down
+            self.log.warning(f"checkpoints: {exc}")
+            return []
+
+    def load_whereis(self) -> None:
+        """Where the app's database URLs point (whereis), once, in a worker after connecting: it never holds
+        up a screen, and a failure only leaves the lines out."""
+        if self.where_lines is not None or self.client is None:
+            return
+        self.where_lines = []
+
+        async def job() -> None:
+            from recovery_wizard.recovery.whereis import app_urls, whereis
+
+            assert self.client is not None
+            try:
+                urls = app_urls(self.config.workdir, os.environ)
+                found, _notes = await whereis(self.client, urls, sizes=False)
+            except Exception as exc:  # a nicety: the wizard works without it
+                self.log.warning(f"whereis: {redact(str(exc))}")
+                return
+            self.where_lines = [redact(printable(where_line(w))) for w in found]
+            for screen in self.screen_stack:
+                shown = getattr(screen, "where_loaded", None)
+                if shown is not None and screen.is_attached:
+                    shown()
+
+        self.run_worker(job(), name="whereis", group="whereis", exclusive=True, exit_on_error=False)
+
+    def load_lost(self) -> bool:
+        """The writes on the damaged branch after the source's moment (what a whole restore loses), in a
+        worker; the strategy screen is told (``lost_loaded``). Failing is not an error: no recommendation.
+        False: no list is coming (not connected, or no moment known)."""
+        at = self.source_moment()
+        if self.client is None or self.branch is None or at is None:
+            return False
+        key = (self.branch.id, at)
+        if self.lost_for == key and self.lost is not None:
+            return True
+
+        async def job() -> None:
+            from recovery_wizard.recovery.lostwrites import lost_writes
+
+            try:
+                await self._load_names()
+                lens = self._lens()
+                direct, _endpoint = await lens._direct(lens.branch.id)
+                lost = await lost_writes(Secret(direct), at)
+            except Exception as exc:  # the recommendation is a nicety: no error box, no guess
+                self.log.warning(f"lost writes: {redact(str(exc))}")
+                lost = []
+            self.lost, self.lost_for = lost, key
+            screen = self.screen
+            loaded = getattr(screen, "lost_loaded", None)
+            if loaded is not None and screen.is_attached:
+                loaded()
+
+        self.work("lost", "Counting the writes since the moment", job)
+        return True
+
+    def merge_reviewable(self) -> str | None:
+        """Why the merge plan cannot be shown before Go for this source (None: it can). The plan needs the
+        past readable without writing to Neon: history (time travel) and a checkpoint (its branch) are."""
+        if self.source_kind == "history":
+            return None
+        if self.source_kind == "checkpoint":
+            cp, window = self.checkpoint, self.window
+            if cp is None or cp.at is None or (self.branch is not None and cp.branch_id != self.branch.id):
+                return "this checkpoint is not of the chosen branch, or does not say when it was taken"
+            if window is not None and not window.disabled and cp.at < window.earliest:
+                return "the checkpoint is older than the restore window, so its rows cannot be read without making a branch"
+            return None
+        what = "snapshot" if self.source_kind == "snapshot" else "backup file"
+        return f"a {what} must first be loaded into a branch; this version shows the merge plan before Go only for Neon history and guard checkpoints"
+
+    def load_merge_plan(self) -> None:
+        """Compare the past with the live branch (read-only on both) and show the merge plan; the screen on
+        top is told (``merge_planned``)."""
+
+        async def job() -> None:
+            from recovery_wizard.recovery.merge import MergeOptions, plan_merge
+
+            assert self.client is not None and self.project is not None and self.branch is not None
+            await self._load_names()
+            lens = self._lens()
+            live, _endpoint = await lens._direct(lens.branch.id)
+            options = MergeOptions(revert_changed=sorted(self.revert_changed), rules=dict(self.merge_rules))
+            # The past read through time travel on the live branch at the source's moment (a checkpoint's
+            # branch has no compute, and giving it one would be a write to Neon before Go).
+            at = self.source_moment()
+            if at is None:
+                raise UsageError("No moment is chosen to merge back from.", hint="Go back and choose one.")
+            async with lens.at(at) as (past_url, _lens):
+                plan = await plan_merge(past_url, Secret(live), options)
+            self.merge_plan = plan.to_dict()
+            screen = self.screen
+            shown = getattr(screen, "merge_planned", None)
+            if shown is not None and screen.is_attached:
+                shown(self.merge_plan)
+
+        self.work("merge-plan", "Comparing the past with the live branch", job)
 
     def choose_snapshot(self, snapshot_id: str, at: datetime) -> None:
         """Restore from this snapshot (listed as live at ``at``, when the user chose it)."""
@@ -844,6 +1083,17 @@ class WizardApp(App[int]):
 
     def choose_strategy(self, strategy: str) -> None:
         self.strategy = strategy
+        if strategy == "merge-back":
+            # The merge plan first (what comes back, what conflicts, per table rules), then the run's plan.
+            from recovery_wizard.tui.screens import merge_review
+
+            self.merge_plan = None
+            self.switch_screen(merge_review.MergePlanScreen())
+            return
+        self.goto("plan")
+
+    def accept_merge_plan(self) -> None:
+        """The user reviewed the merge plan: on to the run's plan with its tables, rules and reverts."""
         self.goto("plan")
 
     # --- plan and run --------------------------------------------------------------------------------
@@ -866,6 +1116,12 @@ class WizardApp(App[int]):
                 env_files=list(self.config.env_files),
                 checks=list(self.config.checks),
             )
+            if self.strategy == "merge-back":
+                self.options.merge_tables = [
+                    t["table"] for t in (self.merge_plan or {}).get("tables", [])
+                ] or None
+                self.options.revert_changed = sorted(self.revert_changed)
+                self.options.merge_rules = dict(self.merge_rules)
             screen = self.screen
             try:
                 self.plan = await resolve_plan(
@@ -1051,6 +1307,20 @@ def screen_class(where: str) -> type[WizardScreen]:
     module, name = where.rsplit(".", 1)
     found: type[WizardScreen] = getattr(import_module(f"recovery_wizard.tui.screens.{module}"), name)
     return found
+
+
+def where_line(where: Where) -> str:
+    """One URL the app uses, in one short line (``whereis`` has the long form): what a person must see before
+    restoring: which project and branch, whether it is the default or protected one, pooled or direct."""
+    head = f"{where.variable} ({where.source}) →"
+    if where.kind != "neon" or where.project is None or where.branch is None:
+        return f"{head} " + {
+            "not-neon": f"{where.host}: not a Neon endpoint",
+            "foreign": f"{where.host}: Neon, but not an endpoint this API key can see",
+        }.get(where.kind, "not a connection URL this tool can read")
+    flags = ", ".join(where.flags) or "not default"
+    how = "pooled" if where.pooled else "direct"
+    return f"{head} {where.project.name} / {where.branch.name} ({flags}), {how}"
 
 
 def error_text(error: BaseException) -> str:

@@ -64,7 +64,7 @@ def data_time(snap: Snapshot) -> datetime:
     return at
 
 
-async def test_where_from_offers_history_a_snapshot_and_a_file_that_is_not_ready(incident: Incident) -> None:
+async def test_where_from_offers_history_a_snapshot_and_a_backup_file(incident: Incident) -> None:
     app = make_app(incident.config())
     async with app.run_test(size=SIZE) as pilot:
         screen = await where_from(pilot)
@@ -78,15 +78,15 @@ async def test_where_from_offers_history_a_snapshot_and_a_file_that_is_not_ready
         await wait_until(pilot, lambda: not options.get_option("snapshot").disabled, "the snapshot choice")
         snapshot = prompt_of(screen, "snapshot")
         assert " of main, the newest “" in snapshot and "the oldest from" in snapshot
-        # The file choice is shown, cannot be chosen, and says why.
-        assert FILE_SOURCE_REASON is not None
-        assert options.get_option("file").disabled
-        assert f"Not available: {FILE_SOURCE_REASON}." in prompt_of(screen, "file")
-        # Keys: down reaches the snapshot, and a second down does not land on the disabled file choice.
+        # The backup-file choice can be chosen now (its own tests: test_sources_more.py).
+        assert FILE_SOURCE_REASON is None
+        assert not options.get_option("file").disabled
+        assert "~/Downloads" in prompt_of(screen, "file")
+        # Keys: down reaches the snapshot, then the backup file.
         await pilot.press("down")
         assert highlighted(screen) == "snapshot"
         await pilot.press("down")
-        assert highlighted(screen) != "file"
+        assert highlighted(screen) == "file"
         await pilot.press("up", "up")
         assert highlighted(screen) == "history"
         # Enter on history: the moment screen as before (window bar, find-moment, peek).

@@ -14,7 +14,7 @@ from typing import Self
 import pytest
 
 from recovery_wizard.tui.app import WizardApp
-from recovery_wizard.tui.screens import choices, sources, steps
+from recovery_wizard.tui.screens import backup_files, choices, sources, steps
 from tests.tui_snapshots.scenes import CLOCK, NOW
 
 # Every WizardApp method a screen calls that starts a worker doing I/O: on mount (most), or on a press
@@ -32,6 +32,11 @@ WORKERS = (
     "run_prisma",
     "run_cleanup",
     "finish",
+    "load_backups",
+    "check_backup_path",
+    "load_whereis",
+    "load_lost",
+    "load_merge_plan",
 )
 
 
@@ -51,6 +56,7 @@ def _no_work(self: WizardApp, *args: object) -> None:
 def frozen_wizard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(choices, "datetime", FrozenDatetime)
     monkeypatch.setattr(sources, "datetime", FrozenDatetime)
+    monkeypatch.setattr(backup_files, "datetime", FrozenDatetime)
     # Only the steps module's view of time: asyncio (and so Textual's timers) must keep the real clock.
     monkeypatch.setattr(steps, "time", SimpleNamespace(monotonic=lambda: CLOCK))
     for name in WORKERS:

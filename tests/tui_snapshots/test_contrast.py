@@ -37,6 +37,7 @@ from tests.tui_snapshots.scenes import (
     verification,
     wizard,
 )
+from tests.tui_snapshots.test_sources_more import backup_files_scene, merge_plan_scene
 
 THEMES = ["textual-dark", "textual-light"]
 
@@ -191,6 +192,8 @@ SCENES: dict[str, Scene] = {
     "snapshot-list": snapshot_list,
     "moment-offer": moment_offer,
     "strategy": lambda pilot: show(pilot, "strategy"),
+    "backup-files": backup_files_scene,
+    "merge-plan": merge_plan_scene,
     "plan": plan_ready,
     "plan-refused": plan_refused,
     "restore": restore_done,

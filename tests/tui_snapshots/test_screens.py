@@ -181,7 +181,7 @@ def test_moment_out_of_window(snap_compare: SnapCompare, size: tuple[int, int]) 
 
 @pytest.mark.parametrize("size", [WIDE, SMALL], ids=["100x32", "80x24"])
 def test_source(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
-    """The three sources: history (highlighted), the snapshots as listed, the backup file not available yet."""
+    """The three sources: history (highlighted), the snapshots as listed, the backup file."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         wizard(pilot).raw_snapshots = list(SNAPSHOTS)

@@ -35,6 +35,7 @@ from tests.tui_snapshots.scenes import (
 )
 from tests.tui_snapshots.test_hostile import terminal
 from tests.tui_snapshots.test_screens import API_KEY
+from tests.tui_snapshots.test_sources_more import backup_files_scene, merge_plan_scene
 
 SMALL_SIZES = [(40, 12), (30, 10), (24, 8)]
 
@@ -125,6 +126,8 @@ SCENES: dict[str, Scene] = {
     "moment": lambda pilot: show(pilot, "moment"),
     "snapshot-list": snapshot_list,
     "strategy": lambda pilot: show(pilot, "strategy"),
+    "backup-files": backup_files_scene,
+    "merge-plan": merge_plan_scene,
     "plan": plan_ready,
     "restore-failed": restore_failed,
     "done": done,

@@ -60,6 +60,23 @@ EXTRA_INFO = {
         "One taken of another branch holds that branch's data, not this one's.",
         "Console: Backup & Restore → Snapshots → Restore; API: POST /projects/<id>/snapshots/<id>/restore",
     ),
+    "file": StepInfo(
+        "file",
+        "Backup file",
+        "Pick the team's own backup: the newest one taken before the incident.",
+        "A backup file holds the data as it was when it was taken; it is loaded into a new branch made from "
+        "the damaged one, checked against the file's own counts, and only then used. One taken after the "
+        "incident likely holds the damage.",
+        "recovery-wizard backups find; pg_restore --single-transaction --clean --if-exists --no-owner --no-acl",
+    ),
+    "merge": StepInfo(
+        "merge",
+        "Merge back",
+        "Review what comes back per table, the conflicts, and the rule each table follows.",
+        "A whole restore throws away every write made since the moment; a merge re-inserts only the lost "
+        "rows and keeps the rest. Changed rows are reverted only where you opt in.",
+        "recovery-wizard restore --strategy merge-back --dry-run",
+    ),
     "moment": StepInfo(
         "moment",
         "Moment",
@@ -84,6 +101,23 @@ EXTRA_INFO = {
 }
 
 
+class WhereBox(Static):
+    """The whereis lines at the top of a screen. They may arrive before the screen is mounted or after:
+    the box reads them when it mounts and again when the app says they changed."""
+
+    def __init__(self) -> None:
+        super().__init__("", id="whereis", classes="whereis -empty")
+
+    def on_mount(self) -> None:
+        self.show_lines()
+
+    def show_lines(self) -> None:
+        lines = getattr(self.app, "where_lines", None) or []
+        self.set_class(not lines, "-empty")
+        if lines:
+            self.update(safe("\n".join(lines)))
+
+
 def step_info(key: str) -> StepInfo | None:
     if key in EXTRA_INFO:
         return EXTRA_INFO[key]
@@ -105,6 +139,8 @@ class WizardScreen(Screen[None]):
     ]
     # Going back is safe until the plan is confirmed; after that, steps have touched the world.
     CAN_GO_BACK: ClassVar[bool] = True
+    # Whether the whereis lines (where the app's URLs point) head this screen.
+    SHOW_WHERE: ClassVar[bool] = False
     # When the screen's decisive button (Start, Continue, Quit) got the focus; None: not armed yet / no guard.
     ready_at: float | None = None
 
@@ -118,6 +154,9 @@ class WizardScreen(Screen[None]):
             yield StepRail(wizard.steps, self.STEP, wizard.step_states(), id="rail")
             with Vertical(id="main"):
                 yield Static(safe(self.TITLE_TEXT or self.STEP.title()), id="title")
+                if self.SHOW_WHERE:
+                    # Outside the scrolled body: the lines stay in view whatever the list below does.
+                    yield WhereBox()
                 with VerticalScroll(id="body"):
                     yield from self.compose_body()
                 with Horizontal(id="actions"):
@@ -159,6 +198,10 @@ class WizardScreen(Screen[None]):
             # A repeat from an earlier screen (Enter held or mashed): it must not choose what it never saw.
             event.prevent_default()
             event.stop()
+
+    def where_loaded(self) -> None:
+        for box in self.query(WhereBox).results(WhereBox):
+            box.show_lines()
 
     def work_failed(self, name: str, text: str) -> None:
         """A worker started from this screen failed and its error box was closed: become usable again,

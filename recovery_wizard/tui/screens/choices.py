@@ -15,6 +15,7 @@ from textual.widgets import Button, Collapsible, DataTable, Input, OptionList, R
 from textual.widgets.option_list import Option
 
 from recovery_wizard.neon.models import Branch
+from recovery_wizard.recovery.lostwrites import LostRows
 from recovery_wizard.recovery.snapshot_list import SnapshotEntry, age_text, newest_before
 from recovery_wizard.recovery.timepoint import (
     RestoreWindow,
@@ -91,6 +92,7 @@ class BranchScreen(WizardScreen):
 
     STEP = "branch"
     TITLE_TEXT = "Which branch was damaged?"
+    SHOW_WHERE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         *WizardScreen.BINDINGS,
         Binding("ctrl+f", "focus_filter", "Filter"),
@@ -407,7 +409,19 @@ STRATEGY_TEXT = {
         "the same, so the app needs no change. The current (damaged) state is kept as a backup branch. "
         "Connections drop briefly. You will type the branch name to confirm."
     ),
+    "merge-back": (
+        "Merge the lost rows back. Only the rows the past has and the live branch lost are re-inserted "
+        "(and changed rows reverted, where you opt in per table); every write made since stays. The app "
+        "needs no change. A checkpoint of the live branch is taken first, so the merge can be undone. "
+        "You review the merge plan, table by table, before anything is written."
+    ),
 }
+
+
+def lost_summary(lost: list[LostRows]) -> str:
+    """``User 2, Order 5`` (rows written since the moment), the largest first."""
+    shown = sorted((x for x in lost if x.rows), key=lambda x: -x.rows)
+    return ", ".join(f"{x.table} {x.rows}" for x in shown[:4]) + (" …" if len(shown) > 4 else "")
 
 
 class StrategyChoice(RadioSet):
@@ -436,11 +450,25 @@ class StrategyScreen(WizardScreen):
     TITLE_TEXT = "How should the data come back?"
 
     def compose_body(self) -> ComposeResult:
-        current = self.wizard.strategy
+        wizard = self.wizard
+        if wizard.strategy == "merge-back" and wizard.merge_reviewable() is not None:
+            wizard.strategy = "new-branch"  # the source changed since: merge back does not fit it
+        current = wizard.strategy
+        merge_reason = wizard.merge_reviewable()
         with StrategyChoice(id="strategy"):
             yield RadioButton("New branch with that data", value=current == "new-branch", id="new-branch")
             yield RadioButton("In place, keeping a backup", value=current == "in-place", id="in-place")
+            yield RadioButton(
+                "Merge the lost rows back, keeping every write since",
+                value=current == "merge-back",
+                id="merge-back",
+                disabled=merge_reason is not None,
+            )
         yield Static(safe(STRATEGY_TEXT[current]), id="consequences", classes="callout")
+        if merge_reason is not None:
+            yield Static(safe(f"Merge back is not offered here: {merge_reason}."), id="merge-note")
+        else:
+            yield Static("Counting the writes made since that moment…", id="lost-note")
         branch = self.wizard.branch
         if branch is not None and not branch.is_root:
             yield Static(
@@ -455,9 +483,39 @@ class StrategyScreen(WizardScreen):
     def on_mount(self) -> None:
         choice = self.query_one("#strategy", RadioSet)
         choice.focus()
-        if self.wizard.strategy == "in-place":
-            # RadioSet highlights its first button; Enter would then switch the choice back.
+        # RadioSet highlights its first button; Enter would then switch the choice back.
+        for _ in range({"in-place": 1, "merge-back": 2}.get(self.wizard.strategy, 0)):
             choice.action_next_button()
+        if self.wizard.merge_reviewable() is None:
+            if not self.wizard.load_lost():
+                self.query_one("#lost-note", Static).display = False  # nothing to count against
+            elif self.wizard.lost is not None and self.wizard.lost_for is not None:
+                self.lost_loaded()
+
+    def lost_loaded(self) -> None:
+        """The writes since the moment are counted: recommend merging back when there are any."""
+        lost = [x for x in self.wizard.lost or [] if x.rows]
+        note = self.query_one("#lost-note", Static)
+        note.display = True
+        if not lost:
+            note.update(
+                "No write since that moment was found (tables with createdAt/updatedAt stamps): a new "
+                "branch loses nothing."
+            )
+            return
+        note.update(
+            safe(
+                f"Recommended: merge back. The live branch has writes since that moment ({lost_summary(lost)} "
+                "rows): a new branch or an in-place restore would leave them out; merging keeps them."
+            )
+        )
+        note.add_class("warn")
+        if self.wizard.strategy == "new-branch":  # its text calls itself recommended: not here
+            self.query_one("#consequences", Static).update(
+                safe(STRATEGY_TEXT["new-branch"].replace(" (recommended)", ""))
+            )
+        button = self.query_one("#merge-back", RadioButton)
+        button.label = "Merge the lost rows back, keeping every write since (recommended)"
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         key = event.pressed.id or "new-branch"

@@ -1,9 +1,11 @@
-"""Where the restored data comes from: Neon history, a Neon snapshot, or a backup file; and which snapshot."""
+"""Where the restored data comes from: Neon history, a Neon snapshot, a backup file or a guard checkpoint;
+and which snapshot."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,9 +17,32 @@ from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.text import clip, literal, safe
 
-# Why the backup-file source cannot be chosen yet. None once the file source exists: the choice is then
-# enabled and leads to its own screen (add it to app.SOURCE_STEP under "file").
-FILE_SOURCE_REASON: str | None = "arrives in the next release"
+if TYPE_CHECKING:
+    from recovery_wizard.recovery.checkpoint import Checkpoint
+
+# Why the backup-file source cannot be chosen. None: it can (it leads to its own screen, app.SOURCE_STEP).
+FILE_SOURCE_REASON: str | None = None
+# A guard checkpoint's option id on "Where from?": this prefix and the guard run's id.
+CHECKPOINT_PREFIX = "checkpoint:"
+# How many checkpoints "Where from?" lists (newest first); the rest are in `recovery-wizard guard list`.
+CHECKPOINTS_SHOWN = 5
+
+
+def checkpoint_choice(cp: Checkpoint, branch_id: str | None, now: datetime) -> SourceChoice:
+    """One guard checkpoint as a source: named for the command that followed it."""
+    reason = None
+    if cp.pruned:
+        reason = "it was pruned"
+    elif cp.expired(now):
+        reason = "it has expired (Neon deleted it)"
+    elif branch_id is not None and cp.branch_id != branch_id:
+        reason = f"it was taken of {cp.branch_name or cp.branch_id}, not of the chosen branch"
+    detail = f"{cp.kind} {cp.name}"
+    if cp.at is not None:
+        detail += f", {age_text(now - cp.at)} ago"
+    if cp.lost:
+        detail += f"; after it, {', '.join(cp.lost)} lost rows"
+    return SourceChoice(CHECKPOINT_PREFIX + cp.run_id, f"Guard checkpoint: {cp.label}", detail, reason)
 
 
 @dataclass(frozen=True)
@@ -38,10 +63,13 @@ class SourceScreen(WizardScreen):
 
     STEP = "source"
     TITLE_TEXT = "Where should the data come from?"
+    SHOW_WHERE = True
+    checkpoints: dict[str, Checkpoint]  # run id -> checkpoint, as listed
 
     def compose_body(self) -> ComposeResult:
         yield Static(
-            "Neon keeps every moment of the restore window; snapshots and backup files reach further back.",
+            "Neon keeps every moment of the restore window; snapshots, backup files and the guard's "
+            "checkpoints reach further back.",
             id="source-text",
         )
         options: list[Option | None] = []
@@ -66,11 +94,25 @@ class SourceScreen(WizardScreen):
             "find the last good moment, look at the data then.",
             history_reason,
         )
-        return [
-            history,
-            self.snapshot_choice(),
-            SourceChoice("file", "A backup file (pg_dump)", "", FILE_SOURCE_REASON),
-        ]
+        file = SourceChoice(
+            "file",
+            "A backup file",
+            "The team's own dumps and JSON backups (pg_dump archives, .sql, the cron's JSON), found in the "
+            "app directory, ./backups, ~/Downloads…, or a path you type.",
+            FILE_SOURCE_REASON,
+        )
+        return [history, self.snapshot_choice(), file, *self.checkpoint_choices()]
+
+    def checkpoint_choices(self) -> list[SourceChoice]:
+        """The guard's checkpoints in this directory, newest first (read from the journals: no API call)."""
+        wizard = self.wizard
+        found = wizard.list_checkpoints()
+        epoch = datetime.min.replace(tzinfo=UTC)
+        found = sorted((c for c in found if not c.pruned), key=lambda c: c.at or epoch, reverse=True)
+        self.checkpoints = {c.run_id: c for c in found[:CHECKPOINTS_SHOWN]}
+        branch_id = wizard.branch.id if wizard.branch else None
+        now = datetime.now(UTC)
+        return [checkpoint_choice(c, branch_id, now) for c in found[:CHECKPOINTS_SHOWN]]
 
     def snapshot_choice(self) -> SourceChoice:
         title = "A Neon snapshot"
@@ -105,7 +147,12 @@ class SourceScreen(WizardScreen):
 
     def highlight(self, key: str) -> None:
         options = self.query_one("#sources", OptionList)
-        index = options.get_option_index(key)
+        if key == "checkpoint" and self.wizard.checkpoint is not None:
+            key = CHECKPOINT_PREFIX + self.wizard.checkpoint.run_id
+        try:
+            index = options.get_option_index(key)
+        except Exception:  # the chosen checkpoint is gone from the list (pruned since)
+            index = 0
         if options.get_option_at_index(index).disabled:
             index = next((i for i, o in enumerate(options.options) if not o.disabled), index)
         options.highlighted = index
@@ -134,6 +181,9 @@ class SourceScreen(WizardScreen):
         options = self.query_one("#sources", OptionList)
         if key is None or options.get_option(key).disabled:
             self.notify("That source is not available: the list says why.", severity="warning")
+            return
+        if key.startswith(CHECKPOINT_PREFIX):
+            self.wizard.choose_checkpoint(self.checkpoints[key.removeprefix(CHECKPOINT_PREFIX)])
             return
         self.wizard.choose_source(key)
 
@@ -225,6 +275,38 @@ class SnapshotScreen(WizardScreen):
         if self.keys:
             row = self.query_one("#snapshots", DataTable).cursor_row
             self.wizard.choose_snapshot(self.keys[row], datetime.now(UTC))
+
+    def pressed_back(self) -> None:
+        self.action_back()
+
+
+class CheckpointScreen(WizardScreen):
+    """The checkpoint chosen on "Where from?", restated. Reached only by going back past the strategy when
+    the checkpoint was chosen (normally passed over: the checkpoint is its own moment)."""
+
+    STEP = "moment"
+    TITLE_TEXT = "Restore to a guard checkpoint"
+
+    def compose_body(self) -> ComposeResult:
+        cp = self.wizard.checkpoint
+        text = (
+            f"{cp.label}: {cp.kind} {cp.name} of {cp.branch_name}. Restoring to it brings the branch back "
+            f"to that moment, to the byte (LSN {cp.lsn or 'unknown'})."
+            if cp is not None
+            else "No checkpoint is chosen: go back to choose one."
+        )
+        yield Static(safe(text), id="checkpoint-text")
+
+    def compose_actions(self) -> ComposeResult:
+        yield self.back_button()
+        yield Button("Continue", id="next", variant="primary", disabled=self.wizard.checkpoint is None)
+
+    def on_mount(self) -> None:
+        self.query_one("#next", Button).focus()
+
+    def pressed_next(self) -> None:
+        if self.wizard.checkpoint is not None:
+            self.wizard.choose_checkpoint(self.wizard.checkpoint)
 
     def pressed_back(self) -> None:
         self.action_back()
