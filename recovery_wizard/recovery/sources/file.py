@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("recovery_wizard.sources.file")
 
 LATEST: Final = "latest"
-JSON_MODE: Final = "upsert"
+JSON_MODE: Final = "auto"
 FAILED_SUFFIX: Final = "-failed"
 _CHUNK: Final = 1 << 20
 
