@@ -194,8 +194,7 @@ async def test_auto_replaces_complete_tables_upserts_partial_ones_and_lets_the_f
     # The branch as a copy of the damaged database: a row the complete users table lacks ("late"), a
     # membership the partial table lacks (9), and Ann signed up again: a NEW id with her backed-up email.
     target = scratch.create(
-        SCHEMA
-        + "INSERT INTO users (id, email, full_name) VALUES ('late', 'late@example.test', 'Late'), "
+        SCHEMA + "INSERT INTO users (id, email, full_name) VALUES ('late', 'late@example.test', 'Late'), "
         "('new-ann-id', 'ann@example.test', 'Ann again'), ('u2', 'bo@example.test', 'Stale');"
         "INSERT INTO \"UserMembership\" (id, \"userId\", amount) VALUES (9, 'u2', 1), (2, 'u2', 99);"
     )
