@@ -65,7 +65,9 @@ async def test_restore_from_the_newest_dump_before_the_incident_brings_the_users
     assert not world.leaked(result.stdout, result.stderr, report)
 
 
-async def test_restore_from_a_json_backup_lets_the_file_win_and_keeps_the_partial_tables_rows(world: World) -> None:
+async def test_restore_from_a_json_backup_lets_the_file_win_and_keeps_the_partial_tables_rows(
+    world: World,
+) -> None:
     folder = await world.sandbox.write_backups(world.app)
     backup = newest_before(folder, "json")
     main_url = await direct_url(world, world.main.id)
