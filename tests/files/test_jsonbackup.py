@@ -197,6 +197,7 @@ async def test_auto_replaces_complete_tables_upserts_partial_ones_and_lets_the_f
         SCHEMA + "INSERT INTO users (id, email, full_name) VALUES ('late', 'late@example.test', 'Late'), "
         "('new-ann-id', 'ann@example.test', 'Ann again'), ('u2', 'bo@example.test', 'Stale');"
         "INSERT INTO \"UserMembership\" (id, \"userId\", amount) VALUES (9, 'u2', 1), (2, 'u2', 99);"
+        "INSERT INTO \"Profile\" (id, bio, user_id) VALUES (7, 'kept', 'u2');"
     )
     path = _backup(tmp_path)
     result = await load(path, detect.detect(path), scratch.url(target), prisma_schema=prisma)
@@ -209,7 +210,10 @@ async def test_auto_replaces_complete_tables_upserts_partial_ones_and_lets_the_f
         (2, Decimal("3.00")),
         (9, Decimal("1.00")),
     ], "partial (stats says 3): upserted, the branch's other row kept"
-    assert scratch.query(target, 'SELECT id, user_id FROM "Profile" ORDER BY id') == [(1, "u1")]
+    assert scratch.query(target, 'SELECT id, user_id FROM "Profile" ORDER BY id') == [
+        (1, "u1"),
+        (7, "u2"),
+    ], "a table met only nested under users is partial: upserted, its other rows kept"
     assert "replaced users row new-… that held the same email" in result.notes
     assert "removed 1 users row(s) the file does not hold (it holds that table completely)" in result.notes
     assert not any("ann@example.test" in note for note in result.notes)
