@@ -238,6 +238,8 @@ def render_report(result: RunResult) -> str:
                 out.append(
                     f"- Tables the file does not hold: {printable(', '.join(file_counts['missing_tables']))}"
                 )
+            for note in file_counts.get("load_notes", []):
+                out.append(f"- Load: {printable(str(note))}")
 
     if plan is not None and plan.merge_back:
         out += merge_lines(result)

@@ -184,8 +184,70 @@ async def test_replace_that_would_empty_another_table_is_refused(scratch: Scratc
     target = scratch.create(SCHEMA + "CREATE TABLE notes (id int, user_id text REFERENCES users(id));")
     path = _backup(tmp_path)
     with pytest.raises(JsonBackupError, match=r"notes \(references users\)") as caught:
-        await load(path, detect.detect(path), scratch.url(target))
+        await load(path, detect.detect(path), scratch.url(target), json_mode="replace")
     assert "upsert" in caught.value.hint
+
+
+async def test_auto_replaces_complete_tables_upserts_partial_ones_and_lets_the_file_win_a_collision(
+    scratch: Scratch, tmp_path: Path, prisma: Path
+) -> None:
+    # The branch as a copy of the damaged database: a row the complete users table lacks ("late"), a
+    # membership the partial table lacks (9), and Ann signed up again: a NEW id with her backed-up email.
+    target = scratch.create(
+        SCHEMA + "INSERT INTO users (id, email, full_name) VALUES ('late', 'late@example.test', 'Late'), "
+        "('new-ann-id', 'ann@example.test', 'Ann again'), ('u2', 'bo@example.test', 'Stale');"
+        "INSERT INTO \"UserMembership\" (id, \"userId\", amount) VALUES (9, 'u2', 1), (2, 'u2', 99);"
+        "INSERT INTO \"Profile\" (id, bio, user_id) VALUES (7, 'kept', 'u2');"
+    )
+    path = _backup(tmp_path)
+    result = await load(path, detect.detect(path), scratch.url(target), prisma_schema=prisma)
+    assert scratch.query(target, "SELECT id, email, full_name FROM users ORDER BY id") == [
+        ("u1", "ann@example.test", "Ann"),
+        ("u2", "bo@example.test", None),
+    ], "complete: exactly the file's rows; the file's Ann won over the re-signup row"
+    assert scratch.query(target, 'SELECT id, amount FROM "UserMembership" ORDER BY id') == [
+        (1, Decimal("12.50")),
+        (2, Decimal("3.00")),
+        (9, Decimal("1.00")),
+    ], "partial (stats says 3): upserted, the branch's other row kept"
+    assert scratch.query(target, 'SELECT id, user_id FROM "Profile" ORDER BY id') == [
+        (1, "u1"),
+        (7, "u2"),
+    ], "a table met only nested under users is partial: upserted, its other rows kept"
+    assert "replaced users row new-… that held the same email" in result.notes
+    assert "removed 1 users row(s) the file does not hold (it holds that table completely)" in result.notes
+    assert not any("ann@example.test" in note for note in result.notes)
+    assert result.notes[0] == "loaded with auto"
+
+
+async def test_auto_names_the_table_that_blocks_replacing_a_complete_one(
+    scratch: Scratch, tmp_path: Path, prisma: Path
+) -> None:
+    target = scratch.create(
+        SCHEMA + "CREATE TABLE notes (id int PRIMARY KEY, user_id text REFERENCES users(id));"
+        "INSERT INTO users (id, email) VALUES ('late', 'late@example.test');"
+        "INSERT INTO notes VALUES (1, 'late');"
+    )
+    path = _backup(tmp_path)
+    with pytest.raises(JsonBackupError, match=r"notes still references \(notes_user_id_fkey\)") as caught:
+        await load(path, detect.detect(path), scratch.url(target), prisma_schema=prisma)
+    assert "Nothing was loaded" in str(caught.value) and caught.value.hint
+    assert scratch.query(target, "SELECT id FROM users") == [("late",)], "one transaction: nothing kept"
+
+
+async def test_auto_names_the_table_that_keeps_a_colliding_row(
+    scratch: Scratch, tmp_path: Path, prisma: Path
+) -> None:
+    target = scratch.create(
+        SCHEMA + "CREATE TABLE notes (id int PRIMARY KEY, user_id text REFERENCES users(id));"
+        "INSERT INTO users (id, email) VALUES ('new-ann-id', 'ann@example.test');"
+        "INSERT INTO notes VALUES (1, 'new-ann-id');"
+    )
+    path = _backup(tmp_path)
+    with pytest.raises(JsonBackupError, match=r"collides .* notes still references it") as caught:
+        await load(path, detect.detect(path), scratch.url(target), prisma_schema=prisma)
+    assert "ann@example.test" not in str(caught.value) and "notes" in caught.value.hint
+    assert scratch.query(target, "SELECT id FROM users") == [("new-ann-id",)]
 
 
 def test_prisma_models_and_names() -> None:

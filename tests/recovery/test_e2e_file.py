@@ -65,25 +65,14 @@ async def test_restore_from_the_newest_dump_before_the_incident_brings_the_users
     assert not world.leaked(result.stdout, result.stderr, report)
 
 
-async def test_a_json_backup_stops_on_the_customer_who_signed_up_again(world: World) -> None:
-    """Upsert over the damaged copy: the re-registered customer's new row collides on User_email_key."""
-    folder = await world.sandbox.write_backups(world.app)
-    backup = newest_before(folder, "json")
-    result = await world.cli("restore", "--yes", "--json", "--from", f"file:{backup.path}")
-    assert result.code == 1
-    out = result.json()
-    assert out["status"] == "failed" and "User_email_key" in out["error"]["message"]
-    assert "main was not changed" in out["error"]["hint"]
-
-
-async def test_restore_from_a_json_backup_upserts_and_keeps_the_partial_tables_rows(world: World) -> None:
+async def test_restore_from_a_json_backup_lets_the_file_win_and_keeps_the_partial_tables_rows(
+    world: World,
+) -> None:
     folder = await world.sandbox.write_backups(world.app)
     backup = newest_before(folder, "json")
     main_url = await direct_url(world, world.main.id)
-    # The team's call first: the customer who signed up again after the incident gets her old account
-    # back (her new row goes; the backup's row, with her orders and reviews, comes back).
-    emails = [u["email"] for u in json.loads(backup.path.read_text())["data"]["users"]]
-    await execute(main_url, "DELETE FROM \"User\" WHERE email = ANY(%s) AND role <> 'ADMIN'", emails)
+    # No hand edit first: the customer who signed up again after the incident has a NEW row with her
+    # backed-up email; the file's row wins on the new branch (her old account, orders and reviews).
     orders_before = await count(main_url, '"Order"')
 
     result = await world.cli("restore", "--yes", "--json", "--from", f"file:{backup.path}")
@@ -97,6 +86,15 @@ async def test_restore_from_a_json_backup_upserts_and_keeps_the_partial_tables_r
     assert await count(restored, '"Order"') >= orders_before > backup.truncated["orders"]
     counts = out["verification"]["source_counts"]
     assert counts["ok"] and counts["partial"], "the truncated orders are said as partial, not a failure"
+    replaced = [
+        n for n in out["verification"]["source_counts"]["load_notes"] if n.startswith("replaced User row")
+    ]
+    assert replaced and replaced[0].endswith("that held the same email"), out["verification"][
+        "source_counts"
+    ]["load_notes"]
+    report = Path(out["report"]).read_text()
+    assert replaced[0] in report
+    assert not world.leaked(result.stdout, result.stderr, report)
 
 
 async def execute(url: str, sql: str, *params: object) -> None:

@@ -265,6 +265,8 @@ class _Table:
     primary_key: list[str] = field(default_factory=list)
     # (my columns, parent table key, parent columns)
     foreign_keys: list[tuple[list[str], tuple[str, str], list[str]]] = field(default_factory=list)
+    # (index name, columns) of every plain unique index besides the primary key (Prisma's @unique is an index)
+    unique_keys: list[tuple[str, list[str]]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -309,6 +311,18 @@ WHERE k.contype IN ('p', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_s
 """
 
 
+_UNIQUE_SQL: Final = """
+SELECT n.nspname, c.relname, ic.relname,
+       ARRAY(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY u(n, o)
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.n ORDER BY u.o)::text[]
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indisunique AND NOT i.indisprimary AND i.indpred IS NULL AND i.indexprs IS NULL
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+"""
+
+
 async def _read_tables(conn: Any) -> dict[tuple[str, str], _Table]:
     tables: dict[tuple[str, str], _Table] = {}
     cur = await conn.execute(_COLUMNS_SQL)
@@ -325,6 +339,11 @@ async def _read_tables(conn: Any) -> dict[tuple[str, str], _Table]:
             table.primary_key = list(columns)
         else:
             table.foreign_keys.append((list(columns), (pschema, pname), list(pcolumns)))
+    cur = await conn.execute(_UNIQUE_SQL)
+    for schema, name, index, columns in await cur.fetchall():
+        found = tables.get((schema, name))
+        if found is not None:
+            found.unique_keys.append((index, list(columns)))
     return tables
 
 
@@ -545,20 +564,23 @@ async def load_json(
     path: Path,
     target_direct_url: Secret,
     *,
-    mode: str = "replace",
+    mode: str = "auto",
     prisma_schema: Path | None = None,
     on_progress: Callable[[LoadProgress], None] = lambda _: None,
 ) -> LoadResult:
     """Load a JSON backup into the database at ``target_direct_url`` in one transaction.
 
-    ``mode``: ``replace`` empties each table the file holds, then inserts; ``upsert`` inserts or updates by
-    primary key and keeps rows the file lacks. Refuses (nothing written) a file with a table that maps to no
+    ``mode``: ``auto`` (the default) makes the file win: a table the file holds completely ends up holding
+    exactly the file's rows, a partial one (fewer rows than ``stats`` says, or only nested under another
+    table's rows) is upserted, and a branch row that collides with a file row on another unique key (same
+    email, new id) is deleted and said in the notes; ``replace`` empties each table the file holds, then
+    inserts; ``upsert`` inserts or updates by primary key and keeps rows the file lacks. Refuses (nothing written) a file with a table that maps to no
     table, and rolls back on the first row that violates a constraint.
     """
     import psycopg
 
-    if mode not in ("replace", "upsert"):
-        raise JsonBackupError(f"Unknown JSON load mode {mode!r}.", hint="Use replace or upsert.")
+    if mode not in MODES:
+        raise JsonBackupError(f"Unknown JSON load mode {mode!r}.", hint="Use auto, replace or upsert.")
     started = time.monotonic()
     size = (await asyncio.to_thread(path.stat)).st_size
     if size > MAX_JSON_BYTES:
@@ -580,6 +602,7 @@ async def load_json(
     models = read_models(prisma_schema) if prisma_schema is not None else None
     stats, partial = _stat_counts(document.get("stats"))
     data: dict[str, Any] = document["data"]
+    partial_keys = _partial_keys(document.get("stats"), data)
 
     try:
         # autocommit: conn.transaction() below is then the one real transaction (not a savepoint in an
@@ -625,14 +648,44 @@ async def load_json(
         targets, cycle = _order([tables[k] for k in loaded_keys])
         result_tables: dict[str, int | None] = {}
         total = len(targets)
+        # auto: only tables that are top-level keys of "data" and not partial are complete. A table met only
+        # nested under another's rows (users[].sessions) holds just the children of the rows the file has,
+        # never the children of rows it lacks, so it is partial unless the file lists it as its own key.
+        complete = {
+            table.key
+            for key in data
+            if key not in partial_keys and (table := mapper.table_for_key(key)[0]) is not None
+        }
+        changes: list[str] = []
+        loaded: dict[tuple[str, str], list[dict[str, Any]]] = {}
         async with conn.transaction():
             if mode == "replace" and targets:
                 await _truncate(conn, targets, tables)
+            if mode == "auto":
+                # A complete table without a primary key cannot be matched row by row: emptied first.
+                for table in reversed(targets):
+                    if table.key in complete and not table.primary_key:
+                        await _delete_rows(conn, table, f"DELETE FROM {table.sql}", [])
             for done, table in enumerate(targets, 1):
                 rows = _dedupe(table, plan.rows.get(table.key, []), plan.nested.get(table.key, []))
                 on_progress(LoadProgress(done - 1, total, 0, size, table.shown))
-                await _insert(conn, table, rows, upsert=mode == "upsert")
+                if mode == "auto":
+                    changes += await _clear_collisions(conn, table, rows)
+                await _insert(conn, table, rows, upsert=mode in ("upsert", "auto"))
                 result_tables[table.shown] = len(rows)
+                loaded[table.key] = rows
+            if mode == "auto":
+                # Complete tables: rows the file lacks go, children first. Upsert first and delete after
+                # (rather than delete, then insert) so a kept row of a partial table that points at a row
+                # the file brings back never sees it missing; only rows the file really lacks can block.
+                for table in reversed(targets):
+                    if table.key in complete and table.primary_key:
+                        gone = await _delete_missing(conn, table, loaded[table.key])
+                        if gone:
+                            changes.append(
+                                f"removed {gone} {table.shown} row(s) the file does not hold "
+                                "(it holds that table completely)"
+                            )
         on_progress(LoadProgress(total, total, size, size, None))
     except psycopg.errors.IntegrityError as exc:
         raise _constraint_error(path, exc) from None
@@ -653,6 +706,11 @@ async def load_json(
         and t.schema in {k[0] for k in loaded_keys}
     )
     notes = [f"loaded with {mode}"]
+    if mode == "auto":
+        kept = sorted(tables[k].shown for k in loaded_keys if k not in complete)
+        if kept:
+            notes.append(f"partial tables upserted (their other rows kept): {', '.join(kept)}")
+    notes += changes
     if cycle:
         notes.append("the tables' foreign keys form a cycle; they were loaded in name order within it")
     return LoadResult(
@@ -668,6 +726,107 @@ async def load_json(
         partial=partial,
         notes=notes,
     )
+
+
+MODES: Final = ("auto", "replace", "upsert")
+
+
+def _partial_keys(stats: Any, data: dict[str, Any]) -> set[str]:
+    """Keys of ``data`` whose rows are fewer than the table had (``stats`` says so, either way it is said)."""
+    counts, _ = _stat_counts(stats)
+    partial = {str(name) for name in counts if _stat_counts({name: stats[name]})[1]}
+    for key, rows in data.items():
+        stated = counts.get(key)
+        if stated is not None and isinstance(rows, list) and len(rows) < stated:
+            partial.add(key)
+    return partial
+
+
+def _mask_key(values: tuple[Any, ...]) -> str:
+    """A row's key as shown in notes: enough to find it, not the whole value (keys can be emails)."""
+    shown = []
+    for value in values:
+        text = str(value)
+        shown.append(text if len(text) <= 6 else text[:4] + "…")
+    return ", ".join(shown)
+
+
+async def _delete_rows(conn: Any, table: _Table, sql: str, params: list[Any]) -> int:
+    """Run a DELETE on ``table``; a foreign key from a row the file does not replace names itself."""
+    import psycopg
+
+    try:
+        cur = await conn.execute(sql, params or None)
+    except psycopg.errors.ForeignKeyViolation as exc:
+        diag = exc.diag
+        raise JsonBackupError(
+            f"Making {table.shown} hold the file's rows needs to delete rows that "
+            f"{diag.table_name or 'another table'} still references ({diag.constraint_name}): "
+            f"{redact(diag.message_detail or diag.message_primary or str(exc))} Nothing was loaded.",
+            hint=f"Delete or repoint those {diag.table_name or 'referencing'} rows on the new branch's source "
+            "first, or use a backup that holds that table too.",
+        ) from None
+    return int(cur.rowcount or 0)
+
+
+async def _clear_collisions(conn: Any, table: _Table, rows: list[dict[str, Any]]) -> list[str]:
+    """Delete branch rows that hold a file row's value of another unique key under another primary key.
+
+    The branch is the NEW copy made to hold the file's data, so the file's row wins (a customer who signed up
+    again after the incident: her backed-up row comes back, the new one with the same email goes)."""
+    if not table.primary_key or not rows:
+        return []
+    notes: list[str] = []
+    pk = table.primary_key
+    for _index, columns in table.unique_keys:
+        if set(columns) == set(pk):
+            continue
+        usable = [r for r in rows if all(r.get(c) is not None for c in columns + pk)]
+        if not usable:
+            continue
+        match = " AND ".join(f"{_ident(c)} = %s::{table.columns[c].type}" for c in columns)
+        other = ", ".join(f"%s::{table.columns[c].type}" for c in pk)
+        mine = ", ".join(_ident(c) for c in pk)
+        sql = (
+            f"DELETE FROM {table.sql} WHERE {match} AND ROW({mine}) IS DISTINCT FROM ROW({other}) "
+            f"RETURNING {mine}"
+        )
+        for row in usable:
+            params = [_convert(table.columns[c], row[c]) for c in columns + pk]
+            # one statement per file row: a file holds thousands of rows, not millions (read whole, ≤1 GiB)
+            gone = await _returning(conn, table, sql, params)
+            named = " and ".join(columns)
+            notes += [
+                f"replaced {table.shown} row {_mask_key(key)} that held the same {named}" for key in gone
+            ]
+    return notes
+
+
+async def _returning(conn: Any, table: _Table, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    try:
+        cur = await conn.execute(sql, params)
+    except psycopg.errors.ForeignKeyViolation as exc:
+        diag = exc.diag
+        raise JsonBackupError(
+            f"A {table.shown} row of the branch collides with one of the file on a unique key, and cannot be "
+            f"replaced: {diag.table_name or 'another table'} still references it ({diag.constraint_name}). "
+            "Nothing was loaded.",
+            hint="Decide which row to keep and delete the other one (and its rows in "
+            f"{diag.table_name or 'that table'}) before loading, or add them to the file.",
+        ) from None
+    return [tuple(r) for r in await cur.fetchall()]
+
+
+async def _delete_missing(conn: Any, table: _Table, rows: list[dict[str, Any]]) -> int:
+    pk = table.primary_key
+    keys = [r for r in rows if all(r.get(c) is not None for c in pk)]
+    arrays = [[_convert(table.columns[c], r[c]) for r in keys] for c in pk]
+    unnest = ", ".join(f"%s::text[]::{table.columns[c].type}[]" for c in pk)
+    mine = ", ".join(_ident(c) for c in pk)
+    sql = f"DELETE FROM {table.sql} WHERE ({mine}) NOT IN (SELECT * FROM unnest({unnest}))"
+    return await _delete_rows(conn, table, sql, arrays)
 
 
 def _read_document(path: Path) -> Any:

@@ -118,7 +118,7 @@ async def load(
     *,
     on_progress: ProgressCallback = _nothing,
     jobs: int | None = None,
-    json_mode: str = "replace",
+    json_mode: str = "auto",
     prisma_schema: Path | None = None,
     server_major: int | None = None,
     tools: PgTools | None = None,

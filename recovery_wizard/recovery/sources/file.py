@@ -18,14 +18,15 @@ and the load, so deleting it loses nothing.
 A failed load leaves the damaged branch untouched and the run failed: the restore branch is renamed
 ``<name>-failed`` (a drill's is deleted: a drill leaves nothing behind), never reported as done.
 
-JSON backups load in ``upsert`` mode: the branch starts as a copy of the damaged branch, so upserting by
-primary key brings back every row the file holds (deleted or changed since) and keeps the rows the file
-lacks. ``replace`` (empty each table, then load) cannot load the cron kind of backup at all when a table is
-partial: the file's reviews point at orders the file no longer holds (only the last N orders are kept), so
-the emptied tables break their own foreign keys. With upsert, the partial table keeps its other rows from
-the damaged copy; the verification asks each table for at least the file's rows, and says which are partial.
-A row made after the incident that collides with a backed-up row on another unique key (a customer who
-signed up again with the same email) stops the load, naming the key: which one to keep is the team's call.
+JSON backups load in ``auto`` mode (files/jsonbackup.py): the branch starts as a copy of the damaged branch
+and exists to hold the file's data, so the file's rows win. A table the file holds completely ends up holding
+exactly its rows; a partial table (the cron keeps only the last N orders: ``stats`` says more than the file
+holds) is upserted by primary key and keeps its other rows, which ``replace`` could not do (the file's reviews
+point at orders it no longer holds). A branch row colliding with a file row on another unique key (a
+customer who signed up again with the same email, under a new id) is deleted on this NEW branch and said in
+the load notes, the report and ``--json``; if another table the file lacks still references it, the load
+stops naming that table. The verification asks each table for at least the file's rows and says which are
+partial.
 
 Neon's restore window does not apply: the file holds its own data, of any age.
 """
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("recovery_wizard.sources.file")
 
 LATEST: Final = "latest"
-JSON_MODE: Final = "upsert"
+JSON_MODE: Final = "auto"
 FAILED_SUFFIX: Final = "-failed"
 _CHUNK: Final = 1 << 20
 
@@ -225,8 +226,8 @@ class FileSource(Source):
     def restore_lines(self, plan: Plan) -> list[str]:
         what = f"{self.name} ({self.label}, taken {plan.moment.describe()})"
         how = (
-            f"with upserts by primary key in one transaction (JSON, {JSON_MODE} mode: rows the file lacks "
-            "are kept)"
+            f"in one transaction (JSON, {JSON_MODE} mode: tables the file holds completely are replaced, "
+            "partial ones upserted by primary key, the file's row wins a unique-key collision)"
             if self.file_kind == "json"
             else "in one transaction"
         )
@@ -390,6 +391,8 @@ class FileSource(Source):
             run.reporter.warn(f"Fields with no column: {', '.join(result.unmapped_fields)}")
         if result.missing_tables:
             run.reporter.warn(f"Tables the file does not hold: {', '.join(result.missing_tables)}")
+        for note in result.notes[1:] if self.file_kind == "json" else []:
+            run.reporter.info(f"Load: {note}")
         run.reporter.info(f"Loaded {path.name} in {result.seconds:.1f} s ({result.method}).")
         return data
 
@@ -463,6 +466,8 @@ class FileSource(Source):
             "partial": sorted({*self.partial, *(data.get("partial") or [])}),
             "unmapped_fields": list(data.get("unmapped_fields") or []),
             "missing_tables": list(data.get("missing_tables") or []),
+            # what the load did beyond inserting (a JSON load in auto mode: rows it replaced or removed)
+            "load_notes": list(data.get("notes") or []),
         }
 
     def proof(self, workdir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -533,6 +538,8 @@ def render_counts(checked: dict[str, Any]) -> str:
         text = ["(the file states no row counts: no manifest, no TOC counts, no stats)"]
     for note in checked.get("partial", []):
         text.append(f"partial: {note}")
+    for note in checked.get("load_notes", []):
+        text.append(f"load: {note}")
     return "\n".join(text)
 
 
