@@ -846,8 +846,8 @@ def _constraint_error(path: Path, exc: Any) -> JsonBackupError:
         f"{redact(diag.message_primary or str(exc))}. {redact(detail)} Nothing was loaded (one transaction).".replace(
             "  ", " "
         ),
-        hint="Fix or remove that row in a copy of the file, or load with --json-mode upsert if the row exists "
-        "already.",
+        hint="Fix or remove that row in a copy of the file and restore from the copy; the new branch is "
+        "deletable and the damaged branch was not touched.",
     )
 
 
@@ -865,7 +865,8 @@ async def _truncate(conn: Any, targets: list[_Table], tables: dict[tuple[str, st
             "Replacing the file's tables would also empty tables it does not hold: "
             + ", ".join(blockers)
             + ". Nothing was loaded.",
-            hint="Load with --json-mode upsert (keeps existing rows, updates the file's by primary key).",
+            hint="Restore without replacing (the file source loads in auto mode: tables the file holds whole are "
+            "replaced row by row, partial ones upserted by primary key).",
         )
     await conn.execute("TRUNCATE " + ", ".join(t.sql for t in targets))
 
