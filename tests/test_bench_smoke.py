@@ -34,7 +34,8 @@ def test_every_benchmark_runs_at_a_tiny_scale(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        # A guard against a hang, not a speed goal: thirteen benchmarks at a tiny scale, some starting a sandbox.
+        timeout=600,
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
