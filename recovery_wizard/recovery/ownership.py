@@ -40,10 +40,15 @@ def why_not_ours(
     *,
     run_id: str,
     parent_id: str,
-    moment: datetime,
+    moment: datetime | None = None,
+    lsn: str | None = None,
     begun_at: datetime | None,
 ) -> list[str]:
-    """Why ``branch`` cannot be proven to be the restore branch run ``run_id`` created (empty: proven)."""
+    """Why ``branch`` cannot be proven to be the branch run ``run_id`` created (empty: proven).
+
+    ``moment`` / ``lsn``: the point of the parent's history the run asked for, checked when given; a branch
+    made at the parent's head (a file's, a merge's checkpoint) was asked for neither.
+    """
     reasons = []
     marked = annotation.get(RUN_MARKER)
     if marked != run_id:
@@ -54,9 +59,13 @@ def why_not_ours(
         )
     if branch.parent_id != parent_id:
         reasons.append(f"its parent is {branch.parent_id or 'none'}, not {parent_id}")
-    if branch.parent_timestamp is None or abs(branch.parent_timestamp - moment) > MOMENT_TOLERANCE:
+    if moment is not None and (
+        branch.parent_timestamp is None or abs(branch.parent_timestamp - moment) > MOMENT_TOLERANCE
+    ):
         at = branch.parent_timestamp.isoformat() if branch.parent_timestamp else "no timestamp"
         reasons.append(f"it starts at {at}, not at the restore point {moment.isoformat()}")
+    if lsn is not None and branch.parent_lsn != lsn:
+        reasons.append(f"it starts at LSN {branch.parent_lsn or 'unknown'}, not at the checkpoint's {lsn}")
     if begun_at is not None and (branch.created_at is None or branch.created_at < begun_at - CLOCK_SKEW):
         reasons.append("it was created before this run began")
     if branch.default or branch.protected:

@@ -116,21 +116,8 @@ def why_not_our_checkpoint(
     branch: Branch, annotation: dict[str, str], *, run_id: str, parent_id: str, begun_at: datetime
 ) -> list[str]:
     """Why ``branch`` cannot be proven to be the checkpoint run ``run_id`` made (empty: proven)."""
-    reasons = []
-    marked = annotation.get(ownership.RUN_MARKER)
-    if marked != run_id:
-        reasons.append(
-            "it carries no recovery-wizard run marker"
-            if marked is None
-            else f"it was made by another recovery-wizard run ({marked})"
-        )
-    if branch.parent_id != parent_id:
-        reasons.append(f"its parent is {branch.parent_id or 'none'}, not {parent_id}")
-    if branch.created_at is None or branch.created_at < begun_at - ownership.CLOCK_SKEW:
-        reasons.append("it was created before this run began")
-    if branch.default or branch.protected:
-        reasons.append("it is the project's " + ("default" if branch.default else "protected") + " branch")
-    return reasons
+    # Made at the live branch's head: no point of its history to check.
+    return ownership.why_not_ours(branch, annotation, run_id=run_id, parent_id=parent_id, begun_at=begun_at)
 
 
 def undo_lines(result: RunResult) -> list[str]:

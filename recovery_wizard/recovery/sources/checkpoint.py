@@ -353,31 +353,15 @@ class CheckpointSource(HistorySource):
         begin = run.journal.last("restore", "begin")
         parent_id, lsn = self._parent()
         # The run's marker is the proof; the parent, the LSN and the creation time the plan fixed are checked
-        # too (ownership.why_not_ours checks a timestamp, which a branch made at an LSN was not asked for).
-        reasons = []
-        marked = annotation.get(ownership.RUN_MARKER)
-        if marked != run.journal.run_id:
-            reasons.append(
-                "it carries no recovery-wizard run marker"
-                if marked is None
-                else f"it was made by another recovery-wizard run ({marked})"
-            )
-        if branch.parent_id != parent_id:
-            reasons.append(f"its parent is {branch.parent_id or 'none'}, not {parent_id}")
-        if lsn is not None and branch.parent_lsn != lsn:
-            reasons.append(
-                f"it starts at LSN {branch.parent_lsn or 'unknown'}, not at the checkpoint's {lsn}"
-            )
-        begun_at = begin.at if begin is not None else None
-        if begun_at is not None and (
-            branch.created_at is None or branch.created_at < begun_at - ownership.CLOCK_SKEW
-        ):
-            reasons.append("it was created before this run began")
-        if branch.default or branch.protected:
-            reasons.append(
-                "it is the project's " + ("default" if branch.default else "protected") + " branch"
-            )
-        return branch, reasons
+        # too (no timestamp: the branch was asked for at an LSN, or at the checkpoint branch's head).
+        return branch, ownership.why_not_ours(
+            branch,
+            annotation,
+            run_id=run.journal.run_id,
+            parent_id=parent_id,
+            lsn=lsn,
+            begun_at=begin.at if begin is not None else None,
+        )
 
     # --- in place: the history source's path, from the checkpoint's point -----------------------------
 

@@ -273,26 +273,14 @@ class FileSource(Source):
     async def why_not_ours(self, run: Runner, branch_id: str) -> tuple[Branch, list[str]]:
         branch, annotation = await run.client.branch_annotated(run.project_id, branch_id)
         begin = run.journal.last("restore", "begin")
-        begun_at = begin.at if begin is not None else None
-        reasons = []
-        marked = annotation.get(ownership.RUN_MARKER)
-        if marked != run.journal.run_id:
-            reasons.append(
-                "it carries no recovery-wizard run marker"
-                if marked is None
-                else f"it was made by another recovery-wizard run ({marked})"
-            )
-        if branch.parent_id != run.plan.branch.id:
-            reasons.append(f"its parent is {branch.parent_id or 'none'}, not {run.plan.branch.id}")
-        if begun_at is not None and (
-            branch.created_at is None or branch.created_at < begun_at - ownership.CLOCK_SKEW
-        ):
-            reasons.append("it was created before this run began")
-        if branch.default or branch.protected:
-            reasons.append(
-                "it is the project's " + ("default" if branch.default else "protected") + " branch"
-            )
-        return branch, reasons
+        # Made at the damaged branch's head: no moment of its history to check.
+        return branch, ownership.why_not_ours(
+            branch,
+            annotation,
+            run_id=run.journal.run_id,
+            parent_id=run.plan.branch.id,
+            begun_at=begin.at if begin is not None else None,
+        )
 
     async def materialize(
         self, run: Runner, name: str, *, read_write: bool, adopted: Branch | None = None
