@@ -9,6 +9,7 @@ verification, what was changed, what the restore lost, and how to undo each chan
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,25 @@ _SKIPPED_WORDS = {
     "prisma": "Prisma (`prisma db pull`, `prisma generate`)",
     "env": "pointing the app's env files at the restored data",
 }
+
+
+# What would end a cell or start a code span: a pipe, a backtick, and a backslash that would escape the character
+# after it (CommonMark escapes only ASCII punctuation, so ``printable``'s ``\x1b`` and ``\n`` stay as they are).
+_CELL_SPECIAL = re.compile(r"\\(?=[!-/:-@\[-`{-~])|[|`]")
+
+
+def cell(value: object) -> str:
+    """One table cell's text: one line, shown not obeyed (``printable``), and Markdown-escaped.
+
+    A ``|`` in a branch or table name would otherwise split the cell, a newline end the row, and a backtick
+    open a code span that swallows the cells after it.
+    """
+    return _CELL_SPECIAL.sub(lambda m: "\\" + m.group(0), printable(str(value)))
+
+
+def row(*cells: object) -> str:
+    """A Markdown table row; every table in the record is written through this."""
+    return "| " + " | ".join(cell(c) for c in cells) + " |"
 
 
 def _span_words() -> str:
@@ -106,7 +126,7 @@ def _timeline(result: RunResult) -> list[str]:
                 what += " (" + ", ".join(f"{k} {v}" for k, v in details.items()) + ")"
         rows.append((at, what))
     # Stable: records written in the same instant keep the journal's order.
-    return [f"| {_when(at)} | {printable(what)} |" for at, what in sorted(rows, key=lambda row: row[0])]
+    return [row(_when(at), what) for at, what in sorted(rows, key=lambda r: r[0])]
 
 
 def render_report(result: RunResult) -> str:
@@ -171,7 +191,7 @@ def render_report(result: RunResult) -> str:
             out += ["", "| moment (UTC) | canary | lens |", "|---|---|---|"]
             for p in probes:
                 verdict = "holds" if p.get("holds") else ("fails" if p.get("holds") is False else "error")
-                out.append(f"| {p.get('at')} | {verdict} | {p.get('lens')} |")
+                out.append(row(p.get("at"), verdict, p.get("lens")))
     if plan is not None:
         out += ["", "## The project around the restore point (control plane, UTC)", ""]
         own = [e for e in result.timeline if _is_own(result, e)]
@@ -200,9 +220,7 @@ def render_report(result: RunResult) -> str:
             damaged = count_cell(table.get("damaged"))
             restored = count_cell(table.get("restored"))
             delta = table.get("delta")
-            out.append(
-                f"| {printable(name)} | {damaged} | {restored} | {'' if not delta else f'{delta:+d}'} |"
-            )
+            out.append(row(name, damaged, restored, "" if not delta else f"{delta:+d}"))
         tables = verification.get("tables", [])
         if any(
             side and not side.get("exact", True)
@@ -229,7 +247,7 @@ def render_report(result: RunResult) -> str:
                 mark = ("ok" if line.get("ok") else "MISMATCH") + (
                     " (partial in the file)" if line.get("partial") else ""
                 )
-                out.append(f"| {printable(str(line['table']))} | {expected} | {actual} | {mark} |")
+                out.append(row(line["table"], expected, actual, mark))
             for note in file_counts.get("partial", []):
                 out.append(f"- Partial in the file: {printable(str(note))}")
             if file_counts.get("unmapped_fields"):
@@ -359,8 +377,16 @@ def merge_lines(result: RunResult) -> list[str]:
         came = inserted.get(name, "—" if not merged else 0)
         back = reverted.get(name, "—" if not merged else 0)
         out.append(
-            f"| {printable(label)} | {diff.get('deleted', '?')} | {came} | {diff.get('changed', '?')} | {back} | "
-            f"{t.get('added_kept', '?')} | {len(t.get('conflicts', []))} | {t.get('rule')} |"
+            row(
+                label,
+                diff.get("deleted", "?"),
+                came,
+                diff.get("changed", "?"),
+                back,
+                t.get("added_kept", "?"),
+                len(t.get("conflicts", [])),
+                t.get("rule"),
+            )
         )
     if not merged:
         out += ["", "Nothing was merged (the run stopped before the merge committed, or it was a dry run)."]
