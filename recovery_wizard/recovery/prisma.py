@@ -24,7 +24,8 @@ Design, and why:
 - **Pull prints, we write.** ``db pull --print`` leaves ``schema.prisma`` alone; we back it up first (mode
   0600: a schema may hold a literal URL), check that ``model`` blocks came back (a pull can exit 0 having
   found nothing), show a masked diff, and write only when asked, atomically (temp file + rename, mode kept),
-  and only if nobody changed the file meanwhile.
+  and only if nobody changed the file meanwhile. The temp file is written in the run's git-ignored directory,
+  not beside the schema: a run killed before the rename leaves nothing in the app's tree to be committed.
 - **Failures a person can act on.** Offline, Prisma first tries to download its engine and fails with
   ``getaddrinfo ENOTFOUND binaries.prisma.sh`` before touching the database: that is reported as "the
   Prisma engine could not be downloaded", never as an unreachable database. Every error's ``hint`` holds
@@ -43,6 +44,7 @@ import asyncio
 import contextlib
 import dataclasses
 import difflib
+import errno
 import json
 import logging
 import os
@@ -1014,7 +1016,48 @@ def _backup(schema_path: Path, data: _Hidden[bytes], backup_dir: Path) -> Path:
     raise PrismaError(f"Could not create a backup of {schema_path.name} in {backup_dir}.")
 
 
-def _atomic_write(path: Path, text: _Hidden[str], *, expected: _Hidden[bytes], while_what: str) -> None:
+# The schema's temporary copy, when it must sit beside the schema (see _atomic_write): named so that a later
+# run knows it as ours and can tell, by the pid in it, whether its writer is gone.
+_SIDE_TMP_RE: Final = re.compile(r"^\.(?P<name>.+)\.recovery-wizard-(?P<pid>\d+)-[^.]+\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def sweep_stale_temp_files(directory: Path) -> list[Path]:
+    """Remove the schema temp files a killed run left in ``directory`` (ours by name, their writer gone)."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            found = _SIDE_TMP_RE.match(entry.name)
+            if found is None or not entry.is_file(follow_symlinks=False):
+                continue
+            if _pid_alive(int(found["pid"])):
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _atomic_write(
+    path: Path, text: _Hidden[str], *, expected: _Hidden[bytes], while_what: str, stage_dir: Path
+) -> None:
+    """Replace ``path`` with ``text`` by a rename, the temp copy written in ``stage_dir`` first.
+
+    ``stage_dir`` is the run's backup directory inside ``.recovery-wizard/`` (git-ignored): a run killed
+    between writing the copy and the rename leaves nothing in the app's tree that ``git add -A`` would take.
+    A rename works only within one file system; where the schema lives on another (a symlink elsewhere), the
+    copy goes beside the schema under a name that says whose it is, and the next write sweeps it if its
+    writer is gone.
+    """
     target = path.resolve()  # a symlinked schema: replace the file it points to, not the link
     if target.read_bytes() != expected.value:
         raise PrismaError(
@@ -1022,7 +1065,25 @@ def _atomic_write(path: Path, text: _Hidden[str], *, expected: _Hidden[bytes], w
             hint="Review the change, then run `npx --no-install prisma db pull` yourself.",
         )
     mode = stat.S_IMODE(target.stat().st_mode)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    sweep_stale_temp_files(target.parent)
+    try:
+        _write_then_rename(target, text, mode, dir=stage_dir, prefix=f".{target.name}.")
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        prefix = f".{target.name}.recovery-wizard-{os.getpid()}-"
+        _write_then_rename(target, text, mode, dir=target.parent, prefix=prefix)
+    with contextlib.suppress(OSError):  # make the rename itself durable where the platform allows
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _write_then_rename(target: Path, text: _Hidden[str], mode: int, *, dir: Path, prefix: str) -> None:
+    dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=dir)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.value.encode("utf-8"))
@@ -1034,12 +1095,6 @@ def _atomic_write(path: Path, text: _Hidden[str], *, expected: _Hidden[bytes], w
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where the platform allows
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _timeout_hint(project: PrismaProject, *, pull: bool) -> str:
@@ -1175,7 +1230,13 @@ def write_pulled(result: PullResult, *, while_what: str) -> PullResult:
         return result
     path = result.schema_path
     try:
-        _atomic_write(path, result._pulled, expected=result._read, while_what=while_what)
+        _atomic_write(
+            path,
+            result._pulled,
+            expected=result._read,
+            while_what=while_what,
+            stage_dir=result.backup_path.parent,
+        )
     except OSError as exc:
         raise PrismaError(
             f"Could not write {path}: {exc.strerror or exc}. The backup is at {result.backup_path}."
