@@ -54,6 +54,7 @@ from urllib.parse import unquote
 from dotenv.parser import parse_stream
 
 from recovery_wizard.errors import RecoveryError
+from recovery_wizard.recovery.gitchild import git_argv, git_env
 from recovery_wizard.redact import MASK, mask_url, redact, split_url
 
 __all__ = [
@@ -965,9 +966,10 @@ def git_tracked(path: Path) -> bool:
     path = Path(path)
     try:
         result = subprocess.run(
-            # fsmonitor off: a repository's config must not make us start a program.
-            ["git", "-c", "core.fsmonitor=false", "ls-files", "--error-unmatch", "--", path.name],
+            # The repository is the one around the file, whatever GIT_DIR the user's shell exported.
+            git_argv("ls-files", "--error-unmatch", "--", path.name),
             cwd=path.parent,
+            env=git_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
