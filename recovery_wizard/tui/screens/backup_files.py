@@ -5,13 +5,22 @@ The list comes from ``files.find.find_backups`` over the usual places (the app d
 time; the file's mtime only as a fallback, marked ``(file time)``), age, size and the tables it holds.
 Files taken after the incident are marked "likely damaged"; files that cannot be loaded show why and are
 not chosen. A path can be typed too.
+
+What is said about the damage is only what the wizard knows. A find-moment search gives a window: the canary
+last held at ``last_good`` and failed from ``first_bad``; a file taken inside it may hold the damage or not,
+and is marked so (``?``), not called good. With no search and no moment chosen, when the damage happened is
+unknown: no file is called damaged or safe; the list says so, and marks the newest usable file and each
+file's place by time instead (a file taken after the damage holds it: the user compares its time with theirs).
+The damaged branch's last write is not known here (Neon's branch has no such time), so it is not used.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -27,6 +36,45 @@ if TYPE_CHECKING:
     from recovery_wizard.recovery.files.find import FindResult, Found
 
 DAMAGED = "likely damaged"
+IN_WINDOW = "?"  # taken between the last good moment and the first bad one: may or may not hold the damage
+NEWEST = "●"  # the newest usable file, shown when the incident moment is unknown
+
+
+@dataclass(frozen=True)
+class Known:
+    """What this list knows about when the damage happened (see the module docstring)."""
+
+    incident: datetime | None  # the first bad moment (a search) or the moment chosen; None: unknown
+    last_good: datetime | None = None  # from a search: the canary still held then
+
+    def in_window(self, item: Found) -> bool:
+        """Taken after the last good moment and before the first bad one: it may hold the damage or not."""
+        taken = item.info.taken_at
+        return (
+            self.incident is not None
+            and self.last_good is not None
+            and taken is not None
+            and self.last_good < taken < self.incident
+        )
+
+
+def known_from(result: FindResult, search: dict[str, Any] | None) -> Known:
+    """The incident the files were placed against, and the search's last good moment when it is that search's."""
+    last_good = (search or {}).get("last_good")
+    first_bad = (search or {}).get("first_bad")
+    if (
+        isinstance(last_good, dt.datetime)  # (the module's own name, not ``datetime``: tests freeze that one)
+        and isinstance(first_bad, dt.datetime)
+        and first_bad == result.incident
+        and last_good < first_bad
+    ):
+        return Known(result.incident, last_good)
+    return Known(result.incident)
+
+
+def newest_usable(found: list[Found]) -> Found | None:
+    usable = [f for f in found if f.info.loadable and f.info.taken_at is not None]
+    return max(usable, key=lambda f: f.info.taken_at or datetime.min.replace(tzinfo=UTC), default=None)
 
 
 def short_kind(info: BackupInfo) -> str:
@@ -46,15 +94,28 @@ def holds_text(info: BackupInfo) -> str:
     return f"{len(info.tables)} tables" + (f", {sum(counted)} rows" if counted else "")
 
 
-def mark_of(item: Found) -> str:
+def mark_of(item: Found, known: Known | None = None, newest: Found | None = None) -> str:
     if not item.info.loadable:
         return "✘"
     if item.after_incident:
         return "⚠"
+    if known is not None and known.in_window(item):
+        return IN_WINDOW
+    if known is not None and known.incident is None and item is newest:
+        return NEWEST
     return ""
 
 
-def detail_text(item: Found, zone: object) -> str:
+def _newer_than(item: Found, found: list[Found]) -> list[Found]:
+    taken = item.info.taken_at
+    if taken is None:
+        return []
+    return [f for f in found if f.info.loadable and f.info.taken_at is not None and f.info.taken_at > taken]
+
+
+def detail_text(
+    item: Found, zone: object, known: Known | None = None, found: list[Found] | None = None
+) -> str:
     """Everything about one file, for the line under the table: what, when (and how known), what it holds,
     and why it should or cannot be used."""
     info = item.info
@@ -66,12 +127,30 @@ def detail_text(item: Found, zone: object) -> str:
         else:
             when += f" (from its {info.taken_at_source})"
         lines.append(when)
-    if item.before_incident_seconds is not None:
+    if known is not None and known.in_window(item) and known.last_good and known.incident:
+        lines.append(
+            f"{IN_WINDOW} taken between the last good moment "
+            f"({known.last_good.astimezone(zone):%H:%M:%S}) and the first bad one "  # type: ignore[arg-type]
+            f"({known.incident.astimezone(zone):%H:%M:%S}): it may hold the damage or not"  # type: ignore[arg-type]
+        )
+    elif item.before_incident_seconds is not None:
         delta = human_duration(timedelta(seconds=abs(item.before_incident_seconds)))
         lines.append(
             f"{delta} AFTER the incident: {DAMAGED}, it holds the damage"
             if item.after_incident
             else f"{delta} before the incident"
+        )
+    elif known is not None and known.incident is None and item.info.loadable and item.info.taken_at:
+        newer = _newer_than(item, found or [])
+        lines.append(
+            (
+                "the newest usable file"
+                if not newer
+                else f"{len(newer)} newer usable file(s), the newest taken "
+                f"{human_duration(max(f.info.taken_at for f in newer if f.info.taken_at) - item.info.taken_at)} "
+                "later"
+            )
+            + "; when the damage happened is not known yet: a file taken after it holds it"
         )
     if info.tables:
         largest = sorted(info.tables.items(), key=lambda kv: -(kv[1] or 0))[:6]
@@ -84,7 +163,9 @@ def detail_text(item: Found, zone: object) -> str:
     return "\n".join(lines)
 
 
-def backup_row(item: Found, now: datetime, zone: object) -> tuple[Text, ...]:
+def backup_row(
+    item: Found, now: datetime, zone: object, known: Known | None = None, newest: Found | None = None
+) -> tuple[Text, ...]:
     info = item.info
     when = "unknown"
     age = "?"
@@ -96,7 +177,15 @@ def backup_row(item: Found, now: datetime, zone: object) -> tuple[Text, ...]:
     # The name only (the detail line under the table has the whole path), clipped at the front: its end
     # (the time in it, the extension) is what tells two apart.
     where = info.path.name if len(info.path.name) <= 24 else "…" + info.path.name[-23:]
-    cells = [mark_of(item), when, age, short_kind(info), size_text(info.size), holds_text(info), where]
+    cells = [
+        mark_of(item, known, newest),
+        when,
+        age,
+        short_kind(info),
+        size_text(info.size),
+        holds_text(info),
+        where,
+    ]
     return tuple(literal(c) for c in cells)
 
 
@@ -108,6 +197,7 @@ class BackupFileScreen(WizardScreen):
     TITLE_TEXT = "Restore from which backup file?"
 
     found: list[Found]
+    known: Known
 
     def compose_body(self) -> ComposeResult:
         yield Static(
@@ -130,6 +220,7 @@ class BackupFileScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.found = []
+        self.known = Known(None)
         self.query_one("#backups", DataTable).focus()
         self.wizard.load_backups()
 
@@ -147,18 +238,40 @@ class BackupFileScreen(WizardScreen):
             self.query_one("#path", Input).focus()
             return
         usable = sum(1 for f in self.found if f.info.loadable)
+        known = self.known = known_from(result, wizard.search)
+        newest = newest_usable(self.found)
         head = f"{len(self.found)} found ({usable} usable) in {result.seconds:.1f} s"
-        if result.incident is not None:
-            head += f"; the incident: {result.incident.astimezone(wizard.zone):%Y-%m-%d %H:%M:%S %Z}"
+        if known.incident is None:
+            zone = getattr(wizard.zone, "key", None) or datetime.now(UTC).astimezone(wizard.zone).strftime(
+                "%Z"
+            )
+            head += (
+                f"; times in {zone}. When the damage happened is not known yet (no search, no moment chosen), "
+                "so no file is marked damaged or safe: compare the times with when it went wrong"
+            )
+            self._legend(f"{NEWEST} the newest usable file; ✘ cannot be loaded")
+        elif known.last_good is not None:
+            head += (
+                f"; the incident: between {known.last_good.astimezone(wizard.zone):%Y-%m-%d %H:%M:%S} "
+                f"and {known.incident.astimezone(wizard.zone):%H:%M:%S %Z}"
+            )
+            self._legend(f"⚠ {DAMAGED} (taken after it); {IN_WINDOW} taken inside it; ✘ cannot be loaded")
+        else:
+            head += f"; the incident: {known.incident.astimezone(wizard.zone):%Y-%m-%d %H:%M:%S %Z}"
         self.show_status(head + ".")
         now = datetime.now(UTC)
         table = self.query_one("#backups", DataTable)
         table.clear(columns=True)
         table.add_columns("", "Taken", "Age", "Kind", "Size", "Holds", "File")
-        table.add_rows([backup_row(f, now, wizard.zone) for f in self.found])
-        # The newest usable one from before the incident: what the user most likely wants.
+        table.add_rows([backup_row(f, now, wizard.zone, known, newest) for f in self.found])
+        # The newest usable one from before the incident (and outside its window): what the user most likely
+        # wants; with the incident unknown, simply the newest usable one.
         best = next(
-            (i for i, f in enumerate(self.found) if f.info.loadable and not f.after_incident),
+            (
+                i
+                for i, f in enumerate(self.found)
+                if f.info.loadable and not f.after_incident and not known.in_window(f)
+            ),
             next((i for i, f in enumerate(self.found) if f.info.loadable), 0),
         )
         chosen = wizard.backup_file.path if wizard.backup_file else None
@@ -166,12 +279,22 @@ class BackupFileScreen(WizardScreen):
         table.move_cursor(row=best)
         self.query_one("#next", Button).disabled = False
 
+    def _legend(self, marks: str) -> None:
+        self.query_one("#backup-text", Static).update(
+            safe(
+                "Backups in the app directory, ./backups, ./prisma, ~/Downloads and ~/Desktop, newest first. "
+                f"{marks}; ≈ the file's modification time (the file does not say when it was taken)."
+            )
+        )
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.found and 0 <= event.cursor_row < len(self.found):
             item = self.found[event.cursor_row]
             detail = self.query_one("#backup-detail", Static)
-            detail.update(safe(detail_text(item, self.wizard.zone)))
-            detail.set_class(not item.info.loadable or item.after_incident, "warn")
+            detail.update(safe(detail_text(item, self.wizard.zone, self.known, self.found)))
+            detail.set_class(
+                not item.info.loadable or item.after_incident or self.known.in_window(item), "warn"
+            )
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
