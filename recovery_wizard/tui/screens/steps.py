@@ -212,18 +212,31 @@ class VerifyScreen(RunStepScreen):
         yield Static("", id="checks")
 
     def show_verification(self, verification: dict[str, Any]) -> None:
+        """The counts side by side; from a backup file also the file's own count per table (``source_counts``,
+        what the CLI shows as "Against the backup file's own counts"), beside the restored and damaged ones."""
         table = self.query_one("#counts", DataTable)
         table.clear(columns=True)
-        table.add_columns("Table", "Damaged", "Restored", "Change")
+        own: dict[str, Any] = verification.get("source_counts") or {}
+        in_file = {_qualified(str(line["table"])): line for line in own.get("tables", [])}
+        columns = ["Table", "Damaged", "Restored", "Change"]
+        if own:
+            columns += ["In the file", ""]  # "" as the CLI's table: the mark needs no heading
+        table.add_columns(*columns)
         for t in verification.get("tables", []):
             name = t["table"] if t["schema"] == "public" else f"{t['schema']}.{t['table']}"
-            table.add_row(
+            cells = [
                 literal(name),
                 count_cell(t.get("damaged")),
                 count_cell(t.get("restored")),
                 _delta(t.get("delta")),
-            )
-        lines = []
+            ]
+            if own:
+                line = in_file.pop(f"{t['schema']}.{t['table']}", None)
+                cells += _file_cells(line, t.get("restored"))
+            table.add_row(*cells)
+        for key, line in in_file.items():  # in the file, but on neither branch's list (missing, or renamed)
+            table.add_row(literal(key.removeprefix("public.")), "—", "—", "", *_file_cells(line, None))
+        lines = _file_lines(own) if own else []
         for check in verification.get("checks", []):
             passed = bool(check.get("passed"))
             restored, damaged = check.get("restored") or {}, check.get("damaged") or {}
@@ -233,9 +246,55 @@ class VerifyScreen(RunStepScreen):
                 f"      restored: {safe(str(restored.get('value') or restored.get('error')), multiline=False)}"
                 f"   damaged: {safe(str(damaged.get('value') or damaged.get('error') or '—'), multiline=False)}"
             )
-        self.query_one("#checks", Static).update("\n".join(lines) if lines else "No checks given.")
+        if not verification.get("checks"):
+            lines.append("No checks given.")
+        self.query_one("#checks", Static).update("\n".join(lines))
         # The table replaces the plain-text block the runbook also reports.
         self.query_one("#block", Static).update("")
+
+
+def _qualified(name: str) -> str:
+    """A table as ``schema.table`` (the file's counts name ``public`` tables without it, as counts.py reads)."""
+    return name if "." in name else f"public.{name}"
+
+
+def _file_cells(line: dict[str, Any] | None, restored: dict[str, Any] | None) -> list[Any]:
+    """The file's count and its verdict for one table (blank when the file gives no count for it)."""
+    if line is None:
+        return ["", ""]
+    expected = f"≥{line['expected']}" if line.get("at_least") else str(line["expected"])
+    actual = line.get("actual")
+    mark = "✘ missing" if actual is None else "✔" if line.get("ok") else "✘ MISMATCH"
+    # The side-by-side may show an estimate (~); the check counted exactly: say what it counted if it differs.
+    if actual is not None and (not restored or restored.get("rows") != actual):
+        mark += f" ({actual} loaded)"
+    if line.get("partial"):
+        mark += " partial"  # the file itself says it holds fewer rows than the table had
+    return [literal(expected), literal(mark)]
+
+
+def _file_lines(own: dict[str, Any]) -> list[str]:
+    """What the counts table cannot say: which file, the verdict, and the file's and the load's notes."""
+    tables = own.get("tables", [])
+    wrong = [t for t in tables if not t.get("ok")]
+    head = f"Against the backup file's own counts ({safe(str(own.get('file')), multiline=False)}): "
+    if not tables:
+        head += "the file states no row counts (no manifest, no TOC counts, no stats); only the side by side."
+    elif wrong:
+        names = ", ".join(safe(str(t["table"]), multiline=False) for t in wrong)
+        head += f"[b $text-error]✘ {len(wrong)} of {len(tables)} table(s) differ[/] ({names})."
+    else:
+        head += f"[b $text-success]✔ all {len(tables)} table(s) as the file says[/]."
+    lines = [head]
+    lines += [f"  partial in the file: {safe(str(note), multiline=False)}" for note in own.get("partial", [])]
+    if own.get("unmapped_fields"):
+        lines.append(f"  fields with no column: {safe(', '.join(own['unmapped_fields']), multiline=False)}")
+    if own.get("missing_tables"):
+        lines.append(
+            f"  tables the file does not hold: {safe(', '.join(own['missing_tables']), multiline=False)}"
+        )
+    lines += [f"  load: {safe(str(note), multiline=False)}" for note in own.get("load_notes", [])]
+    return lines
 
 
 def _one_line(sql: str, limit: int = 160) -> str:
