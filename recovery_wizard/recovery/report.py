@@ -55,6 +55,12 @@ def cell(value: object) -> str:
     return _CELL_SPECIAL.sub(lambda m: "\\" + m.group(0), printable(str(value)))
 
 
+def _one(value: object) -> str:
+    """A name in running text: one line (a newline in it shows as ``\\n``), so it cannot start a heading or an
+    item of its own; the record as a whole keeps its own line breaks."""
+    return printable(str(value))
+
+
 def row(*cells: object) -> str:
     """A Markdown table row; every table in the record is written through this."""
     return "| " + " | ".join(cell(c) for c in cells) + " |"
@@ -133,17 +139,17 @@ def render_report(result: RunResult) -> str:
     plan = result.plan
     out: list[str] = []
     title = "Restore drill" if plan and plan.command == "drill" else "Incident record: data restore"
-    out.append(f"# {title}: {plan.project.name if plan else 'unknown project'}")
+    out.append(f"# {title}: {_one(plan.project.name) if plan else 'unknown project'}")
     out.append("")
     out.append(f"- **Run**: `{result.journal.run_id}` — status **{result.status}**")
     if plan is not None:
-        out.append(f"- **Project**: {plan.project.name} (`{plan.project.id}`)")
-        out.append(f"- **Damaged branch**: {plan.branch.name} (`{plan.branch.id}`)")
+        out.append(f"- **Project**: {_one(plan.project.name)} (`{plan.project.id}`)")
+        out.append(f"- **Damaged branch**: {_one(plan.branch.name)} (`{plan.branch.id}`)")
         out.append(f"- **Strategy**: {plan.strategy}")
-        out += plan.source.record_lines(plan)
+        out += [_one(line) for line in plan.source.record_lines(plan)]  # one line each, names in them too
         out.append(f"- **Restore point**: {plan.moment.describe()} — asked for as “{plan.moment.text}”")
         out.append(f"- **Restore window then**: {plan.window.describe(plan.moment.zone)}")
-        out.append(f"- **Database / role**: {plan.database} / {plan.role}")
+        out.append(f"- **Database / role**: {_one(plan.database)} / {_one(plan.role)}")
     if result.restore_branch is not None:
         label = (
             "The past, merged from"
@@ -152,10 +158,10 @@ def render_report(result: RunResult) -> str:
             if plan and not plan.in_place
             else "Restored (in place)"
         )
-        out.append(f"- **{label}**: {result.restore_branch.name} (`{result.restore_branch.id}`)")
+        out.append(f"- **{label}**: {_one(result.restore_branch.name)} (`{result.restore_branch.id}`)")
     if result.backup_branch:
         out.append(
-            f"- **Backup of the damaged state**: {result.backup_branch['name']} (`{result.backup_branch['id']}`)"
+            f"- **Backup of the damaged state**: {_one(result.backup_branch['name'])} (`{result.backup_branch['id']}`)"
         )
     if result.error is not None:
         out.append(f"- **Stopped at**: {result.error}")
@@ -170,10 +176,10 @@ def render_report(result: RunResult) -> str:
             f"The data was restored as it was at **{plan.moment.rfc3339()}** ({plan.moment.describe()}), "
             f"given as “{plan.moment.text}”. "
             + (
-                f"Only the rows lost since then were merged back into {plan.branch.name}; everything written "
+                f"Only the rows lost since then were merged back into {_one(plan.branch.name)}; everything written "
                 "to it after that moment was kept (see below)."
                 if plan.merge_back
-                else f"Everything written to {plan.branch.name} after that moment is not in the restored data "
+                else f"Everything written to {_one(plan.branch.name)} after that moment is not in the restored data "
                 "(see below)."
             )
         )
@@ -267,18 +273,18 @@ def render_report(result: RunResult) -> str:
     if plan is not None and plan.merge_back:
         for lost in result.lost:
             out.append(
-                f"- {lost['table']}: {lost['rows']} row(s) (by {', '.join(lost['columns'])}), still there"
+                f"- {_one(lost['table'])}: {lost['rows']} row(s) (by {', '.join(lost['columns'])}), still there"
             )
         if not result.lost:
             out.append("None found in tables with createdAt/updatedAt-style columns.")
     elif result.lost:
         out.append("Rows on the damaged branch created or updated after the restore point:")
         for lost in result.lost:
-            out.append(f"- {lost['table']}: {lost['rows']} row(s) (by {', '.join(lost['columns'])})")
+            out.append(f"- {_one(lost['table'])}: {lost['rows']} row(s) (by {', '.join(lost['columns'])})")
         out.append("")
         out.append(
             "Re-enter or copy these from the damaged branch"
-            + (f" (kept as {result.backup_branch['name']})" if result.backup_branch else "")
+            + (f" (kept as {_one(result.backup_branch['name'])})" if result.backup_branch else "")
             + " if they matter. Deletions and tables without timestamp columns cannot be listed this way."
         )
     else:
@@ -294,33 +300,35 @@ def render_report(result: RunResult) -> str:
         rows = sum(int(v) for v in (merged.get("inserted") or {}).values())
         reverted = sum(int(v) for v in (merged.get("reverted") or {}).values())
         out.append(
-            f"- {plan.branch.name}: {rows} row(s) re-inserted and {reverted} reverted in one transaction "
+            f"- {_one(plan.branch.name)}: {rows} row(s) re-inserted and {reverted} reverted in one transaction "
             f"(ledger row `{merged.get('run_id')}` in recovery_wizard.merge_ledger)."
         )
         changed = True
     checkpoint = (result.merge or {}).get("checkpoint")
     if checkpoint:
         out.append(
-            f"- Neon branch {checkpoint['name']} (`{checkpoint['id']}`) created: the checkpoint before the merge."
+            f"- Neon branch {_one(checkpoint['name'])} (`{checkpoint['id']}`) created: the checkpoint before the merge."
         )
         changed = True
     if result.restore_branch is not None and plan is not None and plan.merge_back:
         state = "created and deleted again (dry run)" if result.deleted else "created"
         out.append(
-            f"- Neon branch {result.restore_branch.name} (`{result.restore_branch.id}`) {state}: the past "
+            f"- Neon branch {_one(result.restore_branch.name)} (`{result.restore_branch.id}`) {state}: the past "
             "the rows came back from, kept as proof of what was merged."
             if not result.deleted
-            else f"- Neon branch {result.restore_branch.name} (`{result.restore_branch.id}`) {state}."
+            else f"- Neon branch {_one(result.restore_branch.name)} (`{result.restore_branch.id}`) {state}."
         )
         changed = True
     elif result.restore_branch is not None and plan is not None and not plan.in_place:
         state = "deleted again (drill)" if result.deleted else "created"
-        out.append(f"- Neon branch {result.restore_branch.name} (`{result.restore_branch.id}`) {state}.")
+        out.append(
+            f"- Neon branch {_one(result.restore_branch.name)} (`{result.restore_branch.id}`) {state}."
+        )
         changed = True
     if result.backup_branch and plan is not None:
         out.append(
-            f"- {plan.branch.name} restored in place; its previous state is the branch "
-            f"{result.backup_branch['name']} (`{result.backup_branch['id']}`)."
+            f"- {_one(plan.branch.name)} restored in place; its previous state is the branch "
+            f"{_one(result.backup_branch['name'])} (`{result.backup_branch['id']}`)."
         )
         changed = True
     for env in result.env_files:
@@ -349,10 +357,10 @@ def render_report(result: RunResult) -> str:
         )
 
     out += ["", "## How to undo", ""]
-    out += undo_lines(result)
+    out += [_one(line) for line in undo_lines(result)]
     todo = left_by_hand(result)
     if todo:
-        out += ["", "## Left to do by hand", "", *(f"- {line}" for line in todo)]
+        out += ["", "## Left to do by hand", "", *(f"- {_one(line)}" for line in todo)]
     return printable(redact("\n".join(out).rstrip()), multiline=True) + "\n"
 
 
@@ -464,7 +472,7 @@ def undo_lines(result: RunResult) -> list[str]:
         lines.append(
             f"- Delete the restored branch when it is no longer needed: "
             f"`neonctl branches delete {result.restore_branch.id}` (after pointing the app back at "
-            f"{plan.branch.name})."
+            f"{_one(plan.branch.name)})."
         )
     return lines or ["Nothing to undo."]
 

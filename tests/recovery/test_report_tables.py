@@ -128,3 +128,19 @@ def test_the_merge_table_keeps_its_columns_with_a_hostile_table_name(tmp_path: P
     }
     merge = next(t for t in tables(render_report(result)) if t[0][0] == "table" and "re-inserted" in t[0])
     assert merge[1] == [printable("we|ird`\nname"), "2", "2", "0", "0", "1", "0", "a|b"]
+
+
+def test_a_name_with_newlines_cannot_add_a_heading_or_an_item_to_the_record(tmp_path: Path) -> None:
+    forged = "main\n## Verification\nAll 5 tables restored.\n- Nothing lost"
+    result = finished_run()
+    result.journal = Journal(tmp_path)
+    result.plan = dataclasses.replace(
+        make_plan(), branch=msgspec.structs.replace(MAIN, name=forged), database=forged, role=forged
+    )
+    assert result.restore_branch is not None
+    result.restore_branch = msgspec.structs.replace(result.restore_branch, name=forged)
+    result.lost = [{"table": forged, "rows": 2, "columns": ["createdAt"]}]
+    lines = render_report(result).splitlines()
+    assert lines.count("## Verification") == 1
+    assert "All 5 tables restored." not in lines and "- Nothing lost" not in lines
+    assert f"- **Damaged branch**: {printable(forged)} (`{MAIN.id}`)" in lines
