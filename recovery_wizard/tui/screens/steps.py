@@ -220,7 +220,8 @@ class VerifyScreen(RunStepScreen):
         in_file = {_qualified(str(line["table"])): line for line in own.get("tables", [])}
         columns = ["Table", "Damaged", "Restored", "Change"]
         if own:
-            columns += ["In the file", ""]  # "" as the CLI's table: the mark needs no heading
+            # One column, count and verdict together: six columns would not fit beside the rail at 80 columns.
+            columns.append("In the file")
         table.add_columns(*columns)
         for t in verification.get("tables", []):
             name = t["table"] if t["schema"] == "public" else f"{t['schema']}.{t['table']}"
@@ -232,10 +233,10 @@ class VerifyScreen(RunStepScreen):
             ]
             if own:
                 line = in_file.pop(f"{t['schema']}.{t['table']}", None)
-                cells += _file_cells(line, t.get("restored"))
+                cells.append(_file_cell(line, t.get("restored")))
             table.add_row(*cells)
         for key, line in in_file.items():  # in the file, but on neither branch's list (missing, or renamed)
-            table.add_row(literal(key.removeprefix("public.")), "—", "—", "", *_file_cells(line, None))
+            table.add_row(literal(key.removeprefix("public.")), "—", "—", "", _file_cell(line, None))
         lines = _file_lines(own) if own else []
         for check in verification.get("checks", []):
             passed = bool(check.get("passed"))
@@ -258,19 +259,21 @@ def _qualified(name: str) -> str:
     return name if "." in name else f"public.{name}"
 
 
-def _file_cells(line: dict[str, Any] | None, restored: dict[str, Any] | None) -> list[Any]:
-    """The file's count and its verdict for one table (blank when the file gives no count for it)."""
+def _file_cell(line: dict[str, Any] | None, restored: dict[str, Any] | None) -> Any:
+    """The file's count and its verdict for one table: ``62 ✘``, ``≥18 ✔*`` (* partial in the file),
+    ``3 ✘ missing``; blank when the file gives no count for it. The line under the table names the tables
+    that differ, as the CLI's MISMATCH does."""
     if line is None:
-        return ["", ""]
+        return ""
     expected = f"≥{line['expected']}" if line.get("at_least") else str(line["expected"])
     actual = line.get("actual")
-    mark = "✘ missing" if actual is None else "✔" if line.get("ok") else "✘ MISMATCH"
+    text = f"{expected} " + ("✘ missing" if actual is None else "✔" if line.get("ok") else "✘")
+    if line.get("partial"):
+        text += "*"  # the file itself says it holds fewer rows than the table had
     # The side-by-side may show an estimate (~); the check counted exactly: say what it counted if it differs.
     if actual is not None and (not restored or restored.get("rows") != actual):
-        mark += f" ({actual} loaded)"
-    if line.get("partial"):
-        mark += " partial"  # the file itself says it holds fewer rows than the table had
-    return [literal(expected), literal(mark)]
+        text += f" ({actual} loaded)"
+    return literal(text)
 
 
 def _file_lines(own: dict[str, Any]) -> list[str]:
@@ -286,7 +289,9 @@ def _file_lines(own: dict[str, Any]) -> list[str]:
     else:
         head += f"[b $text-success]✔ all {len(tables)} table(s) as the file says[/]."
     lines = [head]
-    lines += [f"  partial in the file: {safe(str(note), multiline=False)}" for note in own.get("partial", [])]
+    lines += [
+        f"  * partial in the file: {safe(str(note), multiline=False)}" for note in own.get("partial", [])
+    ]
     if own.get("unmapped_fields"):
         lines.append(f"  fields with no column: {safe(', '.join(own['unmapped_fields']), multiline=False)}")
     if own.get("missing_tables"):
