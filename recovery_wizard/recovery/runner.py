@@ -299,7 +299,12 @@ class Runner:
     async def restore(self) -> None:
         """The restore step: the strategy has the plan's source materialize (or restore in place)."""
         self.result.step = "restore"
+        from recovery_wizard.recovery.preload import preload_soon
+
+        # While Neon runs the operation, import what verify and the record need (off the critical path).
+        preloaded = preload_soon()
         await self.strategy.restore(self)
+        await preloaded
 
     async def finish(self) -> None:
         """After the verification: what the strategy still does (a snapshot's finalize), if anything."""
