@@ -929,4 +929,6 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("Aborted!", err=True)
         sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    from recovery_wizard.quickexit import exit_now
+
+    exit_now(rv if isinstance(rv, int) else 0)

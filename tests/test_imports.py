@@ -14,7 +14,11 @@ HEAVY = ("textual", "httpx", "psycopg", "rich", "msgspec", "questionary")
 
 
 def loaded_after(code: str) -> set[str]:
-    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    # A None entry is an import blocked on purpose (recovery_wizard blocks httpx's own CLI), not a module.
+    probe = (
+        f"{code}\nimport sys, json\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m, v in sys.modules.items() if v is not None})))"
+    )
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     return set(json.loads(out.strip().splitlines()[-1]))
 
@@ -33,7 +37,7 @@ def test_help_imports_no_heavy_library() -> None:
 
 def test_neon_layer_imports_no_ui_and_no_runbook() -> None:
     code = "import recovery_wizard.neon"
-    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))"
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     modules = set(json.loads(out.strip().splitlines()[-1]))
     forbidden = {"textual", "psycopg", "questionary", "recovery_wizard.recovery", "recovery_wizard.tui"}
@@ -67,7 +71,7 @@ def test_console_script_help_and_version() -> None:
 
 def test_runbook_layer_imports_no_ui_and_no_sandbox() -> None:
     code = "import recovery_wizard.recovery.runner, recovery_wizard.recovery.report"
-    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(m for m, v in sys.modules.items() if v is not None)))"
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     modules = set(json.loads(out.strip().splitlines()[-1]))
     forbidden_roots = {"textual", "questionary", "prompt_toolkit"}
@@ -93,7 +97,7 @@ class Probe(WizardApp):
         self.call_after_refresh(self.painted)
 
     def painted(self) -> None:
-        self.loaded = sorted(sys.modules)
+        self.loaded = sorted(m for m, v in sys.modules.items() if v is not None)  # None: a blocked import
         self.exit(0)
 
 app = Probe(WizardConfig(workdir=Path(sys.argv[1])))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
 from recovery_wizard.neon.apiurl import display_url
-from recovery_wizard.neon.models import Branch, Project
+from recovery_wizard.neon.models import Branch, Project, Snapshot
 from recovery_wizard.recovery import envfile, prisma
 from recovery_wizard.recovery.outcome import UsageError
 from recovery_wizard.recovery.sources import (
@@ -579,7 +579,18 @@ async def resolve_plan(
         # The guard's journal names the project and the branch: nothing to ask, and nothing else to pick.
         checkpoint = read_checkpoint(options.workdir, spec.ref)
         options = scoped_options(options, checkpoint)
-    project, branches = await choose_project_and_branches(client, options, prompter)
+    project_id = await _project_id(client, options, prompter)
+    # A snapshot source needs the project's snapshots: read with the project and its branches, one round
+    # trip, not one of its own after them.
+    listed = asyncio.ensure_future(client.snapshots(project_id)) if spec.kind == "snapshot" else None
+    try:
+        project, branches = await project_and_branches(client, project_id)
+        snapshots = await listed if listed is not None else None
+    except BaseException:
+        if listed is not None:
+            listed.cancel()
+            await asyncio.gather(listed, return_exceptions=True)
+        raise
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
     branch = pick_branch(project, branches, options)
@@ -594,7 +605,9 @@ async def resolve_plan(
         warnings += noted
         moment = Moment(checkpoint.at or now, spec.text, resolve_zone_or_refuse(options.tz), read_at=now)
     else:
-        source, moment = await _source_and_moment(client, options, prompter, spec, project, branch, window)
+        source, moment = await _source_and_moment(
+            client, options, prompter, spec, project, branch, window, snapshots
+        )
     if source.previews_in_place:
         warnings += source_warnings(source, branch)
     if spec.is_history:
@@ -757,13 +770,16 @@ async def _source_and_moment(
     project: Project,
     branch: Branch,
     window: RestoreWindow,
+    snapshots: list[Snapshot] | None = None,
 ) -> tuple[Source, Moment]:
-    """The source, resolved, and the moment its data is from.
+    """The source, resolved, and the moment its data is from (``snapshots``: the project's, already read).
 
     History: the moment asked for (``--at`` or a prompt), inside the restore window. A snapshot: its own
     moment, which may be long before the window begins: that is what snapshots are for, not an error.
     """
-    source = await resolve_source(client, project.id, branch, spec, workdir=options.workdir)
+    source = await resolve_source(
+        client, project.id, branch, spec, workdir=options.workdir, snapshots=snapshots
+    )
     if spec.is_history:
         try:
             moment = await choose_moment(options, prompter, window)
@@ -817,6 +833,10 @@ def _check_merge_options(options: RunOptions) -> None:
             f"{', '.join(given)} only apply to a merge: `restore --strategy merge-back`.",
             hint="Add --strategy merge-back, or leave those options out.",
         )
+    if not options.merge_rules:
+        return
+    # Only when there are rules to check: the merge package is ~10-20 ms of imports before a plain
+    # restore's first request.
     from recovery_wizard.recovery.merge.plan import RULES
 
     for table, rule in options.merge_rules.items():

@@ -299,7 +299,12 @@ class Runner:
     async def restore(self) -> None:
         """The restore step: the strategy has the plan's source materialize (or restore in place)."""
         self.result.step = "restore"
+        from recovery_wizard.recovery.preload import preload_soon
+
+        # While Neon runs the operation, import what verify and the record need (off the critical path).
+        preloaded = preload_soon()
         await self.strategy.restore(self)
+        await preloaded
 
     async def finish(self) -> None:
         """After the verification: what the strategy still does (a snapshot's finalize), if anything."""
@@ -398,22 +403,31 @@ class Runner:
                     self.result.lost = list(measured.data.get("lost_writes", []))
             else:
                 restored_id, endpoint_id = self.result.restore_branch.id, self.result.endpoint_id
-                restored_url, damaged_url = await asyncio.gather(
-                    self._uri(restored_id, endpoint_id, pooled=False),
-                    self._uri(self.plan.branch.id, None, pooled=False),
-                )
-                damaged, restored, lost, _ = await asyncio.gather(
-                    verify.measure(damaged_url, self.plan.checks),
-                    verify.measure(restored_url, self.plan.checks),
-                    self._lost(damaged_url),
-                    # The pooled URI the .env step writes, read while the data is measured: that step then
-                    # asks Neon nothing. Best effort: if this read fails, the env step asks again (and owns
-                    # the error). Asked after verify's two (not with them, a round earlier): the requests'
-                    # order is then fixed, which the fault tests and a resumed run's reasoning rely on.
+                # The pooled URI the .env step writes, asked for with the two verify needs (one round, not a
+                # round of its own while the data is measured): that step then asks Neon nothing. Best
+                # effort: if this read fails, the env step asks again (and owns the error). The three reach
+                # Neon in any order; the fault tests name each by what it asks (pooled=true/false), not by
+                # its place in the order.
+                prefetch = asyncio.ensure_future(
                     self._prefetch_uri(restored_id, endpoint_id, pooled=True)
                     if self.plan.env_targets
-                    else asyncio.sleep(0),
+                    else asyncio.sleep(0)
                 )
+                try:
+                    restored_url, damaged_url = await asyncio.gather(
+                        self._uri(restored_id, endpoint_id, pooled=False),
+                        self._uri(self.plan.branch.id, None, pooled=False),
+                    )
+                    damaged, restored, lost, _ = await asyncio.gather(
+                        verify.measure(damaged_url, self.plan.checks),
+                        verify.measure(restored_url, self.plan.checks),
+                        self._lost(damaged_url),
+                        prefetch,
+                    )
+                except BaseException:
+                    prefetch.cancel()
+                    await asyncio.gather(prefetch, return_exceptions=True)
+                    raise
                 self.result.lost = [r.to_dict() for r in lost]
         except BaseException:
             # The step stops here: the record's timeline read must not outlive it (and the client it

@@ -1,10 +1,14 @@
 """Deterministic fault injection for the sandbox's API: ``--fault SPEC`` and ``--latency-ms``.
 
-SPEC is ``[METHOD ]PATH[#WHICH]=ACTION[:OPTION[,OPTION]]``:
+SPEC is ``[METHOD ]PATH[?QUERY][#WHICH]=ACTION[:OPTION[,OPTION]]``:
 
 - METHOD: GET, POST, PATCH, DELETE or ``*`` (the default: any).
 - PATH: a glob over the path after ``/api/v2`` (``*`` matches anything, ``/`` included), e.g.
   ``/projects/*/branches`` or ``*/operations/*``.
+- QUERY: ``NAME=GLOB[&NAME=GLOB]``: only requests whose query string has each of these parameters, with a
+  value the glob matches (other parameters, and their order, do not matter). It names a request by what it
+  asks rather than by when it comes: ``GET /projects/*/connection_uri?pooled=true`` is the pooled URI's read
+  whichever of several concurrent reads reaches the server first.
 - WHICH: which matching requests fail, counted per spec from 1: ``N`` (the Nth only; the default is 1),
   ``N-M`` (the Nth to the Mth), ``N+`` (the Nth and every later one), ``*`` (all).
 - ACTION: ``423``, ``429``, ``500``, ``503`` (Neon's error body), ``stall`` (answer only after a long
@@ -16,7 +20,8 @@ SPEC is ``[METHOD ]PATH[#WHICH]=ACTION[:OPTION[,OPTION]]``:
   ``after`` (the write happened and its answer was lost, the case a client must reconcile).
 
 Examples: ``POST /projects/*/branches=423``, ``GET */operations/*#2+=503:retry-after=1``,
-``POST /projects/*/branches=500`` (the branch is created, the client hears 500).
+``POST /projects/*/branches=500`` (the branch is created, the client hears 500),
+``GET /projects/*/connection_uri?pooled=false#*=malformed`` (every direct URI read answers garbage).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from recovery_wizard.errors import RecoveryError
 
@@ -40,7 +46,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 ACTIONS = ("423", "429", "500", "503", "stall", "drop", "malformed")
 _BEFORE_BY_DEFAULT = {"423", "429", "503"}
 _SPEC_RE = re.compile(
-    r"^\s*(?:(?P<method>GET|POST|PATCH|DELETE|PUT|\*)\s+)?(?P<path>[^#=\s]+)(?:#(?P<which>[^=\s]+))?"
+    r"^\s*(?:(?P<method>GET|POST|PATCH|DELETE|PUT|\*)\s+)?(?P<path>[^#=?\s]+)(?:\?(?P<query>[^#\s]*?))?"
+    r"(?:#(?P<which>[^=\s]+))?"
     r"\s*=\s*(?P<action>[a-z0-9]+)(?::(?P<options>\S+))?\s*$",
     re.IGNORECASE,
 )
@@ -61,9 +68,24 @@ class Fault:
     stall_seconds: float = 120.0
     before: bool = True
     seen: int = field(default=0, compare=False)
+    query: dict[str, str] = field(default_factory=dict)  # parameter -> glob its value must match
 
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method == "*" or self.method == method) and fnmatch.fnmatchcase(path, self.path)
+    def matches(self, method: str, path: str, query: str = "") -> bool:
+        return (
+            (self.method == "*" or self.method == method)
+            and fnmatch.fnmatchcase(path, self.path)
+            and self.query_matches(query)
+        )
+
+    def query_matches(self, query: str) -> bool:
+        """Every parameter the spec names is in the request's query string, with a value its glob matches."""
+        if not self.query:
+            return True
+        asked = parse_qs(query, keep_blank_values=True)
+        return all(
+            any(fnmatch.fnmatchcase(value, glob) for value in asked.get(name, ()))
+            for name, glob in self.query.items()
+        )
 
     def fires(self) -> bool:
         """Count one matching request; True if this one is to fail."""
@@ -83,6 +105,7 @@ def parse_fault(spec: str) -> Fault:
         raise FaultSpecError(f"--fault {spec!r}: unknown action {action!r}; use one of {', '.join(ACTIONS)}.")
     first, last = _parse_which(match["which"] or "1", spec)
     fault = Fault((match["method"] or "*").upper(), match["path"], first, last, action)
+    fault.query = _parse_query(match["query"], spec)
     fault.before = action in _BEFORE_BY_DEFAULT
     for option in filter(None, (match["options"] or "").split(",")):
         key, _, value = option.partition("=")
@@ -98,6 +121,16 @@ def parse_fault(spec: str) -> Fault:
                 "use retry-after=S, seconds=S or when=before|after."
             )
     return fault
+
+
+def _parse_query(query: str | None, spec: str) -> dict[str, str]:
+    parsed: dict[str, str] = {}
+    for pair in filter(None, (query or "").split("&")):
+        name, sep, glob = pair.partition("=")
+        if not name or not sep:
+            raise FaultSpecError(f"--fault {spec!r}: the query part {pair!r} is not NAME=GLOB.")
+        parsed[name] = glob
+    return parsed
 
 
 def _is_number(value: str) -> bool:
@@ -150,7 +183,8 @@ class FaultMiddleware:
         if self.latency:
             await asyncio.sleep(self.latency)
         path = scope["path"].removeprefix(self.prefix)
-        fault = next((f for f in self.faults if f.matches(scope["method"], path) and f.fires()), None)
+        query = bytes(scope.get("query_string") or b"").decode("latin-1")
+        fault = next((f for f in self.faults if f.matches(scope["method"], path, query) and f.fires()), None)
         if fault is None:
             await self.app(scope, receive, send)
             return

@@ -86,9 +86,13 @@ class SegmentFault(Fault):
     ``…/branches/br-x/databases`` during planning; the matrix needs to aim at exactly one endpoint.
     """
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: str = "") -> bool:
         pattern = "[^/]+".join(re.escape(part) for part in self.path.split("*"))
-        return (self.method == "*" or self.method == method) and re.fullmatch(pattern, path) is not None
+        return (
+            (self.method == "*" or self.method == method)
+            and re.fullmatch(pattern, path) is not None
+            and self.query_matches(query)
+        )
 
 
 def segment_fault(spec: str) -> Fault:

@@ -38,11 +38,12 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "create-branch": ("POST /projects/*/branches", "restore"),
     "operation": ("GET /projects/*/operations/*", "restore"),
     # GET branch and GET endpoints are no longer on the path: the create answer carries both.
-    # verify asks for the restored and damaged direct URIs at once (#1, #2), then reads the pooled URI the
-    # env file gets (#3) while it measures; the env and Prisma steps reuse them. A failed #3 is asked again
-    # by the env step (#4): see test_lasting_or_best_effort_faults.
-    "connection-uri": ("GET /projects/*/connection_uri", "verify"),
-    "connection-uri#4": ("GET /projects/*/connection_uri#3-4", "env"),
+    # verify asks for the restored and damaged direct URIs and, ahead of time, the pooled URI the env file
+    # gets, all three at once; the env and Prisma steps reuse them. Their order on the wire is a race, so
+    # each is named by what it asks (pooled=false: verify's own; pooled=true: the read-ahead). A failed
+    # read-ahead is asked again by the env step: see test_lasting_or_best_effort_faults.
+    "connection-uri": ("GET /projects/*/connection_uri?pooled=false", "verify"),
+    "connection-uri-pooled": ("GET /projects/*/connection_uri?pooled=true#1-2", "env"),
 }
 RETRYABLE = ("423", "429", "429:retry-after=1", "503", "500", "drop", "stall:seconds=3")
 # Every GET gets the faults whose handling differs by HTTP status class (429 → any method, 500 → GET only,
@@ -213,11 +214,11 @@ async def test_fault_on_one_request(
         ("GET /projects/*/branches#2=malformed", None),
         ("GET /projects/*/operations#2=malformed", None),
         # The pooled URI read ahead during verify is best effort: the env step asks again and succeeds.
-        ("GET /projects/*/connection_uri#3=malformed", None),
+        ("GET /projects/*/connection_uri?pooled=true=malformed", None),
         # Faults that never clear: retries run out and the run stops at the step, cleanly.
         ("POST /projects/*/branches#*=423", "restore"),
         ("GET /projects/*/operations/*#*=503", "restore"),
-        pytest.param("GET /projects/*/connection_uri#*=500", "verify", marks=MISNAMED_STEP),
+        pytest.param("GET /projects/*/connection_uri?pooled=false#*=500", "verify", marks=MISNAMED_STEP),
         ("GET /projects/*/branches#*=429", "plan"),
     ],
 )
@@ -280,7 +281,9 @@ async def test_lost_create_answer_then_resume_gives_one_branch(
         ("POST /projects/*/branches=drop", 0, None),
         ("POST /projects/*/branches=429:retry-after=1", 0, None),
         ("GET */operations/*#2-3=503", 0, None),  # the sandbox's own glob, as in docs/sandbox.md
-        pytest.param("GET /projects/*/connection_uri=malformed", 1, "verify", marks=MISNAMED_STEP),
+        pytest.param(
+            "GET /projects/*/connection_uri?pooled=false=malformed", 1, "verify", marks=MISNAMED_STEP
+        ),
         ("GET /projects/*=malformed", 1, "plan"),
     ],
 )
@@ -330,7 +333,7 @@ async def test_a_failed_verify_leaves_no_timeline_read_behind(
     # The timeline's operations read (the second; the first is planning's) stalls; verify's URI is garbage.
     shared.set_faults(
         segment_fault("GET /projects/*/operations#2=stall:seconds=3"),
-        segment_fault("GET /projects/*/connection_uri#1=malformed"),
+        segment_fault("GET /projects/*/connection_uri?pooled=false=malformed"),
     )
     try:
         code, out, _ = await restore_in_process(shared, app, "fv-timeline", capsys, monkeypatch)

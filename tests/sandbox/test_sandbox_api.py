@@ -454,6 +454,7 @@ async def test_latency_is_added_to_every_answer(sandbox: Sandbox) -> None:
         "GET /x#3-1=423",
         "GET /x=stall:seconds=abc",
         "GET /x=423:color=red",
+        "GET /x?pooled=423",
     ],
 )
 def test_bad_fault_specs_are_refused(spec: str) -> None:
@@ -467,3 +468,22 @@ def test_fault_which_counts_per_spec() -> None:
     assert parse_fault("* /x#2+=500").method == "*"
     every = parse_fault("/x#*=stall:seconds=1,when=before")
     assert every.before and every.stall_seconds == 1 and all(every.fires() for _ in range(3))
+
+
+def test_a_fault_names_a_request_by_its_query() -> None:
+    """Concurrent requests reach the server in any order: a spec can name one by what it asks instead."""
+    pooled = parse_fault("GET /projects/*/connection_uri?pooled=true&role_name=*#1-2=429:retry-after=1")
+    assert (pooled.query, pooled.first, pooled.last, pooled.retry_after) == (
+        {"pooled": "true", "role_name": "*"},
+        1,
+        2,
+        "1",
+    )
+    path = "/projects/p-1/connection_uri"
+    assert pooled.matches("GET", path, "branch_id=br-1&role_name=app&pooled=true")
+    assert not pooled.matches("GET", path, "branch_id=br-1&role_name=app&pooled=false")
+    assert not pooled.matches("GET", path, "pooled=true")  # role_name absent
+    assert not pooled.matches("GET", path)
+    direct = parse_fault("GET /projects/*/connection_uri?pooled=false=malformed")
+    assert direct.action == "malformed" and direct.query == {"pooled": "false"}
+    assert parse_fault("GET /projects/*/connection_uri=500").matches("GET", path, "pooled=true")

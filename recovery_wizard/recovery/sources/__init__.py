@@ -17,7 +17,7 @@ from recovery_wizard.recovery.sources.history import HistorySource
 
 if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
-    from recovery_wizard.neon.models import Branch
+    from recovery_wizard.neon.models import Branch, Snapshot
 
 __all__ = [
     "KINDS",
@@ -86,7 +86,13 @@ def check_with_at(spec: SourceSpec, at: str | None) -> None:
 
 
 async def resolve_source(
-    client: NeonClient, project_id: str, branch: Branch, spec: SourceSpec, *, workdir: Path | None = None
+    client: NeonClient,
+    project_id: str,
+    branch: Branch,
+    spec: SourceSpec,
+    *,
+    workdir: Path | None = None,
+    snapshots: list[Snapshot] | None = None,
 ) -> Source:
     """The source ``spec`` names, looked up now (a snapshot by id, name or ``latest``; a file examined,
     relative to ``workdir``, before any branch is made).
@@ -106,7 +112,7 @@ async def resolve_source(
     if spec.kind == "snapshot":
         from recovery_wizard.recovery.sources.snapshot import resolve_snapshot
 
-        return await resolve_snapshot(client, project_id, branch, spec.ref)
+        return await resolve_snapshot(client, project_id, branch, spec.ref, snapshots=snapshots)
     return HistorySource()
 
 

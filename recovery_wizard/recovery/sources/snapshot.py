@@ -358,12 +358,21 @@ class SnapshotSource(Source):
         )
 
 
-async def resolve_snapshot(client: NeonClient, project_id: str, branch: Branch, ref: str) -> SnapshotSource:
+async def resolve_snapshot(
+    client: NeonClient,
+    project_id: str,
+    branch: Branch,
+    ref: str,
+    *,
+    snapshots: list[Snapshot] | None = None,
+) -> SnapshotSource:
     """``snapshot:<ref>`` as one snapshot (``latest``: the newest of ``branch``).
 
     Resolved once, here: the journal keeps the result, so ``--resume`` never picks a newer "latest".
+    ``snapshots``: the project's, when the caller read them already (with the project and its branches).
     """
-    snapshots = await client.snapshots(project_id)
+    if snapshots is None:
+        snapshots = await client.snapshots(project_id)
 
     def listed() -> str:
         return "; ".join(f"{s.name!r} ({s.id}, {s.timestamp or s.created_at})" for s in snapshots[:LISTED])
