@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -29,18 +30,14 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from recovery_wizard import __version__
 from recovery_wizard.errors import RecoveryError
-from recovery_wizard.recovery.handoff import left_by_hand
-from recovery_wizard.recovery.lock import holder_of
 from recovery_wizard.recovery.outcome import RunError, StepFailedError, UsageError
 from recovery_wizard.redact import Secret, redact
 from recovery_wizard.textsafe import printable
 from recovery_wizard.tui.adapters import TuiPrompter, TuiReporter
 from recovery_wizard.tui.contrast import readable_variables
 from recovery_wizard.tui.keys import ACTIVATION_KEYS, ARM_SECONDS
-from recovery_wizard.tui.onerun import RunGuard
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.connect import ConnectScreen
-from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
 from recovery_wizard.tui.text import clip
 
 # First paint waits for this module: it imports Textual and the Connect screen only. The runbook, the Neon
@@ -62,6 +59,7 @@ if TYPE_CHECKING:
     from recovery_wizard.recovery.snapshot_list import SnapshotEntry
     from recovery_wizard.recovery.timepoint import RestoreWindow
     from recovery_wizard.recovery.whereis import Where
+    from recovery_wizard.tui.onerun import RunGuard
 
 
 class Mode(StrEnum):
@@ -173,6 +171,10 @@ class WizardApp(App[int]):
     ]
 
     def __init__(self, config: WizardConfig) -> None:
+        # Everything imported so far (Textual, Rich, the first screen) lives as long as the process: out of
+        # the collector's sight, the full collections that building the first screen triggers stop walking
+        # it again and again (a fifth of the time to the first paint, measured; docs/performance.md).
+        gc.freeze()
         super().__init__()
         self.config = config
         self.mode = config.mode
@@ -182,7 +184,9 @@ class WizardApp(App[int]):
         self.outcomes: dict[str, str] = {}  # run steps that ended in this session without a journal record
         self.skipped_steps: set[str] = set()  # steps decided for the user (one project): Back passes them
         self.current = "connect"
-        self.zone: tzinfo = _zone(config.tz)
+        # The zone is read when a time is first shown or parsed, not before the first paint (it loads the
+        # time module and the zone database); a zone the user named is checked at once, as before.
+        self._zone: tzinfo | None = _zone(config.tz) if config.tz else None
         self.client: NeonClient | None = None
         self._own_http: httpx.AsyncClient | None = None
         self.projects: list[Project] = []
@@ -221,22 +225,50 @@ class WizardApp(App[int]):
         self.prompter = TuiPrompter(self)
         self.reporter = TuiReporter(self)
         self._work: dict[str, tuple[Callable[[], Awaitable[None]], str]] = {}
-        # The app directory's lock while a run writes, and the unfinished runs there (see onerun.py).
-        self.guard = RunGuard(config.workdir, "drill" if config.mode == Mode.DRILL else "restore")
+        self._guard: RunGuard | None = None
         self._owners: dict[str, Screen[Any]] = {}  # SCREEN_WORKERS: the screen each was started from
         self._activation_at = self._previous_activation_at = float("-inf")
         self._quitting = False
 
+    @property
+    def zone(self) -> tzinfo:
+        if self._zone is None:
+            self._zone = _zone(self.config.tz)
+        return self._zone
+
+    @zone.setter
+    def zone(self, zone: tzinfo) -> None:
+        self._zone = zone
+
     # --- lifecycle -----------------------------------------------------------------------------------
 
-    async def on_mount(self) -> None:
+    def get_default_screen(self) -> Screen[Any]:
+        # The first screen is the stack's bottom, not pushed over Textual's blank default screen: that one
+        # would be composed, styled and resumed too before the first paint.
         if self.config.learn is None and self.size.width < 90:
             # At 80 columns the panel would squeeze the step itself; F1 still shows it.
             self.show_why = False
-        self.push_screen(ConnectScreen())
+        screen = ConnectScreen()
+        # What switch_screen does for a screen it puts on the stack (Textual 8.2, pinned): each step's
+        # switch_screen pops the callback of the screen it replaces, this one included.
+        screen._push_result_callback(screen, None)
+        return screen
+
+    @property
+    def guard(self) -> RunGuard:
+        """The app directory's lock while a run writes, and the unfinished runs there (see onerun.py). Made
+        when first asked (a run is about to start): the journal and lock modules are not first paint's."""
+        if self._guard is None:
+            from recovery_wizard.tui.onerun import RunGuard
+
+            self._guard = RunGuard(
+                self.config.workdir, "drill" if self.config.mode == Mode.DRILL else "restore"
+            )
+        return self._guard
 
     async def on_unmount(self) -> None:
-        self.guard.release()
+        if self._guard is not None:
+            self._guard.release()
         if self._own_http is not None:
             await self._own_http.aclose()
 
@@ -262,6 +294,8 @@ class WizardApp(App[int]):
     def action_quit_wizard(self) -> None:
         """Ctrl+Q. Before the run and after it ends: quit at once. During the run: ask, then stop it on the
         documented interrupt path (journal, incident record, resume hint, exit 3)."""
+        from recovery_wizard.tui.screens.modals import ConfirmModal
+
         if not self.run_running:
             self.close_run()
             # Before any run nothing was changed (0); after one: the run's own code (0 after success).
@@ -341,6 +375,8 @@ class WizardApp(App[int]):
 
     def closing_summary(self) -> str:
         """What the terminal shows once the wizard has closed: the outcome, ids, record, undo, what is left."""
+        from recovery_wizard.recovery.handoff import left_by_hand
+
         runner = self.runner
         if runner is None:
             return "recovery-wizard: nothing was changed."
@@ -491,6 +527,8 @@ class WizardApp(App[int]):
         return name in SCREEN_WORKERS and (owner is None or owner not in self.screen_stack)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        from recovery_wizard.tui.screens.modals import ErrorModal
+
         if event.state != WorkerState.ERROR or event.worker.name not in self._work:
             return
         name = event.worker.name
@@ -600,6 +638,10 @@ class WizardApp(App[int]):
 
     async def _offer_resume(self) -> bool:
         """Ask whether to continue the newest unfinished run here (True: it is being continued)."""
+        from recovery_wizard.recovery.lock import holder_of
+        from recovery_wizard.tui.onerun import RunGuard
+        from recovery_wizard.tui.screens.modals import ConfirmModal
+
         holder = None if self.guard.lock.held else holder_of(self.config.workdir)  # never itself
         if holder is not None:
             # Its journal has no end yet because it is running, not because it was killed: offering to
@@ -1137,6 +1179,8 @@ class WizardApp(App[int]):
         self.work("plan", "Planning", job)
 
     def start_run(self) -> None:
+        from recovery_wizard.tui.screens.modals import ConfirmModal
+
         async def job() -> None:
             from recovery_wizard.recovery.runner import Runner, begin_run
             from recovery_wizard.tui.screens import steps
@@ -1252,6 +1296,8 @@ class WizardApp(App[int]):
         self._step("cleanup", "Cleaning up", body)
 
     def finish(self) -> None:
+        from recovery_wizard.recovery.handoff import left_by_hand
+
         async def job() -> None:
             from recovery_wizard.recovery.runner import finish_run
             from recovery_wizard.tui.screens import steps

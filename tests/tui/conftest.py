@@ -198,6 +198,13 @@ def text_of(widget: Widget) -> str:
     return visual.plain if isinstance(visual, Content) else str(widget.content)
 
 
+def rail_of(screen: Screen[Any]) -> list[str]:
+    """The step rail's lines as shown: each step's mark, a space and its title."""
+    from recovery_wizard.tui.widgets.rail import StepRail
+
+    return screen.query_one(StepRail).lines
+
+
 def screen_text(screen: Screen[Any], selector: str) -> str:
     return text_of(screen.query_one(selector))
 

@@ -29,6 +29,7 @@ from tests.tui.conftest import (
     count_users,
     on_screen,
     press_button,
+    rail_of,
     record_steps,
     screen_text,
     settle,
@@ -221,7 +222,7 @@ async def test_drill_restores_verifies_and_cleans_up(incident: Incident) -> None
     async with app.run_test(size=SIZE) as pilot:
         branch = await on_screen(pilot, choices.BranchScreen)
         # The rail shows the drill's runbook: no strategy, env files or Prisma, and a clean-up step.
-        rail = [text_of(w)[2:] for w in branch.query(".rail-step")]
+        rail = [line[2:] for line in rail_of(branch)]
         assert rail == [
             "Connect",
             "Project",

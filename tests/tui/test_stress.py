@@ -19,6 +19,7 @@ from recovery_wizard.tui.app import linked_search, make_app
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
+from recovery_wizard.tui.widgets.rail import StepRail
 from tests.tui.conftest import (
     Incident,
     WizardPilot,
@@ -40,7 +41,7 @@ SIZE = (100, 32)
 
 
 def rail_mark(screen: WizardScreen, key: str) -> str:
-    return text_of(screen.query_one(f"#rail-{key}"))[0]
+    return screen.query_one(StepRail).mark(key)
 
 
 # --- Ctrl+Q ------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import events
+from textual._context import NoActiveAppError
 from textual._time import get_time  # the clock of events.Key.time
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -118,6 +119,13 @@ class WhereBox(Static):
             self.update(safe("\n".join(lines)))
 
 
+def breakpoint_class(size: int, breakpoints: list[tuple[int, str]] | None) -> str:
+    """The class Textual's breakpoints give a screen of this width (or height); "" when there are none."""
+    return next(
+        (name for threshold, name in sorted(breakpoints or [], reverse=True) if size >= threshold), ""
+    )
+
+
 def step_info(key: str) -> StepInfo | None:
     if key in EXTRA_INFO:
         return EXTRA_INFO[key]
@@ -144,6 +152,21 @@ class WizardScreen(Screen[None]):
     # When the screen's decisive button (Start, Continue, Quit) got the focus; None: not armed yet / no guard.
     ready_at: float | None = None
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The breakpoint classes Textual would add on the first resize, added now: added after the first
+        # styling they restyle every widget of the screen once more before it is painted.
+        try:
+            app = self.app
+        except NoActiveAppError:  # made outside a running app: Textual adds them on the first resize
+            return
+        width, height = app.size
+        classes = (
+            breakpoint_class(width, app.HORIZONTAL_BREAKPOINTS),
+            breakpoint_class(height, app.VERTICAL_BREAKPOINTS),
+        )
+        self.add_class(*(name for name in classes if name), update=False)
+
     @property
     def wizard(self) -> WizardApp:
         return self.app  # type: ignore[return-value]
@@ -161,10 +184,13 @@ class WizardScreen(Screen[None]):
                     yield from self.compose_body()
                 with Horizontal(id="actions"):
                     yield from self.compose_actions()
-            why = WhyPanel(step_info(self.INFO or self.STEP), by_hand=wizard.by_hand(self.STEP), id="why")
             # A class, not an inline display: app.tcss hides the panel on narrow terminals whatever F1 says.
-            why.set_class(not wizard.show_why, "-off")
-            yield why
+            yield WhyPanel(
+                step_info(self.INFO or self.STEP),
+                by_hand=wizard.by_hand(self.STEP),
+                id="why",
+                classes="" if wizard.show_why else "-off",
+            )
         yield Footer()
 
     def compose_body(self) -> ComposeResult:
@@ -211,11 +237,10 @@ class WizardScreen(Screen[None]):
     def refresh_by_hand(self) -> None:
         text = self.wizard.by_hand(self.STEP)
         if text is not None:
-            for widget in self.query("#why-by-hand").results(Static):
-                widget.update(safe(text))
+            self.query_one("#why", WhyPanel).set_by_hand(text)
 
     def set_why(self, visible: bool) -> None:
-        self.query_one("#why").set_class(not visible, "-off")
+        self.query_one("#why", WhyPanel).show(visible)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         handler = getattr(self, f"pressed_{(event.button.id or '').replace('-', '_')}", None)

@@ -17,6 +17,9 @@ class ConnectScreen(WizardScreen):
     STEP = "connect"
     TITLE_TEXT = "Connect to Neon"
     CAN_GO_BACK = False
+    # on_mount gives the focus: Textual's auto focus would first give it to the body, then see it taken
+    # away, and each move restyles the screen before its first paint.
+    AUTO_FOCUS = ""
 
     def compose_body(self) -> ComposeResult:
         if self.wizard.config.intro:
@@ -46,11 +49,13 @@ class ConnectScreen(WizardScreen):
         config = self.wizard.config
         if config.intro and config.starting is not None:
             # After the first paint: the story is on screen before the sandbox's imports and start take the loop.
+            self.call_after_refresh(self.query_one("#body").focus)  # after the paint: a focus restyles
             self.call_after_refresh(self.wizard.prepare)
         elif config.intro:
             # The story first: the user reads what happened, then starts.
             self.query_one("#next", Button).focus()
         elif config.api_key:
+            self.query_one("#body").focus()
             self.wizard.connect(config.api_key)
         else:
             self.query_one("#api-key", Input).focus()

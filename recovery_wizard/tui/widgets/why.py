@@ -1,4 +1,8 @@
-"""The "why" panel: what the step does, why it matters, and how to do it by hand (learning mode)."""
+"""The "why" panel: what the step does, why it matters, and how to do it by hand (learning mode).
+
+Hidden by default outside the demo and drills (and at 80 columns), so its text is composed only when it is
+first shown: a hidden panel's widgets would still be styled and laid out on every screen's first paint.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,27 @@ class WhyPanel(VerticalScroll):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.info = info
         self.by_hand = by_hand  # this run's own command, when it is known; else the step's generic one
+        self.filled = False
 
     def compose(self) -> ComposeResult:
+        if self.has_class("-off"):
+            return  # composed when first shown (show)
+        self.filled = True
+        yield from self.contents()
+
+    def show(self, visible: bool) -> None:
+        """Show or hide the panel (F1); its text is mounted the first time it is shown."""
+        self.set_class(not visible, "-off")
+        if visible and not self.filled:
+            self.filled = True
+            self.mount_all(self.contents())
+
+    def set_by_hand(self, text: str) -> None:
+        self.by_hand = text
+        for widget in self.query("#why-by-hand").results(Static):
+            widget.update(safe(text))
+
+    def contents(self) -> ComposeResult:
         yield Static("Why this step", classes="why-title")
         if self.info is None:
             return
