@@ -171,10 +171,6 @@ class WizardApp(App[int]):
     ]
 
     def __init__(self, config: WizardConfig) -> None:
-        # Everything imported so far (Textual, Rich, the first screen) lives as long as the process: out of
-        # the collector's sight, the full collections that building the first screen triggers stop walking
-        # it again and again (a fifth of the time to the first paint, measured; docs/performance.md).
-        gc.freeze()
         super().__init__()
         self.config = config
         self.mode = config.mode
@@ -1447,6 +1443,18 @@ def make_app(config: WizardConfig) -> WizardApp:
     return WizardApp(config)
 
 
+def freeze_startup_objects() -> None:
+    """Put what the process has imported so far out of the garbage collector's sight, once, before the app.
+
+    Everything imported by now (Textual, Rich, the first screen) lives as long as the process: frozen, the full
+    collections that building the first screen triggers stop walking it again and again (a fifth of the time
+    to the first paint, measured; docs/performance.md). Called by the commands that run one app per process,
+    never by ``make_app``: a test process builds hundreds of apps, and a freeze there would also freeze the
+    previous ones' garbage for good.
+    """
+    gc.freeze()
+
+
 def exit_code(app: WizardApp, code: int | None) -> int:
     """The process's exit code once ``app`` has stopped with ``code``.
 
@@ -1535,6 +1543,7 @@ def print_closing_summary(app: WizardApp) -> None:
 
 
 def run_wizard(config: WizardConfig) -> int:
+    freeze_startup_objects()
     app = make_app(config)
     code = asyncio.run(run_until_closed(app))
     print_closing_summary(app)

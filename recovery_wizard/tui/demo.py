@@ -19,7 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recovery_wizard.tui.app import Mode, WizardConfig, make_app, print_closing_summary, run_until_closed
+from recovery_wizard.tui.app import (
+    Mode,
+    WizardConfig,
+    freeze_startup_objects,
+    make_app,
+    print_closing_summary,
+    run_until_closed,
+)
 
 if TYPE_CHECKING:
     from recovery_wizard.neon import NeonClient
@@ -191,6 +198,7 @@ async def run_demo(
                 ),
                 starting=starting,
             )
+            freeze_startup_objects()
             app = make_app(config)
             # SIGTERM and SIGHUP (the terminal closed) end the wizard like Ctrl+Q; the sandbox's databases are
             # then dropped as this block exits and the app directory removed below.
