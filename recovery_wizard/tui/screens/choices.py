@@ -132,12 +132,12 @@ class BranchScreen(WizardScreen):
         needle = text.strip().lower()
         table = self.query_one("#branches", DataTable)
         table.clear()
-        matching = [(key, row) for _, key, row in self.matches(needle)]
+        matching = self.matches(needle)
         # A table of thousands of rows costs a second to build; nobody scrolls that far. Show the first
         # MAX_ROWS and say how to narrow it, so each keystroke stays within a frame or two.
         shown = matching[:MAX_ROWS]
-        self.keys = [key for key, _ in shown]
-        self._shown = [row for _, row in shown]
+        self.keys = [key for _, key, _ in shown]
+        self._shown = [row for _, _, row in shown]
         self.loaded = 0
         empty = self.query_one("#empty", Static)
         if not matching:

@@ -25,6 +25,8 @@ from rich.padding import Padding
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
@@ -58,6 +60,8 @@ class BranchTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # (id of the cell, width) -> (the cell, its lines unstyled). The cell is held so its id stays its own.
+        # Row styles looked up during the render under way (None between renders: the CSS may change then).
+        self._row_styles: dict[tuple[int, Style], Style] | None = None
         self._laid_out: OrderedDict[tuple[int, int], tuple[object, list[list[Segment]]]] = OrderedDict()
 
     def _render_cell(
@@ -107,6 +111,25 @@ class BranchTable(DataTable[Any]):
         )
         pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
         return [list(Segment.apply_style(line, pre_style, post_style)) for line in lines]
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # A row's style is its zebra stripe's component style, which DataTable looks up (walking the CSS of
+        # every ancestor) per line drawn; within one render the CSS cannot change, so each is looked up once.
+        self._row_styles = {}
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._row_styles = None
+
+    def _get_row_style(self, row_index: int, base_style: Style) -> Style:
+        kept = self._row_styles
+        if kept is None or row_index < 0 or row_index < self.fixed_rows:
+            return super()._get_row_style(row_index, base_style)
+        key = (row_index % 2, base_style)
+        style = kept.get(key)
+        if style is None:
+            style = kept[key] = super()._get_row_style(row_index, base_style)
+        return style
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
         # Rows of Cells widen their columns by their cells' cached measures; DataTable's own pass (a console
