@@ -122,6 +122,10 @@ class BranchScreen(WizardScreen):
         self.default_id = next((b.id for b in ordered if b.default), None)
         # needle -> its matching rows, oldest first; "" (every row) is never evicted.
         self._found: dict[str, list[tuple[str, str, tuple[Cell, ...]]]] = {"": self.rows}
+        self.keys: list[
+            str
+        ] = []  # the ids of the rows shown (MAX_ROWS at most), the first `loaded` in the table
+        self.loaded = 0
         table = self.query_one("#branches", DataTable)
         table.add_columns("Name", "Flags", "State", "Size", "Created UTC", "Reset UTC")
         self.refill("")
@@ -131,14 +135,19 @@ class BranchScreen(WizardScreen):
     def refill(self, text: str) -> None:
         needle = text.strip().lower()
         table = self.query_one("#branches", DataTable)
-        table.clear()
         matching = self.matches(needle)
         # A table of thousands of rows costs a second to build; nobody scrolls that far. Show the first
         # MAX_ROWS and say how to narrow it, so each keystroke stays within a frame or two.
         shown = matching[:MAX_ROWS]
-        self.keys = [key for _, key, _ in shown]
+        keys = [key for _, key, _ in shown]
+        # Rows already in the table that the new filter shows in the same places stay (typing "pr" after
+        # "p" often keeps the first page): the table is not changed, so nothing is laid out or drawn again.
+        kept = len(keys) >= self.loaded and keys[: self.loaded] == self.keys[: self.loaded]
+        if not kept:
+            table.clear()
+            self.loaded = 0
+        self.keys = keys
         self._shown = [row for _, _, row in shown]
-        self.loaded = 0
         empty = self.query_one("#empty", Static)
         if not matching:
             empty.update(
@@ -156,7 +165,8 @@ class BranchScreen(WizardScreen):
         default = next((i for i, key in enumerate(self.keys) if key == preferred), None)
         if default is None:
             default = next((i for i, key in enumerate(self.keys) if key == self.default_id), 0)
-        self.load_rows(default + 1)
+        if self.loaded < min(len(self._shown), max(default + 1, PAGE_ROWS)):
+            self.load_rows(default + 1)
         if matching:
             table.move_cursor(row=default)
 
