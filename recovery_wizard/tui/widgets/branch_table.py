@@ -10,6 +10,9 @@ DataTable behaviour stay.
 
 Also, a Text cell measures itself once: DataTable measures every cell of every row added to size its
 columns, and a keystroke adds a page of rows.
+
+It overrides DataTable's private ``_render_cell``, ``_get_row_style`` and ``_update_dimensions`` (Textual is
+pinned in pyproject.toml): on an upgrade, tests/tui/test_branch_table.py says whether it still draws the same.
 """
 
 from __future__ import annotations
@@ -59,10 +62,11 @@ class BranchTable(DataTable[Any]):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # (id of the cell, width) -> (the cell, its lines unstyled). The cell is held so its id stays its own.
+        # (id of the cell, width, padding) -> (the cell, its lines unstyled); the cell is held so its id stays
+        # its own. Least recently drawn first.
+        self._laid_out: OrderedDict[tuple[int, int, int], tuple[object, list[list[Segment]]]] = OrderedDict()
         # Row styles looked up during the render under way (None between renders: the CSS may change then).
         self._row_styles: dict[tuple[int, Style], Style] | None = None
-        self._laid_out: OrderedDict[tuple[int, int], tuple[object, list[list[Segment]]]] = OrderedDict()
 
     def _render_cell(
         self,
@@ -85,7 +89,7 @@ class BranchTable(DataTable[Any]):
             # Header, labels, fixed or multi-line cells: few, and DataTable's own path is right for them.
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         cell = self._get_row_renderables(row_index)[1][column_index]
-        key = (id(cell), width)
+        key = (id(cell), width, self.cell_padding)
         kept = self._laid_out.get(key)
         if kept is not None and kept[0] is cell:
             self._laid_out.move_to_end(key)
