@@ -9,7 +9,8 @@ they cost what real branches cost on these paths. Everything runs in process (th
 Each figure is measured twice in the same run: with the scenario's own 3 branches (the baseline) and with
 5,000 more. A keystroke is timed inside the app, not through Pilot (whose press/pause waits dominate): the edit the
 Input makes for the key, its Changed message, the filter (``BranchScreen.refill``), layout, and the refresh
-after it (``call_after_refresh``).
+after it (``call_after_refresh``). Beside the wall time, the CPU time the thread spent on it: the wall time
+includes waiting for the next frame and, on a loaded machine, for a core.
 """
 
 from __future__ import annotations
@@ -51,20 +52,24 @@ def add_branches(sandbox: Sandbox, count: int) -> None:
 
 
 class _Painted:
-    """Times one change to the branch screen: from ``began`` to the refresh after its next ``refill``."""
+    """Times one change to the branch screen: from ``began`` to the refresh after its next ``refill``, in
+    wall time and in the CPU time the thread spent meanwhile (the work itself, whatever else loads the
+    machine)."""
 
     def __init__(self) -> None:
         self.event = asyncio.Event()
         self.at = 0.0
+        self.cpu_at = 0.0
 
     def mark(self) -> None:
         self.at = time.perf_counter()
+        self.cpu_at = time.thread_time()
         self.event.set()
 
-    async def wait(self, began: float) -> float:
+    async def wait(self, began: float, cpu_began: float = 0.0) -> tuple[float, float]:
         await asyncio.wait_for(self.event.wait(), 30)
         self.event.clear()
-        return self.at - began
+        return self.at - began, self.cpu_at - cpu_began
 
 
 def _paint_probe(app: Any, screen: Any) -> _Painted:
@@ -110,20 +115,25 @@ async def _session(sandbox: Sandbox, workdir: Path, keystrokes: int) -> dict[str
             painted = _paint_probe(app, screen)
             began = time.perf_counter()
             app.switch_screen(screen)
-            rerender = await painted.wait(began)
+            rerender, _ = await painted.wait(began)
             field = screen.query_one("#filter", Input)
             presses: list[float] = []
+            cpu: list[float] = []
             for i in range(keystrokes):
                 key = KEYS[i % len(KEYS)]
-                began = time.perf_counter()
+                began, cpu_began = time.perf_counter(), time.thread_time()
                 # What the Input does with the key: the same edit, the same Changed message, the same refill.
                 if key == "backspace":
                     field.action_delete_left()
                 else:
                     field.insert_text_at_cursor(key)
-                presses.append(await painted.wait(began))
+                wall, used = await painted.wait(began, cpu_began)
+                presses.append(wall)
+                cpu.append(used)
             refills: list[float] = []
-            for text in ("", "p", "pr-", "pr-1", "zzz"):
+            # Filters not typed above (the screen keeps recent ones' answers): a search over every branch
+            # ("v"), then narrowing searches, then one that matches nothing.
+            for text in ("", "v", "view", "view/pr-2", "zzz"):
                 began = time.perf_counter()
                 screen.refill(text)
                 refills.append(time.perf_counter() - began)
@@ -135,6 +145,7 @@ async def _session(sandbox: Sandbox, workdir: Path, keystrokes: int) -> dict[str
         "rerender_s": rerender,
         "rows_shown": rows,
         "keystroke_s": presses,
+        "keystroke_cpu_s": cpu,
         "refill_s": refills,
     }
 
@@ -182,9 +193,11 @@ async def run(ctx: Context) -> list[Figure]:
             "s",
             median(small["keystroke_s"]),
             f"{b} branches",
-            "< 50 ms",
-            k50 < 0.05,
-            f"{keystrokes} keystrokes; refill() alone {median(big['refill_s']) * 1000:.1f} ms",
+            "<= 20 ms",
+            k50 <= 0.02,
+            f"{keystrokes} keystrokes; CPU {median(big['keystroke_cpu_s']) * 1000:.1f} ms a keystroke "
+            f"({b} branches: {median(small['keystroke_cpu_s']) * 1000:.1f} ms); "
+            f"refill() alone {median(big['refill_s']) * 1000:.1f} ms",
         ),
         Figure(
             "branches",
@@ -193,7 +206,9 @@ async def run(ctx: Context) -> list[Figure]:
             "s",
             p95(small["keystroke_s"]),
             f"{b} branches",
-            "< 50 ms",
-            k95 < 0.05,
+            "<= 50 ms",
+            k95 <= 0.05,
+            f"CPU p95 {p95(big['keystroke_cpu_s']) * 1000:.1f} ms ({b} branches: "
+            f"{p95(small['keystroke_cpu_s']) * 1000:.1f} ms)",
         ),
     ]

@@ -353,6 +353,8 @@ class Engine:
         self._db_ids = 834686
         self._last_op_at: datetime | None = None
         self._sessions: set[asyncio.Task[None]] = set()
+        # Deleted branches whose history is still being completed (see delete_branch), by branch id.
+        self._retiring: dict[str, asyncio.Task[None]] = {}
 
     # --- lookups -------------------------------------------------------------------------------------
 
@@ -750,26 +752,53 @@ class Engine:
             raise ApiError(400, f"cannot delete branch {branch.id}: it has child branches")
         self._check_not_locked(project)
         await self._settle_schedules(project)
-        await self.flush(branch)
         operations = []
         endpoints = self.branch_endpoints(project, branch)
         for endpoint in endpoints:
             operations.append(
                 self._operation(project, "suspend_compute", branch_id=branch.id, endpoint_id=endpoint.id)
             )
+            # Its proxy and pooler stop: the sessions clients opened through them end now.
             await self._remove_endpoint(project, endpoint)
         operations.append(self._operation(project, "delete_timeline", branch_id=branch.id))
-        # A soft delete, as on Neon: sessions end, the data stays for the recovery window.
-        for live in branch.live.values():
-            await self.storage.terminate(live)
         del project.branches[branch.id]
         project.deleted_branches.add(branch.id)
         project.deleted[branch.id] = DeletedBranch(branch, self.clock(), endpoints)
+        # A soft delete, as on Neon: the data stays for the recovery window, history included. The copy of the
+        # branch's last writes into its history (a pg_dump of the whole database: seconds after a large load)
+        # finishes in the background, as Neon's delete waits on no archiving; only then are the sessions
+        # left on the data ended (ending them sooner would end that copy too). Undelete waits for it.
+        self._retire(branch)
         return branch, operations
+
+    def _retire(self, branch: Branch) -> None:
+        async def retire() -> None:
+            with contextlib.suppress(Exception):
+                await self.flush(branch)
+            for live in branch.live.values():
+                with contextlib.suppress(Exception):
+                    await self.storage.terminate(live)
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring[branch.id] = task
+
+        def forget(_: asyncio.Task[None]) -> None:
+            if self._retiring.get(branch.id) is task:
+                del self._retiring[branch.id]
+
+        task.add_done_callback(forget)
+
+    async def retired(self) -> None:
+        """Wait until every deleted branch's history is complete and its sessions are ended."""
+        while self._retiring:
+            await asyncio.gather(*self._retiring.values(), return_exceptions=True)
 
     async def recover_branch(self, project: Project, branch_id: str) -> tuple[Branch, list[Endpoint]]:
         if branch_id in project.branches:
             raise ApiError(400, f"branch {branch_id} is not deleted")
+        retiring = self._retiring.get(branch_id)
+        if retiring is not None:
+            await asyncio.shield(retiring)  # its history complete and the old sessions ended, then back
         gone = project.deleted.get(branch_id)
         now = self.clock()
         if gone is None or now >= gone.recoverable_until:
@@ -1387,6 +1416,7 @@ class Engine:
         return Route(database=copy, read_only=True, options=options, on_close=drop)
 
     async def close(self) -> None:
+        await self.retired()
         for project in self.projects.values():
             for branch in project.branches.values():
                 if branch.snapshot_task is not None:

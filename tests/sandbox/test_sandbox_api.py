@@ -356,6 +356,37 @@ async def test_delete_branch_then_204(checked: tuple[NeonClient, SpecChecker], s
     assert "to-delete" not in [b.name for b in await client.branches(pid)]
 
 
+async def test_a_branch_deleted_just_after_writes_comes_back_with_them_in_its_history(
+    checked: tuple[NeonClient, SpecChecker], sandbox: Sandbox
+) -> None:
+    """The delete no longer waits for the sandbox to copy the last writes into the branch's history (Neon's
+    waits on no archiving): the copy finishes behind it, and the branch undeleted has its whole history."""
+    client, _ = checked
+    pid = sandbox.project_id
+    main = await default_branch(client, pid)
+    created = await client.create_branch(pid, parent_id=main.id, name="written-then-deleted")
+    await client.wait_for_operations(pid, created.operations)
+    bid = created.branch.id
+    moments = await write_markers(await branch_uri(client, pid, bid))
+    deleted = await client.delete_branch(pid, bid)
+    assert deleted is not None
+    await client.wait_for_operations(pid, deleted.operations)
+    assert bid not in [b.id for b in await client.branches(pid)]
+    async with in_process_http(sandbox) as http:
+        recovered = await http.post(
+            f"{sandbox.api_url}/projects/{pid}/branches/{bid}/recover",
+            headers={"Authorization": f"Bearer {sandbox.api_key.reveal()}"},
+        )
+    assert recovered.status_code == 200, recovered.text
+    back = await client.branch(pid, bid)
+    assert await markers(client, pid, bid) == [1, 2, 3]
+    found = [
+        await markers(client, pid, (await branch_at(client, pid, back, at, f"b{i}")).id)
+        for i, at in enumerate(moments[2:])
+    ]
+    assert found == [[1, 2], [1, 2, 3]]
+
+
 async def test_branch_pages_and_updates(checked: tuple[NeonClient, SpecChecker], sandbox: Sandbox) -> None:
     client, _ = checked
     pid = sandbox.project_id

@@ -43,6 +43,14 @@ async def test_a_keystroke_adds_one_page_and_the_cursor_brings_the_rest(tmp_path
         await pilot.press(*"pr-")
         await pilot.pause()
         assert table.row_count == choices.PAGE_ROWS and screen.keys[0] == "br-0001"
+        # Erasing the "-" shows the same first page: the table keeps its rows (none rebuilt), then types it again.
+        rows = list(table.rows)
+        await pilot.press("backspace")
+        await pilot.pause()
+        assert list(table.rows) == rows and table.cursor_row == 0
+        await pilot.press("-")
+        await pilot.pause()
+        assert list(table.rows) == rows
         # Down past the loaded rows: the table grows ahead of the cursor, and Enter picks the row shown.
         assert isinstance(screen.focused, Input)
         for _ in range(choices.PAGE_ROWS + 5):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -27,6 +26,7 @@ from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.connect import ConnectScreen
 from recovery_wizard.tui.screens.steps import hidden
 from recovery_wizard.tui.text import clip, literal, safe
+from recovery_wizard.tui.widgets.branch_table import BranchTable, Cell
 from recovery_wizard.tui.widgets.window_bar import WindowBar
 
 __all__ = ["ConnectScreen"]  # re-exported: it lives in connect.py
@@ -69,15 +69,18 @@ class ProjectScreen(WizardScreen):
             self.wizard.choose_project(project_id)
 
 
-def _branch_row(b: Branch) -> tuple[Text, ...]:
+def _branch_row(b: Branch) -> tuple[Cell, ...]:
     flags = " ".join(
         f for f, on in (("default", b.default), ("protected", b.protected), ("root", b.is_root)) if on
     )
     size = "" if b.logical_size is None else f"{b.logical_size / 1_048_576:.0f} MB"
     created = f"{b.created_at:%m-%d %H:%M}" if b.created_at else ""
     reset = f"{b.last_reset_at:%m-%d %H:%M}" if b.last_reset_at else ""
-    # Text, not str: a DataTable parses a str cell as markup, and a name is data ("ci/[/]fix").
-    return tuple(literal(cell) for cell in (b.name, flags, b.current_state, size, created, reset))
+    # Text, not str: a DataTable parses a str cell as markup, and a name is data ("ci/[/]fix"). A Cell, built
+    # once per branch, so the table lays it out and measures it once however often a filter shows it.
+    return tuple(
+        Cell(printable(cell), end="") for cell in (b.name, flags, b.current_state, size, created, reset)
+    )
 
 
 MAX_ROWS = 200
@@ -85,6 +88,8 @@ MAX_ROWS = 200
 # A keystroke's cost is the table's work per row added (a Row, six cells measured), not the filter: 50 rows
 # fill two screens of the tallest terminal and keep a keystroke near a frame at 5,000 branches.
 PAGE_ROWS = 50
+# Filters whose matches are kept, so erasing a character shows its answer without a search.
+FILTERS_KEPT = 32
 
 
 class BranchScreen(WizardScreen):
@@ -101,7 +106,7 @@ class BranchScreen(WizardScreen):
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder="Type to filter by name or id", id="filter")
         yield Static("", id="empty")
-        table: DataTable[str] = DataTable(id="branches", cursor_type="row", zebra_stripes=True)
+        table = BranchTable(id="branches", cursor_type="row", zebra_stripes=True)
         yield table
 
     def compose_actions(self) -> ComposeResult:
@@ -115,6 +120,12 @@ class BranchScreen(WizardScreen):
         # The name as shown is searchable too, so what the table shows ("main\\x1b…") is what a filter finds.
         self.rows = [(f"{b.name} {printable(b.name)} {b.id}".lower(), b.id, _branch_row(b)) for b in ordered]
         self.default_id = next((b.id for b in ordered if b.default), None)
+        # needle -> its matching rows, oldest first; "" (every row) is never evicted.
+        self._found: dict[str, list[tuple[str, str, tuple[Cell, ...]]]] = {"": self.rows}
+        self.keys: list[
+            str
+        ] = []  # the ids of the rows shown (MAX_ROWS at most), the first `loaded` in the table
+        self.loaded = 0
         table = self.query_one("#branches", DataTable)
         table.add_columns("Name", "Flags", "State", "Size", "Created UTC", "Reset UTC")
         self.refill("")
@@ -124,14 +135,19 @@ class BranchScreen(WizardScreen):
     def refill(self, text: str) -> None:
         needle = text.strip().lower()
         table = self.query_one("#branches", DataTable)
-        table.clear()
-        matching = [(key, row) for haystack, key, row in self.rows if needle in haystack]
+        matching = self.matches(needle)
         # A table of thousands of rows costs a second to build; nobody scrolls that far. Show the first
         # MAX_ROWS and say how to narrow it, so each keystroke stays within a frame or two.
         shown = matching[:MAX_ROWS]
-        self.keys = [key for key, _ in shown]
-        self._shown = [row for _, row in shown]
-        self.loaded = 0
+        keys = [key for _, key, _ in shown]
+        # Rows already in the table that the new filter shows in the same places stay (typing "pr" after
+        # "p" often keeps the first page): the table is not changed, so nothing is laid out or drawn again.
+        kept = len(keys) >= self.loaded and keys[: self.loaded] == self.keys[: self.loaded]
+        if not kept:
+            table.clear()
+            self.loaded = 0
+        self.keys = keys
+        self._shown = [row for _, _, row in shown]
         empty = self.query_one("#empty", Static)
         if not matching:
             empty.update(
@@ -149,9 +165,24 @@ class BranchScreen(WizardScreen):
         default = next((i for i, key in enumerate(self.keys) if key == preferred), None)
         if default is None:
             default = next((i for i, key in enumerate(self.keys) if key == self.default_id), 0)
-        self.load_rows(default + 1)
+        if self.loaded < min(len(self._shown), max(default + 1, PAGE_ROWS)):
+            self.load_rows(default + 1)
         if matching:
             table.move_cursor(row=default)
+
+    def matches(self, needle: str) -> list[tuple[str, str, tuple[Cell, ...]]]:
+        """The rows whose search key holds ``needle``, in order. Typing narrows: a row that holds the new
+        needle holds every part of it, so the search runs over the matches of the longest needle already
+        searched that the new one contains (the previous one, as a person types), and erasing finds its
+        answer kept."""
+        found = self._found.get(needle)
+        if found is None:
+            within = max((n for n in self._found if n in needle), key=len, default="")
+            found = [row for row in self._found.get(within, self.rows) if needle in row[0]]
+            if len(self._found) >= FILTERS_KEPT:
+                del self._found[next(n for n in self._found if n)]
+            self._found[needle] = found
+        return found
 
     def load_rows(self, at_least: int) -> None:
         """Put rows in the table up to ``at_least`` (rounded up to a page), never past what is shown."""
