@@ -15,7 +15,6 @@ import os
 import re
 import sys
 import threading
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,48 +32,10 @@ from recovery_wizard.sandbox.service import Sandbox
 from tests.recovery.conftest import CliResult, write_app
 from tests.recovery.conftest import sandbox as sandbox
 from tests.recovery.conftest import world as world
+from tests.reliability.cases import count as count
 from tests.sandbox.conftest import FAST_RETRY, FAST_WAIT
 
 T = TypeVar("T")
-
-# --- case counting ----------------------------------------------------------------------------------------
-
-# Sub-cases a test covers inside one pytest item (hypothesis examples, model mutations, flows scanned).
-CASES: Counter[str] = Counter()
-# pytest items per part, by outcome, filled from the reports.
-_ITEMS: dict[str, Counter[str]] = {}
-
-
-def count(part: str, n: int = 1) -> None:
-    CASES[part] += n
-
-
-def _part(nodeid: str) -> str | None:
-    match = re.search(r"tests/reliability/test_(\w+)\.py", nodeid)
-    return match[1] if match else None
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    part = _part(report.nodeid)
-    if part is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-        _ITEMS.setdefault(part, Counter())[outcome] += 1
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _ITEMS and not CASES:
-        return
-    terminalreporter.write_sep("=", "reliability suite: cases covered")
-    for part in sorted(set(_ITEMS) | {p.split(":")[0] for p in CASES}):
-        items = _ITEMS.get(part, Counter())
-        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(items.items()))
-        terminalreporter.write_line(f"{part}: {sum(items.values())} test cases ({outcomes or 'none run'})")
-        for key, n in sorted(CASES.items()):
-            if key.split(":")[0] == part and ":" in key:
-                terminalreporter.write_line(f"    {key.split(':', 1)[1]}: {n}")
-
 
 # --- faults -----------------------------------------------------------------------------------------------
 
