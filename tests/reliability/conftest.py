@@ -1,9 +1,12 @@
-"""Reliability fixtures: one homecheff sandbox shared by many cases, fault helpers, and case counting.
+"""Reliability fixtures: one homecheff sandbox shared by a module's cases, fault helpers, and case counting.
 
-Starting a sandbox takes ~2.5 s; the fault matrix and the crash matrix have dozens of cases each, so they
-share ONE sandbox served on a real socket from a background thread (its own event loop). Each case gets its
-own app directory and its own restore-branch name, and compares the project's branches before and after,
-so cases stay independent. The per-test ``world`` fixture of tests/recovery is re-exported for the few
+Starting a sandbox takes ~2.5 s; the fault matrix and the crash matrix have dozens of cases each, so a
+module's cases share ONE sandbox served on a real socket from a background thread (its own event loop). Each
+case gets its own app directory and its own restore-branch name, and compares the project's branches before
+and after, so cases stay independent. One per module, not one per run: the scenario's incident is ~30
+minutes before the sandbox started and the cases restore to "35 minutes ago", so a sandbox used for more than
+about 4½ minutes of wall time (a slow or busy machine, a worker of a parallel run) would put that moment after
+the incident. The per-test ``world`` fixture of tests/recovery is re-exported for the few
 tests that want a pristine sandbox of their own.
 """
 
@@ -165,7 +168,7 @@ def run_texts(app: Path) -> str:
     return "\n".join(texts)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared(pg_server: PgServer) -> Iterator[Shared]:
     ready: Future[Shared] = Future()
     stop: list[asyncio.Event] = []
