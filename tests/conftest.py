@@ -20,6 +20,9 @@ from recovery_wizard.neon import NeonClient, RetryPolicy, WaitPolicy
 from recovery_wizard.sandbox.pgserver import PgServer
 from tests import contract
 
+# The reliability suite's summary, written where pytest-xdist's controller sees the reports.
+pytest_plugins = ["tests.reliability.cases"]
+
 API = "https://console.neon.tech/api/v2"
 # Planted in every client test: tests/test_secrets_never_leak.py proves it never shows up in output.
 API_KEY = "napi_pl4nted0key1for2tests3qwertyuiopasdfghjkl"

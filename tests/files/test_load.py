@@ -189,14 +189,27 @@ def test_password_goes_by_environment_not_arguments() -> None:
 
 
 def _command_lines() -> list[str]:
-    lines = []
+    """The command lines of this process's descendants (other runs on the machine start psql too)."""
+    parents: dict[int, int] = {}
+    lines: dict[int, str] = {}
     for pid in os.listdir("/proc"):
         if pid.isdigit():
-            with contextlib.suppress(OSError):
-                lines.append(
-                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-    return lines
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                parents[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                lines[int(pid)] = cmdline.replace(b"\0", b" ").decode(errors="replace")
+
+    def ours(pid: int) -> bool:
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return [line for pid, line in lines.items() if ours(pid)]
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")

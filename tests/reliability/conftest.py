@@ -1,9 +1,12 @@
-"""Reliability fixtures: one homecheff sandbox shared by many cases, fault helpers, and case counting.
+"""Reliability fixtures: one homecheff sandbox shared by a module's cases, fault helpers, and case counting.
 
-Starting a sandbox takes ~2.5 s; the fault matrix and the crash matrix have dozens of cases each, so they
-share ONE sandbox served on a real socket from a background thread (its own event loop). Each case gets its
-own app directory and its own restore-branch name, and compares the project's branches before and after,
-so cases stay independent. The per-test ``world`` fixture of tests/recovery is re-exported for the few
+Starting a sandbox takes ~2.5 s; the fault matrix and the crash matrix have dozens of cases each, so a
+module's cases share ONE sandbox served on a real socket from a background thread (its own event loop). Each
+case gets its own app directory and its own restore-branch name, and compares the project's branches before
+and after, so cases stay independent. One per module, not one per run: the scenario's incident is ~30
+minutes before the sandbox started and the cases restore to "35 minutes ago", so a sandbox used for more than
+about 4½ minutes of wall time (a slow or busy machine, a worker of a parallel run) would put that moment after
+the incident. The per-test ``world`` fixture of tests/recovery is re-exported for the few
 tests that want a pristine sandbox of their own.
 """
 
@@ -15,7 +18,6 @@ import os
 import re
 import sys
 import threading
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -33,48 +35,10 @@ from recovery_wizard.sandbox.service import Sandbox
 from tests.recovery.conftest import CliResult, write_app
 from tests.recovery.conftest import sandbox as sandbox
 from tests.recovery.conftest import world as world
+from tests.reliability.cases import count as count
 from tests.sandbox.conftest import FAST_RETRY, FAST_WAIT
 
 T = TypeVar("T")
-
-# --- case counting ----------------------------------------------------------------------------------------
-
-# Sub-cases a test covers inside one pytest item (hypothesis examples, model mutations, flows scanned).
-CASES: Counter[str] = Counter()
-# pytest items per part, by outcome, filled from the reports.
-_ITEMS: dict[str, Counter[str]] = {}
-
-
-def count(part: str, n: int = 1) -> None:
-    CASES[part] += n
-
-
-def _part(nodeid: str) -> str | None:
-    match = re.search(r"tests/reliability/test_(\w+)\.py", nodeid)
-    return match[1] if match else None
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    part = _part(report.nodeid)
-    if part is None:
-        return
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        outcome = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-        _ITEMS.setdefault(part, Counter())[outcome] += 1
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _ITEMS and not CASES:
-        return
-    terminalreporter.write_sep("=", "reliability suite: cases covered")
-    for part in sorted(set(_ITEMS) | {p.split(":")[0] for p in CASES}):
-        items = _ITEMS.get(part, Counter())
-        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(items.items()))
-        terminalreporter.write_line(f"{part}: {sum(items.values())} test cases ({outcomes or 'none run'})")
-        for key, n in sorted(CASES.items()):
-            if key.split(":")[0] == part and ":" in key:
-                terminalreporter.write_line(f"    {key.split(':', 1)[1]}: {n}")
-
 
 # --- faults -----------------------------------------------------------------------------------------------
 
@@ -208,7 +172,7 @@ def run_texts(app: Path) -> str:
     return "\n".join(texts)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shared(pg_server: PgServer) -> Iterator[Shared]:
     ready: Future[Shared] = Future()
     stop: list[asyncio.Event] = []

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -166,8 +167,12 @@ def test_serve_with_the_embedded_postgres(tmp_path: Path, long_tmpdir: bool) -> 
         for k, v in os.environ.items()
         if k not in ("RECOVERY_WIZARD_PG_DSN", "RECOVERY_WIZARD_TEST_PG_DSN")
     }
-    tmpdir = tmp_path / ("x" * 90 if long_tmpdir else "t")
-    tmpdir.mkdir()
+    if long_tmpdir:
+        tmpdir = tmp_path / ("x" * 90)
+        tmpdir.mkdir()
+    else:
+        # Short enough for the socket wherever pytest's own directory is (a parallel worker's is longer).
+        tmpdir = Path(tempfile.mkdtemp(prefix="rwt-", dir="/tmp" if os.path.isdir("/tmp") else None))
     env["TMPDIR"] = str(tmpdir)
     began = time.perf_counter()
     proc = start_serve("--port", "0", env=env)
@@ -190,6 +195,8 @@ def test_serve_with_the_embedded_postgres(tmp_path: Path, long_tmpdir: bool) -> 
         if proc.poll() is None:
             proc.kill()
     assert not any(path.exists() for path in ours), "the embedded server's directory is removed on exit"
+    if not long_tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def test_a_bad_fault_spec_is_a_usage_error() -> None:

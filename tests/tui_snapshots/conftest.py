@@ -61,3 +61,12 @@ def frozen_wizard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(steps, "time", SimpleNamespace(monotonic=lambda: CLOCK))
     for name in WORKERS:
         monkeypatch.setattr(WizardApp, name, _no_work)
+
+
+# Whether this run left collected tests out (-k, -m, --deselect, --lf): tests/tui_snapshots/test_no_stale_snapshots.py
+# cannot tell a stale snapshot from one whose test was left out, so it does not judge then.
+DESELECTED: list[pytest.Item] = []
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    DESELECTED.extend(items)
