@@ -20,17 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import PY, Context, Figure, median, python_env
+from bench.common import PY, Context, Figure, installed_like_env, median, python_env
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _child_env(bytecode: Path) -> dict[str, str]:
-    """The children's environment: bytecode written to and read from ``bytecode``, whatever the shell says."""
-    env = python_env()
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(bytecode)
-    return env
 
 
 def _console_script() -> list[str]:
@@ -83,7 +75,7 @@ async def run(ctx: Context) -> list[Figure]:
     demo_runs = 1 if ctx.quick else 5
     workdir = Path(tempfile.mkdtemp(prefix="rw-bench-paint-"))
     bytecode = Path(tempfile.mkdtemp(prefix="rw-bench-pyc-"))
-    env = _child_env(bytecode)
+    env = installed_like_env(bytecode)
     bare: list[float] = []
     helps: list[float] = []
     plains: list[float] = []
