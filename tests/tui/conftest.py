@@ -191,6 +191,15 @@ async def press_button(pilot: WizardPilot, button_id: str) -> None:
     await pilot.press("enter")
 
 
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A HOME of the test's own: ~/Downloads and ~/Desktop are searched for backups, and the machine's own
+    must not leak into the list."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+
 def text_of(widget: Widget) -> str:
     """What a Static shows, without markup."""
     assert isinstance(widget, Static), widget

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from textual.widgets import Button, DataTable, Input, OptionList, RadioButton, Static
@@ -28,13 +27,7 @@ from tests.tui.conftest import (
     wizard,
 )
 
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # ~/Downloads and ~/Desktop are searched too: the machine's own must not leak into the list.
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+pytestmark = pytest.mark.usefixtures("own_home")  # tests/tui/conftest.py
 
 
 async def where_from(pilot: WizardPilot) -> sources.SourceScreen:

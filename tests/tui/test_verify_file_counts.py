@@ -7,8 +7,6 @@ pg_dump backup, through the wizard, against the served sandbox.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from textual.widgets import Button, DataTable
 
@@ -25,12 +23,7 @@ from tests.tui.conftest import (
 )
 from tests.tui.test_sources_more import highlight, where_from
 
-
-@pytest.fixture(autouse=True)
-def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"  # ~/Downloads and ~/Desktop are searched too
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
+pytestmark = pytest.mark.usefixtures("own_home")  # tests/tui/conftest.py
 
 
 async def test_a_drill_from_a_backup_file_shows_the_files_own_counts_on_verify(incident: Incident) -> None:
