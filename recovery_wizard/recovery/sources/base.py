@@ -158,6 +158,18 @@ class Source(ABC):
         return made
 
 
+def expiry_clause(plan: Plan, around: str = ", {}") -> str:
+    """When the plan's branch expires, for a restore line (``around`` places it), or "" if it does not."""
+    return around.format(f"expiring at {plan.expires_at:%Y-%m-%d %H:%M} UTC") if plan.expires_at else ""
+
+
+def children_clause(plan: Plan) -> str:
+    """An in-place restore line's note that the damaged branch's children move to the backup, or ""."""
+    if not plan.children:
+        return ""
+    return f"; its child branches ({', '.join(c.name for c in plan.children)}) move to the backup"
+
+
 async def ensure_endpoint(run: Runner, made: Made, *, read_write: bool) -> str:
     """A compute of the branch: the one the answer named, one it has, or a new one (read-write if asked)."""
     wanted = [EndpointType.READ_WRITE] if read_write else [EndpointType.READ_WRITE, EndpointType.READ_ONLY]

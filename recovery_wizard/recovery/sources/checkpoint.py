@@ -35,7 +35,7 @@ from recovery_wizard.recovery import ownership
 from recovery_wizard.recovery.checkpoint import Checkpoint, checkpoints, find_checkpoint
 from recovery_wizard.recovery.journal import JournalError
 from recovery_wizard.recovery.outcome import StepFailedError, UsageError
-from recovery_wizard.recovery.sources.base import Made
+from recovery_wizard.recovery.sources.base import Made, children_clause, expiry_clause
 from recovery_wizard.recovery.sources.history import HistorySource
 from recovery_wizard.recovery.sources.snapshot import SnapshotSource
 from recovery_wizard.recovery.timepoint import Moment, RestoreWindow
@@ -276,17 +276,13 @@ class CheckpointSource(HistorySource):
         point = self._point(plan)
         note = f" ({self.reason})" if self.reason else ""
         if plan.command == "drill":
-            expiry = f", expiring at {plan.expires_at:%Y-%m-%d %H:%M} UTC" if plan.expires_at else ""
+            expiry = expiry_clause(plan)
             return [
                 f"Create the throwaway branch {plan.name!r} from {point}, with a read-write compute"
                 f"{expiry}; wait for Neon's operations{note}."
             ]
         if plan.in_place:
-            moved = (
-                f"; its child branches ({', '.join(c.name for c in plan.children)}) move to the backup"
-                if plan.children
-                else ""
-            )
+            moved = children_clause(plan)
             return [
                 f"Measure the damaged data on {plan.branch.name!r} now (read-only), for comparison.",
                 f"Restore {plan.branch.name!r} IN PLACE from {point}, as it was just before "

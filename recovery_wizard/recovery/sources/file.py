@@ -44,7 +44,7 @@ from recovery_wizard.neon.errors import NeonError, NotFoundError
 from recovery_wizard.neon.models import Branch, EndpointType
 from recovery_wizard.recovery import ownership
 from recovery_wizard.recovery.outcome import StepFailedError, UsageError
-from recovery_wizard.recovery.sources.base import Made, Materialized, Source, ensure_endpoint
+from recovery_wizard.recovery.sources.base import Made, Materialized, Source, ensure_endpoint, expiry_clause
 
 if TYPE_CHECKING:
     from recovery_wizard.recovery.files.detect import BackupInfo
@@ -232,8 +232,7 @@ class FileSource(Source):
             else "in one transaction"
         )
         branch = (
-            f"the throwaway branch {plan.name!r}"
-            + (f" (expiring at {plan.expires_at:%Y-%m-%d %H:%M} UTC)" if plan.expires_at else "")
+            f"the throwaway branch {plan.name!r}" + expiry_clause(plan, " ({})")
             if plan.command == "drill"
             else f"the new branch {plan.name!r}"
         )

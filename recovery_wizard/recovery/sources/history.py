@@ -14,7 +14,7 @@ from recovery_wizard.neon.errors import BadResponseError, OutcomeUnknownError
 from recovery_wizard.neon.models import Branch, EndpointType
 from recovery_wizard.recovery import ownership
 from recovery_wizard.recovery.outcome import CancelledError, StepFailedError
-from recovery_wizard.recovery.sources.base import Made, Source
+from recovery_wizard.recovery.sources.base import Made, Source, children_clause, expiry_clause
 
 if TYPE_CHECKING:
     from recovery_wizard.recovery.plan import Plan
@@ -52,17 +52,13 @@ class HistorySource(Source):
     def restore_lines(self, plan: Plan) -> list[str]:
         moment = plan.moment.describe()
         if plan.command == "drill":
-            expiry = f", expiring at {plan.expires_at:%Y-%m-%d %H:%M} UTC" if plan.expires_at else ""
+            expiry = expiry_clause(plan)
             return [
                 f"Create the throwaway branch {plan.name!r} from {plan.branch.name!r} as it was at {moment}, "
                 f"with a read-write compute{expiry}; wait for Neon's operations."
             ]
         if plan.in_place:
-            moved = (
-                f"; its child branches ({', '.join(c.name for c in plan.children)}) move to the backup"
-                if plan.children
-                else ""
-            )
+            moved = children_clause(plan)
             return [
                 f"Measure the damaged data on {plan.branch.name!r} now (read-only), for comparison.",
                 f"Restore {plan.branch.name!r} IN PLACE to {moment}. Its current state is kept as the branch "

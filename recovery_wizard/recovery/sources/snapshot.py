@@ -33,7 +33,7 @@ from recovery_wizard.neon.errors import (
 from recovery_wizard.neon.models import Branch, Snapshot
 from recovery_wizard.recovery import ownership
 from recovery_wizard.recovery.outcome import CancelledError, StepFailedError, UsageError
-from recovery_wizard.recovery.sources.base import Made, Source
+from recovery_wizard.recovery.sources.base import Made, Source, expiry_clause
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -142,7 +142,7 @@ class SnapshotSource(Source):
     def restore_lines(self, plan: Plan) -> list[str]:
         what = f"the snapshot {self.name!r} ({self.id}, data as of {plan.moment.describe()})"
         if plan.command == "drill":
-            expiry = f", expiring at {plan.expires_at:%Y-%m-%d %H:%M} UTC" if plan.expires_at else ""
+            expiry = expiry_clause(plan)
             return [
                 f"Restore {what} to the throwaway branch {plan.name!r}, with a read-write compute{expiry}; "
                 "wait for Neon's operations."
