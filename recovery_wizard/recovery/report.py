@@ -243,7 +243,7 @@ def render_report(result: RunResult) -> str:
         if file_counts:
             out += [
                 "",
-                f"Against the backup file's own counts (`{printable(str(file_counts.get('file')))}`):",
+                f"Against the backup file's own counts (`{_one(file_counts.get('file'))}`):",
                 "",
             ]
             out += ["| table | in the file | loaded | |", "|---|---:|---:|---|"]
@@ -255,7 +255,7 @@ def render_report(result: RunResult) -> str:
                 )
                 out.append(row(line["table"], expected, actual, mark))
             for note in file_counts.get("partial", []):
-                out.append(f"- Partial in the file: {printable(str(note))}")
+                out.append(f"- Partial in the file: {_one(note)}")
             if file_counts.get("unmapped_fields"):
                 out.append(f"- Fields with no column: {printable(', '.join(file_counts['unmapped_fields']))}")
             if file_counts.get("missing_tables"):
@@ -263,7 +263,7 @@ def render_report(result: RunResult) -> str:
                     f"- Tables the file does not hold: {printable(', '.join(file_counts['missing_tables']))}"
                 )
             for note in file_counts.get("load_notes", []):
-                out.append(f"- Load: {printable(str(note))}")
+                out.append(f"- Load: {_one(note)}")
 
     if plan is not None and plan.merge_back:
         out += merge_lines(result)
@@ -413,7 +413,7 @@ def merge_lines(result: RunResult) -> list[str]:
             out.append(f"- … and {len(conflicts) - 50} more (the journal's merge-plan record has them all).")
         out.append("")
     for s in planned.get("skipped", []):
-        out.append(f"- Left alone: {printable(str(s.get('table')))}: {s.get('reason')}")
+        out.append(f"- Left alone: {_one(s.get('table'))}: {s.get('reason')}")
     changed = sum(int(t.get("changed_not_reverted", 0)) for t in planned.get("tables", []))
     if changed:
         out.append(
