@@ -122,9 +122,8 @@ class BranchScreen(WizardScreen):
         self.default_id = next((b.id for b in ordered if b.default), None)
         # needle -> its matching rows, oldest first; "" (every row) is never evicted.
         self._found: dict[str, list[tuple[str, str, tuple[Cell, ...]]]] = {"": self.rows}
-        self.keys: list[
-            str
-        ] = []  # the ids of the rows shown (MAX_ROWS at most), the first `loaded` in the table
+        # The ids of the rows shown (MAX_ROWS at most), the first `loaded` of them in the table.
+        self.keys: list[str] = []
         self.loaded = 0
         table = self.query_one("#branches", DataTable)
         table.add_columns("Name", "Flags", "State", "Size", "Created UTC", "Reset UTC")
