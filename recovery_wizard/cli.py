@@ -820,9 +820,11 @@ def backups_find(
 FAULT_HELP = """Make matching API requests fail, deterministically (repeatable).
 
 \b
-SPEC is [METHOD ]PATH[#WHICH]=ACTION[:OPTIONS]
+SPEC is [METHOD ]PATH[?QUERY][#WHICH]=ACTION[:OPTIONS]
   METHOD   GET, POST, PATCH, DELETE or * (default: any)
   PATH     glob over the path after /api/v2, e.g. /projects/*/branches
+  QUERY    NAME=GLOB[&NAME=GLOB]: only requests asking that, whatever
+           order they arrive in, e.g. /projects/*/connection_uri?pooled=true
   WHICH    N (the Nth match, default 1), N-M, N+ (Nth and later) or * (all)
   ACTION   423, 429, 500, 503, stall, drop (connection closed mid-answer),
            malformed (200 with a body that is not JSON)

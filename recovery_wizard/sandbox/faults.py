@@ -98,7 +98,7 @@ def parse_fault(spec: str) -> Fault:
     if not match:
         raise FaultSpecError(
             f"--fault {spec!r} does not parse.",
-            hint="Write [METHOD ]PATH[#WHICH]=ACTION[:OPTIONS], e.g. 'POST /projects/*/branches#2=503'.",
+            hint="Write [METHOD ]PATH[?QUERY][#WHICH]=ACTION[:OPTIONS], e.g. 'POST /projects/*/branches#2=503'.",
         )
     action = match["action"].lower()
     if action not in ACTIONS:
