@@ -20,6 +20,7 @@ from urllib.parse import unquote
 from recovery_wizard.neon.apiurl import display_url
 from recovery_wizard.neon.models import Branch, Project, Snapshot
 from recovery_wizard.recovery import envfile, prisma
+from recovery_wizard.recovery.alongside import alongside
 from recovery_wizard.recovery.outcome import UsageError
 from recovery_wizard.recovery.sources import (
     HistorySource,
@@ -582,15 +583,11 @@ async def resolve_plan(
     project_id = await _project_id(client, options, prompter)
     # A snapshot source needs the project's snapshots: read with the project and its branches, one round
     # trip, not one of its own after them.
-    listed = asyncio.ensure_future(client.snapshots(project_id)) if spec.kind == "snapshot" else None
-    try:
+    async with alongside(
+        client.snapshots(project_id) if spec.kind == "snapshot" else asyncio.sleep(0, None)
+    ) as listed:
         project, branches = await project_and_branches(client, project_id)
-        snapshots = await listed if listed is not None else None
-    except BaseException:
-        if listed is not None:
-            listed.cancel()
-            await asyncio.gather(listed, return_exceptions=True)
-        raise
+        snapshots = await listed
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)
     branch = pick_branch(project, branches, options)

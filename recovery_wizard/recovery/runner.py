@@ -23,6 +23,7 @@ from recovery_wizard.neon.errors import NeonError, NotFoundError, OutcomeUnknown
 from recovery_wizard.neon.models import Branch
 from recovery_wizard.neon.waiter import WaitProgress
 from recovery_wizard.recovery import envfile, ownership, prisma, verify
+from recovery_wizard.recovery.alongside import alongside
 from recovery_wizard.recovery.apply import strategy_for
 from recovery_wizard.recovery.handoff import left_by_hand
 from recovery_wizard.recovery.journal import Journal
@@ -387,9 +388,9 @@ class Runner:
                 f"The drill branch {self.result.restore_branch.name} was deleted before it was verified.",
                 hint="Start a new drill: `recovery-wizard drill`.",
             )
-        # The timeline for the record is read while the data is measured: it is off the critical path.
-        timeline = asyncio.ensure_future(self._collect_timeline())
-        try:
+        # The timeline for the record is read while the data is measured: it is off the critical path (and
+        # never outlives this step, nor the client it uses).
+        async with alongside(self._collect_timeline()) as timeline:
             if self.plan.in_place and not self.plan.source.previews_in_place:
                 # Neon overwrote the damaged branch: it was measured before (the measure step).
                 restored_url = await self._uri(
@@ -408,12 +409,11 @@ class Runner:
                 # effort: if this read fails, the env step asks again (and owns the error). The three reach
                 # Neon in any order; the fault tests name each by what it asks (pooled=true/false), not by
                 # its place in the order.
-                prefetch = asyncio.ensure_future(
+                async with alongside(
                     self._prefetch_uri(restored_id, endpoint_id, pooled=True)
                     if self.plan.env_targets
                     else asyncio.sleep(0)
-                )
-                try:
+                ) as prefetch:
                     restored_url, damaged_url = await asyncio.gather(
                         self._uri(restored_id, endpoint_id, pooled=False),
                         self._uri(self.plan.branch.id, None, pooled=False),
@@ -424,18 +424,8 @@ class Runner:
                         self._lost(damaged_url),
                         prefetch,
                     )
-                except BaseException:
-                    prefetch.cancel()
-                    await asyncio.gather(prefetch, return_exceptions=True)
-                    raise
                 self.result.lost = [r.to_dict() for r in lost]
-        except BaseException:
-            # The step stops here: the record's timeline read must not outlive it (and the client it
-            # uses), where its late failure would print as an unretrieved task's traceback.
-            timeline.cancel()
-            await asyncio.gather(timeline, return_exceptions=True)
-            raise
-        await timeline
+            await timeline
         verification = verify.compare(damaged, restored, self.plan.checks)
         self.result.verification = verification.to_dict()
         self.reporter.show("Verification", render_verification(verification))

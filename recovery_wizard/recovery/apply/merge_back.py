@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from recovery_wizard.neon.errors import BadResponseError, NeonError, NotFoundError, OutcomeUnknownError
 from recovery_wizard.recovery import ownership
+from recovery_wizard.recovery.alongside import alongside
 from recovery_wizard.recovery.apply.materialize import materialize_step
 from recovery_wizard.recovery.outcome import (
     CancelledError,
@@ -224,14 +225,9 @@ class MergeBack:
         run.reporter.step("verify", STEP_INFO["verify"].title)
         live_url = await run._uri(run.plan.branch.id, None, pooled=False)
         # The project's events around the moment, for the record, read while the data is checked.
-        timeline = asyncio.ensure_future(run._collect_timeline())
-        try:
+        async with alongside(run._collect_timeline()) as timeline:
             after, merge_check, merge_ok = await self._check(run, live_url)
-        except BaseException:
-            timeline.cancel()
-            await asyncio.gather(timeline, return_exceptions=True)
-            raise
-        await timeline
+            await timeline
         verification = verify.compare(self.before, after, run.plan.checks)
         result.verification = verification.to_dict()
         result.merge = {**(result.merge or {}), "check": merge_check}
