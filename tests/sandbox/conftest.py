@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from recovery_wizard.neon import NeonClient, RetryPolicy, WaitPolicy
@@ -57,3 +59,20 @@ async def checked(sandbox: Sandbox) -> AsyncIterator[tuple[NeonClient, SpecCheck
     checker = SpecChecker()
     async with in_process_http(sandbox, checker) as http:
         yield neon_client(sandbox, http), checker
+
+
+async def until_running(pg_server: PgServer, backend_pid: int, statement: str, within: float = 60) -> None:
+    """Wait until the backend runs ``statement``: a cancel sent earlier finds it idle and is lost (PostgreSQL
+    ignores a cancel between statements), however long a loaded machine took to send the statement."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    async with await psycopg.AsyncConnection.connect(pg_server.dsn("postgres"), autocommit=True) as admin:
+        while True:
+            cur = await admin.execute(
+                "SELECT state = 'active' AND query = %s FROM pg_stat_activity WHERE pid = %s",
+                (statement, backend_pid),
+            )
+            if await cur.fetchone() == (True,):
+                return
+            assert loop.time() < deadline, f"backend {backend_pid} never ran {statement!r}"
+            await asyncio.sleep(0.02)

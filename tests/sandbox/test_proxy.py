@@ -27,6 +27,7 @@ from recovery_wizard.redact import Secret
 from recovery_wizard.sandbox import wire
 from recovery_wizard.sandbox.pgserver import BackendConfig, PgServer
 from recovery_wizard.sandbox.proxy import ClientStartup, PgProxy, Route, RouteRefused, WriteDetector
+from tests.sandbox.conftest import until_running
 
 USER = "alex"
 PASSWORD = "s3cret-pw"
@@ -314,7 +315,8 @@ async def endpoint(pg_server: PgServer, real_db: str) -> AsyncIterator[Endpoint]
     assert ep.proxy.session_count == 0
 
 
-async def eventually(condition: Callable[[], bool], within: float = 3.0) -> None:
+async def eventually(condition: Callable[[], bool], within: float = 60.0) -> None:
+    # A generous budget: the condition is met in milliseconds, but a loaded machine may take seconds.
     deadline = time.monotonic() + within
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -592,9 +594,8 @@ async def test_stop_ends_open_sessions(endpoint: Endpoint) -> None:
     idle = await endpoint.connect()
     await idle.execute("BEGIN")
     assert endpoint.proxy.session_count == 2
-    started = time.monotonic()
-    await endpoint.proxy.stop()
-    assert time.monotonic() - started < 2
+    # Stop ends them without waiting for their clients (the idle transaction would never end by itself).
+    await asyncio.wait_for(endpoint.proxy.stop(), 60)
     assert endpoint.closes == 2
     assert endpoint.proxy.session_count == 0
     for c in (conn, idle):
@@ -626,15 +627,14 @@ async def test_stop_tells_the_client_why(endpoint: Endpoint) -> None:
     writer.close()
 
 
-async def test_cancel_reaches_the_real_backend(endpoint: Endpoint) -> None:
+async def test_cancel_reaches_the_real_backend(endpoint: Endpoint, pg_server: PgServer) -> None:
     async with await endpoint.connect() as conn:
-        running = asyncio.create_task(conn.execute("SELECT pg_sleep(5)"))
-        await asyncio.sleep(0.2)
-        started = time.monotonic()
-        await conn.cancel_safe(timeout=5)
+        statement = "SELECT pg_sleep(600)"  # never ends by itself: only the cancel can end it
+        running = asyncio.create_task(conn.execute(statement))
+        await until_running(pg_server, conn.info.backend_pid, statement)
+        await conn.cancel_safe(timeout=30)
         with pytest.raises(psycopg.errors.QueryCanceled):
-            await running
-        assert time.monotonic() - started < 2
+            await asyncio.wait_for(running, 60)
         cur = await conn.execute("SELECT 1")
         assert await cur.fetchone() == (1,)
 
@@ -681,7 +681,7 @@ async def read_until(reader: asyncio.StreamReader, *types: str) -> list[wire.Mes
     """Messages up to and including the first of one of ``types`` (or up to EOF)."""
     splitter = wire.MessageSplitter()
     out: list[wire.Message] = []
-    while data := await asyncio.wait_for(reader.read(65536), 5):
+    while data := await asyncio.wait_for(reader.read(65536), 60):
         for msg in splitter.feed(data):
             out.append(msg)
             if msg.type in types:

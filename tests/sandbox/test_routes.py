@@ -360,8 +360,11 @@ async def test_endpoint_states_follow_start_sessions_suspend_and_the_timeout(
 ) -> None:
     assert sandbox.engine is not None and sandbox.project is not None
     engine, pid = sandbox.engine, sandbox.project_id
+    # The sandbox clock stands still and moves only by ``offset``: every state is read at a moment the test
+    # sets (on the wall clock, a loaded machine could answer the start after its 50 ms, or pass 59 s by 1 s).
+    base = datetime.now(UTC)
     offset = timedelta()
-    engine.clock = lambda: datetime.now(UTC) + offset
+    engine.clock = lambda: base + offset
     main = sandbox.project.default_branch
     (endpoint,) = engine.branch_endpoints(sandbox.project, main)
     # The scenario's compute has been quiet for days: scaled to zero.
@@ -369,7 +372,7 @@ async def test_endpoint_states_follow_start_sessions_suspend_and_the_timeout(
     started = (await http.post(f"projects/{pid}/endpoints/{endpoint.id}/start")).json()
     assert [op["action"] for op in started["operations"]] == ["start_compute"]
     assert started["endpoint"]["current_state"] == "init"
-    await asyncio.sleep(0.1)
+    offset = timedelta(seconds=0.1)  # the start (0.05 s here) is done
     assert await endpoint_state(http, pid, endpoint.id) == "active"
     # Five minutes (Neon's default) without activity on the sandbox clock: idle again.
     offset = timedelta(seconds=301)
@@ -388,12 +391,12 @@ async def test_endpoint_states_follow_start_sessions_suspend_and_the_timeout(
         with pytest.raises(psycopg.OperationalError):
             await conn.execute("SELECT 1")
     # suspend_timeout_seconds is honoured: 60 s after the last activity, not 300.
-    await asyncio.sleep(0.1)
+    offset = timedelta(seconds=1000.1)  # the suspend is done
     patched = await http.patch(
         f"projects/{pid}/endpoints/{endpoint.id}", json={"endpoint": {"suspend_timeout_seconds": 60}}
     )
     assert patched.json()["endpoint"]["suspend_timeout_seconds"] == 60
-    await asyncio.sleep(0.1)
+    offset = timedelta(seconds=1000.2)  # the new configuration is applied: the compute woke to take it
     assert await endpoint_state(http, pid, endpoint.id) == "active"
     offset = timedelta(seconds=1000 + 59)
     assert await endpoint_state(http, pid, endpoint.id) == "active"
@@ -403,7 +406,6 @@ async def test_endpoint_states_follow_start_sessions_suspend_and_the_timeout(
     await http.patch(
         f"projects/{pid}/endpoints/{endpoint.id}", json={"endpoint": {"suspend_timeout_seconds": -1}}
     )
-    await asyncio.sleep(0.1)
     offset = timedelta(days=30)
     assert await endpoint_state(http, pid, endpoint.id) == "active"
 

@@ -67,9 +67,15 @@ class Clock:
 
     def __init__(self) -> None:
         self.offset = timedelta()
+        self.frozen: datetime | None = None
 
     def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return (datetime.now(UTC) if self.frozen is None else self.frozen) + self.offset
+
+    def freeze(self) -> None:
+        """Stop at the present: from now on the clock moves only by ``forward``, so what a test reads does
+        not depend on how fast the machine answers."""
+        self.frozen = datetime.now(UTC)
 
     def to_ten_past(self) -> None:
         """Move to ten past the next whole hour, so that no due moment falls inside a test's first steps."""
@@ -518,9 +524,10 @@ async def test_schedule_input_outside_the_spec_is_refused(sandbox: Sandbox) -> N
 async def test_a_snapshot_call_while_an_operation_runs_is_locked(
     env: tuple[Api, NeonClient, SpecChecker, Clock], sandbox: Sandbox
 ) -> None:
-    api, _, _, _ = env
+    api, _, _, clock = env
     assert sandbox.engine is not None
     sandbox.engine.operation_seconds = 5
+    clock.freeze()  # the first snapshot's operation runs until the test is done, however slow the machine
     main = (await branches_by_name(api))["main"]
     await api.call("POST", f"/branches/{main['id']}/snapshot", params={"name": "one"})
     await api.refused(
@@ -648,20 +655,21 @@ async def test_neonctl_snapshots_commands_against_the_sandbox(
 async def test_snapshot_operations_go_scheduling_running_finished(
     env: tuple[Api, NeonClient, SpecChecker, Clock], sandbox: Sandbox
 ) -> None:
-    api, _, _, _ = env
+    """Each status is read at a moment the test sets on the sandbox clock: on the wall clock a loaded machine
+    can take longer than the scheduling fifth (200 ms) to answer the snapshot call, and skip "scheduling"."""
+    api, _, _, clock = env
     assert sandbox.engine is not None
     sandbox.engine.operation_seconds = 1.0
+    clock.freeze()
     main = (await branches_by_name(api))["main"]
     created = await api.call("POST", f"/branches/{main['id']}/snapshot", params={"name": "watched"})
     (op,) = created["operations"]
     seen = [op["status"]]
-    for _ in range(60):
-        await asyncio.sleep(0.05)
+    for step in (0.1, 0.15, 0.5, 0.3):  # 0.1, 0.25, 0.75, 1.05 s after the call
+        clock.forward(timedelta(seconds=step))
         status = (await api.call("GET", f"/operations/{op['id']}"))["operation"]["status"]
         if status != seen[-1]:
             seen.append(status)
-        if status == "finished":
-            break
     assert seen == ["scheduling", "running", "finished"]
 
 

@@ -24,9 +24,10 @@ import trustme
 
 from recovery_wizard.neon import NeonClient
 from recovery_wizard.sandbox import wire
+from recovery_wizard.sandbox.pgserver import PgServer
 from recovery_wizard.sandbox.service import Sandbox
 from recovery_wizard.sandbox.tls import SandboxTls
-from tests.sandbox.conftest import SpecChecker, in_process_http
+from tests.sandbox.conftest import SpecChecker, in_process_http, until_running
 from tests.sandbox.test_sandbox_api import DB, ROLE, branch_uri, default_branch, query
 
 NEON_PARAMS = "?sslmode=require&channel_binding=require"
@@ -159,21 +160,22 @@ async def test_time_travel_over_tls(
 
 
 async def test_a_cancel_request_over_tls_reaches_the_server(
-    checked: tuple[NeonClient, SpecChecker], sandbox: Sandbox
+    checked: tuple[NeonClient, SpecChecker], sandbox: Sandbox, pg_server: PgServer
 ) -> None:
     # libpq 17+ sends its cancel request on a connection of its own, encrypted like the session's.
     client, _ = checked
     uri = await main_uri(client, sandbox)
     async with await psycopg.AsyncConnection.connect(uri, autocommit=True) as conn:
         assert conn.pgconn.ssl_in_use
+        statement = "SELECT pg_sleep(600)"  # never ends by itself: only the cancel can end it
 
-        async def cancel_soon() -> None:
-            await asyncio.sleep(0.3)
-            await conn.cancel_safe(timeout=10)
+        async def cancel_once_running() -> None:
+            await until_running(pg_server, conn.info.backend_pid, statement)
+            await conn.cancel_safe(timeout=30)
 
-        cancelling = asyncio.create_task(cancel_soon())
+        cancelling = asyncio.create_task(cancel_once_running())
         with pytest.raises(psycopg.errors.QueryCanceled):
-            await conn.execute("SELECT pg_sleep(20)")
+            await asyncio.wait_for(conn.execute(statement), 120)
         await cancelling
         cur = await conn.execute("SELECT 1")
         assert await cur.fetchone() == (1,)
