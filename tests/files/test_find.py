@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -116,15 +115,14 @@ def test_cli_json_and_text(tmp_path: Path, dump: Dumper) -> None:
     assert bad.returncode == 2 and bad.stderr
 
 
-def test_fifty_thousand_files_under_two_seconds(tmp_path: Path) -> None:
+def test_fifty_thousand_files_are_all_seen(tmp_path: Path) -> None:
+    # How fast is measured in bench/backups_find.py (goal 2 s), not here: a loaded CI machine's time proves
+    # nothing about the code.
     from bench.backups_find import make_tree
 
     make_tree(tmp_path, 50_000)
-    started = time.monotonic()
     result = find_backups([tmp_path], depth=8)
-    elapsed = time.monotonic() - started
     assert result.files_seen >= 50_000 and len(result.found) == 5
-    assert elapsed < 4, f"{elapsed:.2f} s (goal 2 s; slack for a shared test machine)"
 
 
 def test_a_file_given_is_examined(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -22,12 +21,11 @@ def run_files(world: World) -> str:
 
 async def test_a_key_with_a_trailing_newline_just_works(world: World) -> None:
     """`NEON_API_KEY=$(cat key)` style: the newline is dropped, not retried for half a minute as "network"."""
-    started = time.monotonic()
+    # Success is the proof: every retry of a key httpx refuses would fail the same way, and the run with it.
     result = await world.cli(
         "branches", "--json", extra_env={"NEON_API_KEY": world.env["NEON_API_KEY"] + "\n"}
     )
     assert result.code == 0, result.stderr
-    assert time.monotonic() - started < 15
     assert "main" in result.stdout
 
 

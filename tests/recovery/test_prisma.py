@@ -14,7 +14,6 @@ import os
 import shutil
 import stat
 import subprocess
-import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -654,11 +653,11 @@ async def test_a_hanging_prisma_is_stopped_with_its_children(tmp_path: Path, res
     root = make_project(tmp_path, behaviour="hang")
     schema = root / "prisma" / "schema.prisma"
     before = schema.read_bytes()
-    started = time.monotonic()
+    # Long enough for the stand-in to start, print and start its child on a loaded machine (a 1 s timeout
+    # could fire before it got that far): the test is about what the timeout ends, not how soon.
     with pytest.raises(PrismaTimeoutError) as info:
-        await db_pull(project_of(root), restored_db.url, backup_dir=tmp_path / "b", timeout=1)
-    assert time.monotonic() - started < 4
-    assert "did not finish within 1 s" in str(info.value)
+        await db_pull(project_of(root), restored_db.url, backup_dir=tmp_path / "b", timeout=10)
+    assert "did not finish within 10 s" in str(info.value)
     assert "connect_timeout=30" in info.value.hint and "npx --no-install prisma db pull" in info.value.hint
     assert any("Introspecting" in line for line in info.value.output_tail)
     pids = next(r["pids"] for r in read_log(root) if r.get("event") == "hang")
@@ -743,12 +742,14 @@ async def test_the_planted_password_never_shows(
         for step in ("pull", "generate"):
             try:
                 if step == "pull":
+                    # The default timeouts: a short one could stop Prisma on a loaded machine before the URL
+                    # reached it, and the check below of where the URL went would see less than it should.
                     result = await db_pull(
-                        project, restored_db.url, backup_dir=tmp_path / "b", on_output=lines, timeout=1
+                        project, restored_db.url, backup_dir=tmp_path / "b", on_output=lines
                     )
                     texts += [repr(result), result.diff, result.schema_after, result.schema_before]
                 else:
-                    await generate(project, on_output=lines, timeout=1, url=restored_db.url)
+                    await generate(project, on_output=lines, url=restored_db.url)
             except PrismaError as exc:
                 texts.append(everything(exc))
         captured = capsys.readouterr()

@@ -283,12 +283,14 @@ async def test_a_set_inside_a_check_does_not_leak_into_the_next(dbs: Databases) 
 
 
 async def test_the_statement_timeout_stops_a_slow_check(dbs: Databases) -> None:
+    # The check would sleep ten minutes: the error names the timeout, and the bound is only a hang guard (a
+    # loaded machine takes seconds to connect and count, so a tight one would time the machine, not the code).
     started = time.monotonic()
     m = await measure(
-        dbs.restored, ["SELECT pg_sleep(5)", ENOUGH_USERS], statement_timeout_ms=200, judge=False
+        dbs.restored, ["SELECT pg_sleep(600)", ENOUGH_USERS], statement_timeout_ms=200, judge=False
     )
-    assert time.monotonic() - started < 3
-    slow = m.checks["SELECT pg_sleep(5)"]
+    assert time.monotonic() - started < 120
+    slow = m.checks["SELECT pg_sleep(600)"]
     assert not slow.passed and slow.error and "statement timeout" in slow.error
     assert m.checks[ENOUGH_USERS].passed
 
@@ -381,7 +383,9 @@ async def test_an_unreachable_server_is_retried_then_refused_without_the_passwor
     with pytest.raises(VerifyError) as info:
         await measure(url, [ENOUGH_USERS], connect_timeout=1.5)
     elapsed = time.monotonic() - started
-    assert 1.2 < elapsed < 4
+    # Retried for the whole budget given, then given up: far sooner than the 30 s default budget, whatever
+    # the machine's load (a tight upper bound would time the machine).
+    assert 1.2 < elapsed < 20
     message = str(info.value)
     assert "postgresql://alice:****@127.0.0.1" in message
     assert "attempts" in message and "attempt in" not in message
@@ -402,10 +406,10 @@ async def test_a_missing_database_fails_at_once(dbs: Databases) -> None:
     from psycopg.conninfo import make_conninfo
 
     url = Secret(make_conninfo(dbs.server.dsn("postgres"), dbname="no_such_database_here"))
-    started = time.monotonic()
-    with pytest.raises(VerifyError, match="does not exist"):
-        await measure(url, [], connect_timeout=10)
-    assert time.monotonic() - started < 2
+    with pytest.raises(VerifyError, match="does not exist") as info:
+        await measure(url, [], connect_timeout=60)
+    # One attempt, not retried until the budget runs out: the message counts attempts only after retrying.
+    assert "attempt" not in str(info.value)
 
 
 async def test_an_invalid_connection_string_is_refused() -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -216,7 +215,6 @@ class Probe:
 class Replay:
     scenario: Scenario
     probes: list[Probe]
-    seconds: float  # running the changes only, not the probes
     dsn: str  # the replayed database, alive for the module's tests
 
 
@@ -228,13 +226,10 @@ def replay(request: pytest.FixtureRequest, pg_server: PgServer) -> Iterator[Repl
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
         probes: list[Probe] = []
-        seconds = 0.0
         with psycopg.connect(pg_server.dsn(name), autocommit=True) as conn:
             for change in scenario.changes:
-                started = time.perf_counter()
                 with conn.transaction():  # one transaction per change, as the sandbox runs it
                     conn.execute(change.sql.encode())
-                seconds += time.perf_counter() - started
                 canary = conn.execute(scenario.canary.encode()).fetchone()
                 counts = conn.execute(
                     """SELECT count(*), count(*) FILTER (WHERE "role" = 'ADMIN'), max("createdAt")"""
@@ -242,15 +237,10 @@ def replay(request: pytest.FixtureRequest, pg_server: PgServer) -> Iterator[Repl
                 ).fetchone()
                 assert canary is not None and counts is not None
                 probes.append(Probe(bool(canary[0]), counts[0], counts[1], counts[2]))
-        yield Replay(scenario, probes, seconds, pg_server.dsn(name))
+        yield Replay(scenario, probes, pg_server.dsn(name))
     finally:
         with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def test_replay_is_quick(replay: Replay) -> None:
-    print(f"\nreplayed {len(replay.scenario.changes)} changes in {replay.seconds * 1000:.0f} ms")
-    assert replay.seconds < 5
 
 
 def test_canary_holds_before_the_incident(replay: Replay) -> None:
