@@ -277,7 +277,9 @@ async def test_secret_canary_process_list_while_pg_dump_runs(world: World) -> No
         await blocker.execute('LOCK TABLE "User" IN ACCESS EXCLUSIVE MODE')  # pg_dump waits on it
         task = asyncio.ensure_future(backup(world))
         seen = ""
-        for _ in range(300):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120  # the backup's start (a Python process, API calls) on a loaded machine
+        while loop.time() < deadline:
             shown = await asyncio.to_thread(
                 subprocess.run, ["ps", "-eww", "-o", "args"], capture_output=True, text=True
             )
@@ -353,7 +355,9 @@ async def _start_held_backup(world: World) -> tuple[asyncio.subprocess.Process, 
         stderr=asyncio.subprocess.PIPE,
     )
     backups = world.app / "backups"
-    for _ in range(400):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120  # the backup's start (a Python process, API calls) on a loaded machine
+    while loop.time() < deadline:
         if backups.is_dir() and any(
             p.name.startswith(".") and ".partial-" in p.name for p in backups.iterdir()
         ):
@@ -393,7 +397,9 @@ async def test_killed_backup_leaves_a_partial_the_next_one_removes(world: World)
     backups = world.app / "backups"
     partials = [p for p in backups.iterdir() if ".partial-" in p.name]
     assert partials and local_backups(backups) == []  # never taken for a backup
-    for _ in range(100):  # the orphaned pg_dump finishes on its own
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while loop.time() < deadline:  # the orphaned pg_dump finishes on its own
         if not any("--snapshot" in line for line in _pg_dumps()):
             break
         await asyncio.sleep(0.1)

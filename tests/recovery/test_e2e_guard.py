@@ -391,7 +391,8 @@ async def test_interrupted_while_the_checkpoint_is_made_names_it_and_never_runs_
     from recovery_wizard.sandbox.faults import parse_fault
 
     marker = world.app / "ran.txt"
-    world.sandbox.app.faults[:] = [parse_fault("POST /projects/*/branches=stall:seconds=20")]
+    stall = parse_fault("POST /projects/*/branches=stall:seconds=20")
+    world.sandbox.app.faults[:] = [stall]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -412,7 +413,12 @@ async def test_interrupted_while_the_checkpoint_is_made_names_it_and_never_runs_
     seen = b""
     while b"going ahead" not in seen:
         seen += await asyncio.wait_for(proc.stderr.readline(), 60)
-    await asyncio.sleep(1.0)  # the POST is in flight, stalled
+    # The POST is in flight, stalled: the sandbox (in this process) has counted it.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while stall.seen == 0:
+        assert loop.time() < deadline, "the checkpoint's POST never reached the sandbox"
+        await asyncio.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     err = seen.decode() + (await asyncio.wait_for(proc.stderr.read(), 60)).decode()
     code = await proc.wait()

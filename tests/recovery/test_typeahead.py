@@ -56,9 +56,19 @@ class Terminal:
         self._pump()
         return _ANSI.sub(b"", self.seen).decode(errors="replace")
 
-    async def wait_for(self, needle: str, timeout: float = 90) -> None:
+    async def wait_for(self, needle: str, timeout: float = 90, *, after: str = "") -> None:
+        """Wait until ``needle`` is drawn (after ``after``, when given)."""
+
+        def drawn() -> bool:
+            text = self.text()
+            if after:
+                if after not in text:
+                    return False
+                text = text.split(after)[-1]
+            return needle in text
+
         deadline = time.monotonic() + timeout
-        while needle not in self.text():
+        while not drawn():
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"exited {self.proc.returncode} before {needle!r}:\n{self.text()[-3000:]}"
@@ -112,9 +122,8 @@ async def test_enter_alone_at_the_env_question_means_no(world: World) -> None:
     try:
         await term.wait_for("Go ahead?")
         term.type("y")
-        await term.wait_for("Write these changes to")
-        await asyncio.sleep(0.3)
-        assert "(y/N)" in term.text().split("Write these changes to")[-1]
+        # The question is drawn whole, its default No shown, before Enter is typed.
+        await term.wait_for("(y/N)", after="Write these changes to")
         term.type("\r")
         assert await term.exit_code() == 3, term.text()[-3000:]
         assert env.read_bytes() == before

@@ -45,19 +45,22 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "connection-uri": ("GET /projects/*/connection_uri?pooled=false", "verify"),
     "connection-uri-pooled": ("GET /projects/*/connection_uri?pooled=true#1-2", "env"),
 }
-RETRYABLE = ("423", "429", "429:retry-after=1", "503", "500", "drop", "stall:seconds=3")
+RETRYABLE = ("423", "429", "429:retry-after=1", "503", "500", "drop", "stall:seconds=20")
 # Every GET gets the faults whose handling differs by HTTP status class (429 → any method, 500 → GET only,
 # drop → transport error, malformed → not retried); 423/503 behave exactly like 429 in the transport, and a
 # stall costs a client timeout per case, so those run on a representative subset.
 PER_GET = ("500", "drop", "malformed")
 SUBSET = {
     "create-branch": (*RETRYABLE, "malformed"),
-    "project": ("429", "423", "stall:seconds=3"),
-    "operation": ("429", "423", "503", "429:retry-after=1", "stall:seconds=3"),
+    "project": ("429", "423", "stall:seconds=20"),
+    "operation": ("429", "423", "503", "429:retry-after=1", "stall:seconds=20"),
     "branches": ("503", "429:retry-after=1"),
-    "connection-uri": ("429", "503", "stall:seconds=3"),
+    "connection-uri": ("429", "503", "stall:seconds=20"),
 }
-STALL_TIMEOUT = 1.5  # the client's timeout in stall cases: shorter than the stall, longer than any answer
+# The client's timeout in stall cases: shorter than the stall, longer than any answer. Every request of the
+# run has it, so it is generous: with 1.5 s, a loaded machine's slow answer (a branch's databases copied) timed
+# out too, and a create the sandbox had not finished could not be found by name.
+STALL_TIMEOUT = 10.0
 
 
 # Fixed: the runner records which step is running (RunResult.step), so failures name it.
@@ -244,7 +247,7 @@ NOT_RESUMABLE: list[Any] = []
 
 
 @pytest.mark.parametrize(
-    "action", [pytest.param("malformed", marks=NOT_RESUMABLE), "stall:seconds=3:when=after"]
+    "action", [pytest.param("malformed", marks=NOT_RESUMABLE), "stall:seconds=20:when=after"]
 )
 async def test_lost_create_answer_then_resume_gives_one_branch(
     shared: Shared,

@@ -383,7 +383,7 @@ async def test_a_signal_while_prisma_runs_stops_its_process_group(
     _assert_interrupted(result, app, sig, shared)
     pids = [pid for e in read_log(app) if e.get("event") == "hang" for pid in e["pids"]]
     assert pids
-    await _until(lambda: not any(_alive(p) for p in pids), "Prisma's process group to be gone", timeout=10)
+    await _until(lambda: not any(_alive(p) for p in pids), "Prisma's process group to be gone")
     journal = Journal.open(list_runs(app)[0])
     assert journal.done("env:0") is not None and journal.begun_not_done("prisma") is not None
     await _resume_finishes(shared, app, name, before)

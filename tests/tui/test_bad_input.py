@@ -233,7 +233,7 @@ async def test_a_permanent_500_on_the_restore_shows_the_error(
     async with app.run_test(size=SIZE) as pilot:
         await walk_to_plan(pilot)
         await start_run(pilot)
-        modal = await on_screen(pilot, ErrorModal, timeout=5)
+        modal = await on_screen(pilot, ErrorModal)
         assert "HTTP 500" in all_text(modal) and "internal server error" in all_text(modal)
         assert modal.query("#retry")
         summary = await close_the_error_and_read_the_summary(pilot)

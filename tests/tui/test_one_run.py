@@ -152,7 +152,7 @@ async def hold_the_lock(app_dir: Path, run_id: str = HELD_RUN) -> asyncio.subpro
         sys.executable, "-c", HOLDER, str(app_dir), run_id, stdout=asyncio.subprocess.PIPE
     )
     assert holder.stdout is not None
-    assert await asyncio.wait_for(holder.stdout.readline(), 30) == b"held\n"
+    assert await asyncio.wait_for(holder.stdout.readline(), 120) == b"held\n"
     return holder
 
 

@@ -10,12 +10,14 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from textual import events
+from textual._time import get_time  # the clock of events.Key.time
 from textual.widgets import Button, Collapsible, Input, Static
 
 from recovery_wizard.recovery.journal import Journal, list_runs
 from recovery_wizard.recovery.runner import find_search
 from recovery_wizard.sandbox.faults import parse_fault
-from recovery_wizard.tui.app import linked_search, make_app
+from recovery_wizard.tui.app import WizardApp, linked_search, make_app
 from recovery_wizard.tui.screens import choices, steps
 from recovery_wizard.tui.screens.base import WizardScreen
 from recovery_wizard.tui.screens.modals import ConfirmModal, ErrorModal
@@ -336,16 +338,41 @@ async def test_by_hand_shows_this_runs_own_restore_command(incident: Incident) -
 # --- keys mashed -------------------------------------------------------------------------------------------
 
 
-async def mash_enter(pilot: WizardPilot, seconds: float, until: type[Any] | None = None) -> None:
-    """Enter held down (a press every 0.1 s) for ``seconds``, or until a screen of type ``until`` shows."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while loop.time() < deadline:
-        if until is not None and isinstance(pilot.app.screen, until):
-            return
-        await pilot.press("enter")
-        await asyncio.sleep(0.1)
-    assert until is None, f"{until} never showed; the wizard shows {type(pilot.app.screen).__name__}"
+class HeldEnter:
+    """Enter held down: a press every 0.1 s, each carrying the time the keyboard sent it.
+
+    The wizard judges a new press by the key's own time (events.Key.time), so keys typed while it was busy
+    keep their spacing. Pressed through the pilot, a key's time is when the test's loop got to it: a loaded
+    machine stalling that loop for a second would space two repeats by the arming time and turn one into a
+    deliberate press. Here the keys' times never lie further apart than half the arming time (a held key
+    repeats much faster than that) and catch up with the clock at that pace after a stall.
+    """
+
+    def __init__(self, pilot: WizardPilot) -> None:
+        self.pilot = pilot
+        app = pilot.app
+        assert isinstance(app, WizardApp)
+        self.gap = app.config.arm_seconds / 2
+        self.at = get_time()
+
+    async def press(self) -> None:
+        self.at = min(get_time(), self.at + self.gap)
+        key = events.Key("enter", "\r")
+        key.time = self.at
+        key.set_sender(self.pilot.app)
+        self.pilot.app.post_message(key)
+        await self.pilot.pause()
+
+    async def hold(self, seconds: float, until: type[Any] | None = None) -> None:
+        """Held for ``seconds``, or until a screen of type ``until`` shows."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            if until is not None and isinstance(self.pilot.app.screen, until):
+                return
+            await self.press()
+            await asyncio.sleep(0.1)
+        assert until is None, f"{until} never showed; the wizard shows {type(self.pilot.app.screen).__name__}"
 
 
 async def test_enter_mashed_from_the_plan_never_answers_what_it_did_not_see(incident: Incident) -> None:
@@ -356,18 +383,20 @@ async def test_enter_mashed_from_the_plan_never_answers_what_it_did_not_see(inci
         await pilot.press("enter")
         assert app.runner is not None
         # Held from the plan on: the restore runs and ends, but its result is not skipped past.
-        await mash_enter(pilot, 6)
+        held = HeldEnter(pilot)
+        await held.hold(6)
         restore = await step_finished(pilot, steps.RestoreScreen)
-        await mash_enter(pilot, 1.5)
+        await held.hold(1.5)
         assert pilot.app.screen is restore
         await asyncio.sleep(1.1)
         await pilot.press("enter")  # a new press: on to verify
         await step_finished(pilot, steps.VerifyScreen)
         await asyncio.sleep(1.1)
         await pilot.press("enter")  # a new press, then held: the .env question must not take the repeats
-        await mash_enter(pilot, 10, until=ConfirmModal)
+        held = HeldEnter(pilot)
+        await held.hold(45, until=ConfirmModal)
         question = pilot.app.screen
-        await mash_enter(pilot, 2)
+        await held.hold(2)
         assert pilot.app.screen is question, "a repeated Enter answered the .env question"
         assert app.return_value is None and app.runner.result.status == "running"
         assert incident.env_path.read_bytes() == incident.env_before
@@ -389,8 +418,9 @@ async def test_a_repeated_enter_does_not_press_quit_on_done(incident: Incident) 
         await step_finished(pilot, steps.VerifyScreen)
         await asyncio.sleep(1.1)
         await pilot.press("enter")  # See the summary
+        held = HeldEnter(pilot)
         for _ in range(10):  # …and Enter again and again while Done appears
-            await pilot.press("enter")
+            await held.press()
             await asyncio.sleep(0.1)
         await on_screen(pilot, steps.DoneScreen)
         await settle(pilot)
