@@ -4,9 +4,10 @@ Starting a sandbox takes ~2.5 s; the fault matrix and the crash matrix have doze
 module's cases share ONE sandbox served on a real socket from a background thread (its own event loop). Each
 case gets its own app directory and its own restore-branch name, and compares the project's branches before
 and after, so cases stay independent. One per module, not one per run: the scenario's incident is ~30
-minutes before the sandbox started and the cases restore to "35 minutes ago", so a sandbox used for more than
-about 4½ minutes of wall time (a slow or busy machine, a worker of a parallel run) would put that moment after
-the incident. The per-test ``world`` fixture of tests/recovery is re-exported for the few
+minutes before the sandbox started and the cases restore to "35 minutes ago", which would pass the incident
+once the sandbox had lived about 4½ minutes (a slow or busy machine, a worker of a parallel run). So in these
+cases "N minutes ago" means N minutes before the sandbox started: ``Shared.cli`` (and ``Shared.as_of_start``
+for other ways in) say that moment in seconds counted from now. The per-test ``world`` fixture of tests/recovery is re-exported for the few
 tests that want a pristine sandbox of their own.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import os
 import re
 import sys
@@ -21,6 +23,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,6 +42,8 @@ from tests.reliability.cases import count as count
 from tests.sandbox.conftest import FAST_RETRY, FAST_WAIT
 
 T = TypeVar("T")
+
+_MINUTES_AGO = re.compile(r"(\d+) minutes ago")
 
 # --- faults -----------------------------------------------------------------------------------------------
 
@@ -77,6 +82,7 @@ class Shared:
     pooled: str
     direct: str
     main_id: str
+    started: datetime  # just before the sandbox built its scenario (the incident ~30 minutes before it)
     secrets: list[str] = field(default_factory=list)
 
     @property
@@ -86,6 +92,15 @@ class Shared:
     @property
     def api_key(self) -> str:
         return self.sandbox.api_key.reveal()
+
+    def as_of_start(self, text: str) -> str:
+        """ "N minutes ago" as N minutes before the sandbox started, said in seconds from now (other text
+        as is): the moment stays put however long a slow machine keeps the module's sandbox."""
+        match = _MINUTES_AGO.fullmatch(text)
+        if match is None:
+            return text
+        age = (datetime.now(UTC) - self.started).total_seconds()
+        return f"{int(match[1]) * 60 + math.ceil(age)} seconds ago"
 
     def on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the sandbox's loop (its state is only touched from there)."""
@@ -128,7 +143,7 @@ class Shared:
             sys.executable,
             "-m",
             "recovery_wizard",
-            *args,
+            *(self.as_of_start(arg) for arg in args),
             cwd=app,
             env=self.env(**(extra_env or {})),
             stdin=asyncio.subprocess.DEVNULL,
@@ -179,6 +194,7 @@ def shared(pg_server: PgServer) -> Iterator[Shared]:
 
     async def main() -> None:
         try:
+            started = datetime.now(UTC)
             async with Sandbox(
                 pg_dsn=pg_server.admin_dsn.reveal(), operation_seconds=0.05, seed=5
             ) as sandbox:
@@ -199,6 +215,7 @@ def shared(pg_server: PgServer) -> Iterator[Shared]:
                         pooled.reveal(),
                         direct.reveal(),
                         main.id,
+                        started,
                         secrets=[sandbox.api_key.reveal(), password.reveal()],
                     )
                 )

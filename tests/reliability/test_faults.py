@@ -116,7 +116,7 @@ async def restore_in_process(
         workdir=app,
         project_id=shared.project_id,
         api_url=shared.url,
-        at=None if resume else "35 minutes ago",
+        at=None if resume else shared.as_of_start("35 minutes ago"),
         tz="Europe/Amsterdam",
         name=name,
         prisma=False,

@@ -35,7 +35,7 @@ async def _spawn(shared: Shared, app: Path, *args: str, extra_env: dict[str, str
         sys.executable,
         "-m",
         "recovery_wizard",
-        *args,
+        *(shared.as_of_start(arg) for arg in args),
         cwd=app,
         env=shared.env(**(extra_env or {})),
         stdin=asyncio.subprocess.DEVNULL,
@@ -549,7 +549,7 @@ async def test_at_a_terminal_an_unfinished_run_is_offered_for_resuming(
     assert killed.code == -9
     code, output = await asyncio.to_thread(
         _pty,
-        ["restore", "--at", "35 minutes ago", "--name", "pty-new"],
+        ["restore", "--at", shared.as_of_start("35 minutes ago"), "--name", "pty-new"],
         app,
         shared.env(),
         [
@@ -577,7 +577,7 @@ async def test_ctrl_c_after_a_prompt_still_takes_the_interrupt_path(shared: Shar
     try:
         code, output = await asyncio.to_thread(
             _pty,
-            ["restore", "--at", "35 minutes ago", "--name", "pty-ctrl-c", "--no-prisma"],
+            ["restore", "--at", shared.as_of_start("35 minutes ago"), "--name", "pty-ctrl-c", "--no-prisma"],
             app,
             shared.env(),
             [(waiting, b"\x03")],  # Ctrl-C typed at the terminal: SIGINT to the foreground process group
@@ -637,7 +637,15 @@ async def test_an_ssh_drop_ends_the_run_interrupted_and_resumable(shared: Shared
     try:
         code = await asyncio.to_thread(
             _hang_up,
-            ["restore", "--yes", "--at", "35 minutes ago", "--name", "ssh-drop", "--no-prisma"],
+            [
+                "restore",
+                "--yes",
+                "--at",
+                shared.as_of_start("35 minutes ago"),
+                "--name",
+                "ssh-drop",
+                "--no-prisma",
+            ],
             app,
             shared.env(),
             waiting,
