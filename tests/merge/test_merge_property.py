@@ -61,7 +61,11 @@ def _load(pair: Pair, db: str, rows: dict[int, tuple[str | None, int]], key_type
         )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(history=histories(), key_type=st.sampled_from(["int", "text"]))
 def test_merging_back_deletes_yields_past_union_added_since(
     pair: Pair,
