@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-
 from recovery_wizard import __version__
 from recovery_wizard.errors import RecoveryError
 from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, NeonError, RetryNotice
@@ -119,6 +117,7 @@ async def with_client(
 ) -> T:
     from recovery_wizard.neon.apiurl import check_api_url
     from recovery_wizard.neon.errors import BadAPIURLError
+    from recovery_wizard.neon.transport import http_client
 
     try:  # before the key is asked for: nothing is sent to a URL that would expose it
         base_url = check_api_url(g.api_url or DEFAULT_API_URL)
@@ -132,7 +131,7 @@ async def with_client(
         )
 
     headers = {"User-Agent": f"recovery-wizard/{__version__}"}
-    async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+    async with http_client(base_url, headers=headers) as http:
         client = NeonClient(http, key, base_url=base_url, on_retry=retrying)
         return await body(client)
 
