@@ -222,7 +222,7 @@ def runbook_options(func: Any) -> Any:
 def _run_options(command: str, options: dict[str, Any], g: Any) -> Any:
     from pathlib import Path
 
-    from recovery_wizard.recovery.plan import RunOptions
+    from recovery_wizard.recovery.options import RunOptions
 
     source = options.get("source") or "history"
     # Only history has a moment to default: a snapshot brings its own (and --at with it is refused).
