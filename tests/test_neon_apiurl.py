@@ -191,3 +191,22 @@ def test_https_or_a_proxy_keeps_httpx_own_tls_context(
     kwargs = _client_kwargs(monkeypatch, url)
     assert "verify" not in kwargs
     assert kwargs["timeout"].connect == 10.0 and kwargs["timeout"].read == 30.0
+
+
+def test_a_missing_sniffio_fails_httpcores_lookups_at_once_and_an_installed_one_is_left_alone() -> None:
+    # httpcore looks sniffio up per lock; missing, each lookup searched sys.path again (0.1-0.4 ms, ~80 a run).
+    code = (
+        "import importlib.util, sys\n"
+        "installed = importlib.util.find_spec('sniffio') is not None\n"
+        "import recovery_wizard.neon.transport\n"
+        "blocked = 'sniffio' in sys.modules and sys.modules['sniffio'] is None\n"
+        "from httpcore._synchronization import current_async_library\n"
+        "import asyncio\n"
+        "async def main():\n"
+        "    return current_async_library()\n"
+        "print(installed, blocked, asyncio.run(main()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out in (["False", "True", "asyncio"], ["True", "False", "asyncio"])
