@@ -222,7 +222,7 @@ def runbook_options(func: Any) -> Any:
 def _run_options(command: str, options: dict[str, Any], g: Any) -> Any:
     from pathlib import Path
 
-    from recovery_wizard.recovery.plan import RunOptions
+    from recovery_wizard.recovery.options import RunOptions
 
     source = options.get("source") or "history"
     # Only history has a moment to default: a snapshot brings its own (and --at with it is refused).
@@ -921,6 +921,13 @@ def main() -> None:
     # non-standalone and print them here, scrubbed. Everything else ends as standalone mode would.
     try:
         rv = cli.main(prog_name="recovery-wizard", standalone_mode=False)
+    except SystemExit as exc:
+        # Every command ends with `raise SystemExit(code)`, which click lets through: without this the
+        # quick exit below never ran for them, and a restore paid the module teardown (50-100 ms) after
+        # its last line. A message instead of a code is printed and ended by the interpreter, as before.
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise
+        rv = exc.code
     except click.ClickException as exc:
         import io
 

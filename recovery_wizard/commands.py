@@ -15,9 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from recovery_wizard import __version__
 from recovery_wizard.errors import RecoveryError
@@ -25,7 +23,6 @@ from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, NeonError, RetryNo
 from recovery_wizard.neon.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from recovery_wizard.plain.prompts import ScriptPrompter, TerminalPrompter
 from recovery_wizard.plain.reporter import StderrReporter
-from recovery_wizard.recovery import envfile
 from recovery_wizard.recovery.journal import (
     Journal,
     JournalError,
@@ -34,6 +31,7 @@ from recovery_wizard.recovery.journal import (
     latest_resumable,
 )
 from recovery_wizard.recovery.lock import AppLock, LockedError
+from recovery_wizard.recovery.options import RunOptions
 from recovery_wizard.recovery.outcome import (
     EXIT_CANCELLED,
     EXIT_OK,
@@ -43,11 +41,13 @@ from recovery_wizard.recovery.outcome import (
     UsageError,
     resume_command,
 )
-from recovery_wizard.recovery.plan import RunOptions
 from recovery_wizard.recovery.ui import Prompter
 from recovery_wizard.recovery.unfinished import describe_run, superseded_by, unfinished_runs
 from recovery_wizard.redact import Secret, redact
 from recovery_wizard.textsafe import printable
+
+if TYPE_CHECKING:
+    from recovery_wizard.recovery.runner import RunResult
 
 T = TypeVar("T")
 
@@ -119,6 +119,7 @@ async def with_client(
 ) -> T:
     from recovery_wizard.neon.apiurl import check_api_url
     from recovery_wizard.neon.errors import BadAPIURLError
+    from recovery_wizard.neon.transport import http_client
 
     try:  # before the key is asked for: nothing is sent to a URL that would expose it
         base_url = check_api_url(g.api_url or DEFAULT_API_URL)
@@ -132,7 +133,7 @@ async def with_client(
         )
 
     headers = {"User-Agent": f"recovery-wizard/{__version__}"}
-    async with httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+    async with http_client(base_url, headers=headers) as http:
         client = NeonClient(http, key, base_url=base_url, on_retry=retrying)
         return await body(client)
 
@@ -214,8 +215,6 @@ def restore(g: GlobalOptions, options: RunOptions, resume: str | None, new: bool
 
 
 async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, new: bool = False) -> int:
-    from recovery_wizard.recovery.runner import run
-
     reporter = StderrReporter()
     prompter = make_prompter(g)
     journal: Journal | None = None
@@ -291,9 +290,7 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
             g,
             reporter,
             prompter,
-            lambda client: _after(
-                run(client, options, prompter, reporter, resume=journal, on_journal=started)
-            ),
+            lambda client: _after(_run(client, options, prompter, reporter, journal, started)),
         )
     except (UsageError, LockedError) as exc:
         return _fail(g, exc, EXIT_USAGE, "refused")
@@ -322,6 +319,54 @@ async def _restore(g: GlobalOptions, options: RunOptions, resume: str | None, ne
         else:
             _emit(g, payload, _summary(result))
     return EXIT_OK if result.error is None else result.error.exit_code
+
+
+# What planning and the steps import (the plan, the sources, env files, Prisma, the runner and its steps):
+# none of it is needed to ask Neon for the project and its branches.
+RUNBOOK_MODULES = ("recovery_wizard.recovery.runner",)
+# Event-loop steps to let the first reads start in before importing those (a bound, not a wait: each read
+# starts within two or three).
+FIRST_READS_START_STEPS = 8
+
+
+async def _run(
+    client: NeonClient,
+    options: RunOptions,
+    prompter: Prompter,
+    reporter: StderrReporter,
+    resume: Journal | None,
+    on_journal: Callable[[Journal], None],
+) -> RunResult:
+    """The runbook, its first reads sent before its modules are imported.
+
+    Importing them takes 20-50 ms; a new run's first reads (the project and its branches) need none of
+    them, so they go out first and the imports run in a worker thread while Neon answers (one round trip,
+    50 ms and more), instead of before they are sent. The reads never outlive the run: if planning does not
+    take them (it refused the options first, or a guard checkpoint names another project), they are
+    cancelled.
+    """
+    from recovery_wizard.recovery.alongside import alongside
+    from recovery_wizard.recovery.options import FirstReads
+    from recovery_wizard.recovery.preload import preload
+
+    sent = client.requests_sent
+    first = FirstReads.start(client, options.project_id) if resume is None and options.project_id else None
+    async with alongside(first.answers if first else asyncio.sleep(0)) as answers:
+        # Let both reads start first: the first request's own imports (httpx's network backend) run on
+        # this thread, and an import thread started beside them would take the GIL from them.
+        for _ in range(FIRST_READS_START_STEPS):
+            if first is None or answers.done() or client.requests_sent >= sent + 2:
+                break
+            await asyncio.sleep(0)
+        await asyncio.to_thread(preload, RUNBOOK_MODULES)
+        from recovery_wizard.recovery.runner import run
+
+        result = await run(
+            client, options, prompter, reporter, resume=resume, on_journal=on_journal, first=first
+        )
+        answers.cancel()  # taken by the plan already, or not needed
+        await asyncio.gather(answers, return_exceptions=True)
+    return result
 
 
 async def _after(running: Awaitable[T]) -> T:
@@ -506,6 +551,8 @@ async def _list_branches(
 
 
 def env_rollback(g: GlobalOptions, run_id: str | None) -> int:
+    from recovery_wizard.recovery import envfile
+
     reporter = StderrReporter()
     try:
         with AppLock(g.workdir, command="env rollback", run_id=run_id):
@@ -545,6 +592,8 @@ def _env_writes(journal: Journal) -> list[_EnvWrite]:
     ``begin`` record has them). A ``begin`` without ``done`` (killed around the swap) counts as written only
     when the file holds exactly what the run was about to write.
     """
+    from recovery_wizard.recovery import envfile
+
     writes: dict[str, _EnvWrite] = {}
     for key in dict.fromkeys(r.step for r in journal.records if r.step and r.step.startswith("env:")):
         last, begin = journal.last(key), journal.last(key, "begin")
@@ -566,6 +615,8 @@ def _env_writes(journal: Journal) -> list[_EnvWrite]:
 
 
 def _rollback(journal: Journal, reporter: StderrReporter, *, yes: bool) -> list[dict[str, str]]:
+    from recovery_wizard.recovery import envfile
+
     written = _env_writes(journal)
     if not written:
         raise UsageError(f"Run {journal.run_id} changed no env file.")

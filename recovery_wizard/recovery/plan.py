@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
-from recovery_wizard.neon.apiurl import display_url
 from recovery_wizard.neon.models import Branch, Project, Snapshot
 from recovery_wizard.recovery import envfile, prisma
 from recovery_wizard.recovery.alongside import alongside
+from recovery_wizard.recovery.options import FirstReads
+from recovery_wizard.recovery.options import RunOptions as RunOptions  # its home before options.py
 from recovery_wizard.recovery.outcome import UsageError
 from recovery_wizard.recovery.sources import (
     HistorySource,
@@ -38,7 +39,7 @@ from recovery_wizard.recovery.timepoint import (
     parse_moment,
     resolve_zone,
 )
-from recovery_wizard.redact import Secret, split_url
+from recovery_wizard.redact import split_url
 
 if TYPE_CHECKING:
     from recovery_wizard.neon.client import NeonClient
@@ -52,65 +53,6 @@ KNOWN_PAIRS = (
     ("POSTGRES_PRISMA_URL", "POSTGRES_URL_NON_POOLING"),
 )
 DRILL_TTL = timedelta(hours=24)
-
-
-@dataclass
-class RunOptions:
-    """Everything a run can be told; None means "not given" (ask, detect or use the default)."""
-
-    command: str  # "restore" or "drill"
-    workdir: Path
-    api_key: Secret | None = None
-    api_url: str | None = None
-    project_id: str | None = None
-    branch: str | None = None
-    at: str | None = None
-    tz: str | None = None
-    strategy: str = "new-branch"
-    name: str | None = None
-    env_files: list[Path] = field(default_factory=list)
-    pooled_var: str | None = None
-    direct_var: str | None = None
-    database: str | None = None
-    role: str | None = None
-    checks: list[str] = field(default_factory=list)
-    prisma: bool | None = None
-    dry_run: bool = False
-    yes: bool = False
-    keep: bool = False
-    # Where the data comes from, as `--from` says it: "history" (at `at`), "snapshot:<id or name>",
-    # "snapshot:latest", "file:<path>", "checkpoint:<run id>".
-    source: str = "history"
-    # Merge back (``strategy="merge-back"``): which tables (None: every keyed table), which opt into
-    # reverting rows changed since, and the conflict rule per table ("*": every table).
-    merge_tables: list[str] | None = None
-    revert_changed: list[str] = field(default_factory=list)
-    merge_rules: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """For the journal (resume re-reads it): no API key."""
-        return {
-            "command": self.command,
-            "api_url": display_url(self.api_url) if self.api_url else None,
-            "project_id": self.project_id,
-            "branch": self.branch,
-            "at": self.at,
-            "tz": self.tz,
-            "strategy": self.strategy,
-            "name": self.name,
-            "env_files": [str(p) for p in self.env_files],
-            "pooled_var": self.pooled_var,
-            "direct_var": self.direct_var,
-            "database": self.database,
-            "role": self.role,
-            "checks": list(self.checks),
-            "prisma": self.prisma,
-            "keep": self.keep,
-            "source": self.source,
-            "merge_tables": self.merge_tables,
-            "revert_changed": list(self.revert_changed),
-            "merge_rules": dict(self.merge_rules),
-        }
 
 
 @dataclass
@@ -563,6 +505,7 @@ async def resolve_plan(
     reporter: Reporter,
     *,
     now: datetime | None = None,
+    first: FirstReads | None = None,
 ) -> Plan:
     if options.strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {options.strategy!r}.")
@@ -586,7 +529,10 @@ async def resolve_plan(
     async with alongside(
         client.snapshots(project_id) if spec.kind == "snapshot" else asyncio.sleep(0, None)
     ) as listed:
-        project, branches = await project_and_branches(client, project_id)
+        if first is not None and first.project_id == project_id:
+            project, branches = await first.answers  # asked for before this module was imported
+        else:
+            project, branches = await project_and_branches(client, project_id)
         snapshots = await listed
     now = now or datetime.now(UTC)
     window = RestoreWindow.from_retention(project.history_retention_seconds, now)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from recovery_wizard.neon.client import NeonClient
+    from recovery_wizard.recovery.options import FirstReads
     from recovery_wizard.recovery.timeline import Event
     from recovery_wizard.recovery.ui import Prompter, Reporter
 
@@ -807,6 +808,7 @@ async def run(
     *,
     resume: Journal | None = None,
     on_journal: Callable[[Journal], None] | None = None,
+    first: FirstReads | None = None,
 ) -> RunResult:
     """Plan, confirm, and run every step, journalled; always writes the incident record once it started.
 
@@ -814,7 +816,8 @@ async def run(
     incident record, and a result whose error says how to resume. A step's failure (a ``RecoveryError`` or
     an ``OSError``, e.g. an unwritable directory) is ``failed``; a cancellation of the task (the CLI cancels
     it on SIGINT, SIGTERM and SIGHUP, naming the signal) is ``interrupted``. ``on_journal`` is called with
-    the journal as soon as it exists (the CLI names the run in its lock).
+    the journal as soon as it exists (the CLI names the run in its lock). ``first``: the project and its
+    branches, already asked for (a new run's planning takes them).
     """
     if resume is not None:
         journal = resume
@@ -823,7 +826,7 @@ async def run(
         reporter.info(f"Resuming run {journal.run_id}.")
     else:
         reporter.step("plan", STEP_INFO["plan"].title)
-        plan = await resolve_plan(client, options, prompter, reporter)
+        plan = await resolve_plan(client, options, prompter, reporter, first=first)
         reporter.show("Plan", "\n".join(f"{i}. {line}" for i, line in enumerate(plan.actions(), start=1)))
         for warning in plan.warnings:
             reporter.warn(warning)

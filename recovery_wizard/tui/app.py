@@ -580,19 +580,18 @@ class WizardApp(App[int]):
 
     def connect(self, key: str) -> None:
         async def job() -> None:
-            import httpx
-
             from recovery_wizard.neon import DEFAULT_API_URL, NeonClient, UnauthorizedError
             from recovery_wizard.recovery.plan import list_projects
 
             http = self.config.http
             if http is None:
                 from recovery_wizard.neon.apiurl import check_api_url
+                from recovery_wizard.neon.transport import http_client
 
-                check_api_url(self.config.api_url or DEFAULT_API_URL)  # no key over plain http off this host
-                self._own_http = http = httpx.AsyncClient(
-                    headers={"User-Agent": f"recovery-wizard/{__version__}"},
-                    timeout=httpx.Timeout(30, connect=10),
+                # No key over plain http off this host.
+                base_url = check_api_url(self.config.api_url or DEFAULT_API_URL)
+                self._own_http = http = http_client(
+                    base_url, headers={"User-Agent": f"recovery-wizard/{__version__}"}
                 )
             client = NeonClient(
                 http,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -184,3 +185,55 @@ def test_every_step_explains_itself() -> None:
         assert info.what.endswith(".")
         assert info.why.endswith(".")
         assert info.console
+
+
+async def test_planning_takes_the_first_reads_and_asks_for_them_only_once(
+    sandbox: Sandbox, client: NeonClient, tmp_path: Path
+) -> None:
+    from recovery_wizard.recovery.options import FirstReads
+
+    prompter, reporter = ScriptPrompter(assume_yes=True), Recorder()
+    given = options(tmp_path, project_id=sandbox.project_id)
+    sent = client.requests_sent
+    alone = await resolve_plan(client, given, prompter, reporter)
+    without = client.requests_sent - sent
+
+    first = FirstReads.start(client, sandbox.project_id)
+    await first.answers
+    sent = client.requests_sent
+    taken = await resolve_plan(client, given, prompter, reporter, first=first)
+    assert client.requests_sent - sent == without - 2  # the project and its branches: not asked again
+    assert (taken.project, taken.branch, taken.database) == (alone.project, alone.branch, alone.database)
+
+    # Reads of another project than the one planning resolves (a checkpoint names its own) are not used.
+    other = FirstReads(sandbox.project_id + "-other", first.answers)
+    sent = client.requests_sent
+    await resolve_plan(client, given, prompter, reporter, first=other)
+    assert client.requests_sent - sent == without
+
+
+async def test_the_first_reads_never_outlive_a_plan_that_refuses_first(
+    sandbox: Sandbox, client: NeonClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI sends them before the options are checked; a refusal must not leave them running.
+    from recovery_wizard import commands
+    from recovery_wizard.recovery.options import FirstReads
+
+    started: list[FirstReads] = []
+
+    def never_answered(client: NeonClient, project_id: str) -> FirstReads:
+        started.append(reads := FirstReads(project_id, asyncio.get_running_loop().create_future()))
+        return reads
+
+    monkeypatch.setattr(FirstReads, "start", staticmethod(never_answered))
+    with pytest.raises(UsageError, match="--name"):
+        await commands._run(
+            client,
+            options(tmp_path, project_id=sandbox.project_id, name=" padded "),
+            ScriptPrompter(assume_yes=True),
+            Recorder(),  # type: ignore[arg-type]
+            None,
+            lambda journal: None,
+        )
+    assert len(started) == 1 and started[0].answers.cancelled()
+    assert not (tmp_path / ".recovery-wizard").exists()
