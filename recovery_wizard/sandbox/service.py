@@ -185,7 +185,12 @@ class Sandbox:
         sock.listen(128)
         sock.setblocking(False)
         self.host, self.port = host, sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        # An idle connection is kept 75 s (uvicorn's default is 5 s, the same as httpx's keep-alive expiry): at
+        # 5 s both, a request sent on a connection idle for about 5 s could meet the server closing it, and a
+        # POST whose answer is lost that way is an unknown outcome to the client (a loaded machine hit it).
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=75
+        )
         self._uvicorn = uvicorn.Server(config)
         # The CLI installs its own signal handling; uvicorn must not replace it.
         self._uvicorn.install_signal_handlers = lambda: None

@@ -464,6 +464,38 @@ async def test_injected_malformed_answer(sandbox: Sandbox) -> None:
         assert (await client.project(sandbox.project_id)).id == sandbox.project_id
 
 
+async def test_an_idle_connection_outlives_the_clients_keep_alive(sandbox: Sandbox) -> None:
+    """The server keeps an idle connection past httpx's 5 s keep-alive expiry, so the client always lets it go
+    first: at 5 s both, a POST sent as the server closed it lost its answer on a loaded machine."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(await sandbox.serve())
+    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    request = (
+        f"GET {url.path.rstrip('/')}/projects/{sandbox.project_id} HTTP/1.1\r\n"
+        f"Host: {url.netloc}\r\nAuthorization: Bearer {sandbox.api_key.reveal()}\r\n\r\n"
+    ).encode()
+
+    async def ask() -> bytes:
+        writer.write(request)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        return head.split(b"\r\n", 1)[0]
+
+    try:
+        assert await ask() == b"HTTP/1.1 200 OK"
+        await asyncio.sleep(6)  # past httpx's keep-alive expiry (5 s)
+        assert await ask() == b"HTTP/1.1 200 OK"
+    finally:
+        writer.close()
+
+
 async def test_dropped_connection_over_a_socket_is_retried_for_a_get(sandbox: Sandbox) -> None:
     sandbox.app.faults.append(parse_fault("GET /projects/*=drop"))
     url = await sandbox.serve()
