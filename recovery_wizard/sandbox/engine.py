@@ -142,6 +142,8 @@ BRANCHES_LIMIT = 5000
 DEFAULT_SUSPEND_SECONDS = 300
 # Neon keeps a deleted branch recoverable for this long (``recoverProjectBranch``).
 RECOVERY_WINDOW = timedelta(days=7)
+# Neon's words for a mutation refused while another operation on the project runs (423).
+LOCKED_MESSAGE = "project already has running conflicting operations, scheduling of new ones is prohibited"
 # Role names Neon keeps for itself.
 RESERVED_ROLES = frozenset({"postgres", "neon_superuser", "cloud_admin", "neon_service", "replicator"})
 
@@ -355,6 +357,8 @@ class Engine:
         self._sessions: set[asyncio.Task[None]] = set()
         # Deleted branches whose history is still being completed (see delete_branch), by branch id.
         self._retiring: dict[str, asyncio.Task[None]] = {}
+        # Branches a delete has claimed but not yet removed (it awaits between its checks and the removal).
+        self._deleting: set[str] = set()
 
     # --- lookups -------------------------------------------------------------------------------------
 
@@ -408,10 +412,7 @@ class Engine:
         """Neon refuses a mutation while another operation runs on the project (423)."""
         now = self.clock()
         if any(op.status(now) != "finished" for op in project.operations):
-            raise ApiError(
-                423,
-                "project already has running conflicting operations, scheduling of new ones is prohibited",
-            )
+            raise ApiError(423, LOCKED_MESSAGE)
 
     async def _settle_schedules(self, project: Project) -> None:
         """Take the scheduled snapshots already due before a branch's history is rewritten or dropped
@@ -751,19 +752,28 @@ class Engine:
         if self.children(project, branch):
             raise ApiError(400, f"cannot delete branch {branch.id}: it has child branches")
         self._check_not_locked(project)
-        await self._settle_schedules(project)
-        operations = []
-        endpoints = self.branch_endpoints(project, branch)
-        for endpoint in endpoints:
-            operations.append(
-                self._operation(project, "suspend_compute", branch_id=branch.id, endpoint_id=endpoint.id)
-            )
-            # Its proxy and pooler stop: the sessions clients opened through them end now.
-            await self._remove_endpoint(project, endpoint)
-        operations.append(self._operation(project, "delete_timeline", branch_id=branch.id))
-        del project.branches[branch.id]
-        project.deleted_branches.add(branch.id)
-        project.deleted[branch.id] = DeletedBranch(branch, self.clock(), endpoints)
+        # Two deletes of one branch at once both pass the checks above before either has made its operations
+        # (both await below): the second would remove the endpoints again and fail on the branch gone. It is
+        # refused as Neon refuses a mutation while another's operations run; the client retries a 423.
+        if branch.id in self._deleting:
+            raise ApiError(423, LOCKED_MESSAGE)
+        self._deleting.add(branch.id)
+        try:
+            await self._settle_schedules(project)
+            operations = []
+            endpoints = self.branch_endpoints(project, branch)
+            for endpoint in endpoints:
+                operations.append(
+                    self._operation(project, "suspend_compute", branch_id=branch.id, endpoint_id=endpoint.id)
+                )
+                # Its proxy and pooler stop: the sessions clients opened through them end now.
+                await self._remove_endpoint(project, endpoint)
+            operations.append(self._operation(project, "delete_timeline", branch_id=branch.id))
+            del project.branches[branch.id]
+            project.deleted_branches.add(branch.id)
+            project.deleted[branch.id] = DeletedBranch(branch, self.clock(), endpoints)
+        finally:
+            self._deleting.discard(branch.id)
         # A soft delete, as on Neon: the data stays for the recovery window, history included. The copy of the
         # branch's last writes into its history (a pg_dump of the whole database: seconds after a large load)
         # finishes in the background, as Neon's delete waits on no archiving; only then are the sessions

@@ -21,6 +21,7 @@ from recovery_wizard.neon import (
     UnauthorizedError,
 )
 from recovery_wizard.neon.models import Branch
+from recovery_wizard.sandbox.engine import ApiError, Project
 from recovery_wizard.sandbox.faults import FaultSpecError, parse_fault
 from recovery_wizard.sandbox.service import Sandbox
 from tests.sandbox.conftest import SpecChecker, in_process_http, neon_client
@@ -361,6 +362,39 @@ async def test_delete_branch_then_204(checked: tuple[NeonClient, SpecChecker], s
     await client.wait_for_operations(pid, deleted.operations)
     assert await client.delete_branch(pid, created.branch.id) is None
     assert "to-delete" not in [b.name for b in await client.branches(pid)]
+
+
+async def test_two_deletes_of_one_branch_at_once_remove_it_once(sandbox: Sandbox) -> None:
+    """Both pass the checks before either has made its operations (the delete awaits between them and the
+    removal): the second is refused as Neon refuses a mutation during another's operations, not a crash."""
+    assert sandbox.engine is not None
+    engine = sandbox.engine
+    engine.operation_seconds = 0.05
+    async with in_process_http(sandbox, SpecChecker()) as http:
+        client = neon_client(sandbox, http)
+        pid = sandbox.project_id
+        main = await default_branch(client, pid)
+        created = await client.create_branch(pid, parent_id=main.id, name="twice")
+        await client.wait_for_operations(pid, created.operations)
+        project = engine.projects[pid]
+        settle = engine._settle_schedules
+
+        async def settle_later(project: Project) -> None:
+            await asyncio.sleep(0)  # the first delete yields here as a slow storage would, before it removes
+            await settle(project)
+
+        engine._settle_schedules = settle_later  # type: ignore[method-assign]
+        first, second = await asyncio.gather(
+            engine.delete_branch(project, created.branch.id),
+            engine.delete_branch(project, created.branch.id),
+            return_exceptions=True,
+        )
+        assert isinstance(first, tuple)
+        assert [op.action for op in first[1]] == ["suspend_compute", "delete_timeline"]
+        assert isinstance(second, ApiError) and second.status == 423, second
+        assert created.branch.id in project.deleted and created.branch.id not in project.branches
+        assert await client.delete_branch(pid, created.branch.id) is None  # asked again: already gone
+        await engine.retired()
 
 
 async def test_a_branch_deleted_just_after_writes_comes_back_with_them_in_its_history(
